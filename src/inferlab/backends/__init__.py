@@ -1,0 +1,36 @@
+"""Runtimes, one module each, found through the `inferlab.backends` entry-point group."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.metadata import entry_points
+
+from inferlab.backends.base import Backend, Knob, LayerTiming, Session, SessionInfo
+from inferlab.errors import BackendError, did_you_mean
+
+GROUP = "inferlab.backends"
+
+
+@cache
+def _entry_points() -> dict[str, object]:
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def names() -> list[str]:
+    return sorted(_entry_points())
+
+
+@cache
+def get(name: str) -> Backend:
+    """The backend registered under `name`; raises naming the value and the nearest name."""
+    eps = _entry_points()
+    if name not in eps:
+        raise BackendError(f"'{name}' is not a backend" + (did_you_mean(name, eps) or f"; choose from {sorted(eps)}"))
+    cls = eps[name].load()  # type: ignore[attr-defined]
+    backend = cls()
+    if backend.name != name:
+        raise BackendError(f"entry point '{name}' loads a backend named '{backend.name}'; the names must agree")
+    return backend  # type: ignore[no-any-return]
+
+
+__all__ = ["Backend", "Knob", "LayerTiming", "Session", "SessionInfo", "get", "names"]

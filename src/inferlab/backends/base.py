@@ -1,0 +1,202 @@
+"""The backend contract: a Backend turns (artifact, device, params) into a Session that runs inference.
+
+What is timed: drivers time `Session.run` (synchronous: returns when outputs are complete, device work
+included) and the interval from `submit` to its `on_done` callback. Buffers: feeds passed to `prepare`
+belong to the caller and must stay alive while the prepared form is used; outputs belong to the runtime.
+What may block: `run` blocks; `submit` may block while the runtime's queue is full; `on_done` runs on a
+runtime thread and must not block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from inferlab.errors import BackendError, did_you_mean
+from inferlab.models.artifact import Artifact, ModelFormat
+from inferlab.models.tensors import TensorSpec
+
+Scalar = str | int | float | bool | None
+DoneCallback = Callable[[BaseException | None], None]
+
+
+@dataclass(frozen=True)
+class Knob:
+    """A tunable parameter of a backend: its domain, default and meaning."""
+
+    name: str
+    doc: str
+    default: Scalar
+    choices: tuple[Scalar, ...] = ()
+    low: int | None = None          # for integer knobs
+    high: int | None = None
+    kind: str = "choice"            # "choice" | "int" | "bool"
+
+    def domain(self) -> str:
+        if self.kind == "int":
+            return f"int {self.low}..{self.high if self.high is not None else '∞'}"
+        if self.kind == "bool":
+            return "true|false"
+        return "|".join(str(c) for c in self.choices)
+
+    def validate(self, value: Any, where: str) -> Scalar:
+        """Return the value in canonical form, or raise naming `where` (the config field)."""
+        if self.kind == "bool":
+            if isinstance(value, bool):
+                return value
+            raise BackendError(f"{where}: {value!r} is not true/false")
+        if self.kind == "int":
+            if value is None and self.default is None:
+                return None
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise BackendError(f"{where}: {value!r} is not an integer ({self.domain()})")
+            if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+                raise BackendError(f"{where}: {value} is outside {self.domain()}")
+            return value
+        canon = {str(c).lower(): c for c in self.choices}
+        key = str(value).lower()
+        if key not in canon:
+            raise BackendError(f"{where}: {value!r} is not one of {self.domain()}"
+                               + did_you_mean(str(value), [str(c) for c in self.choices]))
+        return canon[key]
+
+
+def int_knob(name: str, doc: str, default: int | None, low: int = 0, high: int | None = None) -> Knob:
+    return Knob(name, doc, default, low=low, high=high, kind="int")
+
+
+def choice_knob(name: str, doc: str, default: Scalar, choices: Sequence[Scalar]) -> Knob:
+    return Knob(name, doc, default, choices=tuple(choices))
+
+
+def bool_knob(name: str, doc: str, default: bool) -> Knob:
+    return Knob(name, doc, default, kind="bool")
+
+
+@dataclass(frozen=True)
+class LayerTiming:
+    name: str
+    op_type: str
+    time_ms: float
+
+
+@dataclass
+class SessionInfo:
+    """What the session actually is after loading: effective knob values and runtime facts."""
+
+    effective: dict[str, Scalar] = field(default_factory=dict)
+    runtime: dict[str, Scalar] = field(default_factory=dict)
+
+
+class Session:
+    """A loaded model ready to run. Subclasses implement `prepare`, `run` and `outputs_of`."""
+
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    info: SessionInfo
+
+    def prepare(self, feeds: Mapping[str, np.ndarray]) -> Any:
+        """Turn host arrays into the runtime's own input form (device tensors, ...). Untimed."""
+        return dict(feeds)
+
+    def run(self, prepared: Any) -> Any:
+        """Run one inference synchronously; returns the runtime's raw outputs. This is what is timed."""
+        raise NotImplementedError
+
+    def outputs_of(self, raw: Any) -> dict[str, np.ndarray]:
+        """Copy raw outputs to named host arrays."""
+        raise NotImplementedError
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Convenience: prepare, run and return host outputs."""
+        return self.outputs_of(self.run(self.prepare(feeds)))
+
+    def recommended_in_flight(self) -> int:
+        """How many requests the runtime wants in flight for throughput (its own hint where it has one)."""
+        return 1
+
+    def start_async(self, depth: int) -> None:
+        """Get ready for `submit` with up to `depth` requests in flight."""
+        self._pool = ThreadPoolExecutor(max_workers=depth, thread_name_prefix="inferlab-req")
+
+    def submit(self, prepared: Any, on_done: DoneCallback) -> None:
+        """Start one inference; `on_done(None)` or `on_done(exc)` is called when it completes.
+
+        The default runs `run` on a worker thread, which is real parallelism for runtimes that release
+        the GIL while computing (all those shipped here do)."""
+        def task() -> None:
+            try:
+                self.run(prepared)
+            except BaseException as exc:  # reported to the driver, which ends the measurement
+                on_done(exc)
+                return
+            on_done(None)
+        self._pool.submit(task)
+
+    def wait_async(self) -> None:
+        """Block until every submitted request has completed and release async resources."""
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=True)
+            self._pool = None
+
+    def layer_profile(self) -> list[LayerTiming]:
+        return []
+
+    def close(self) -> None:
+        self.wait_async()
+
+
+class Backend:
+    """Base for runtimes. `name` is the entry-point name; `formats` are the model formats it loads."""
+
+    name: ClassVar[str]
+    formats: ClassVar[tuple[ModelFormat, ...]]
+    distribution: ClassVar[str]  # the pip distribution whose version is reported
+
+    def available(self) -> bool:
+        raise NotImplementedError
+
+    def version(self) -> str | None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version(self.distribution)
+        except PackageNotFoundError:
+            return None
+
+    def devices(self) -> list[str]:
+        return ["cpu"]
+
+    def accepts_device(self, device: str) -> bool:
+        """Whether the device string is one this runtime can name (not whether it is present)."""
+        return device == "cpu"
+
+    def knobs(self, device: str) -> dict[str, Knob]:
+        return {}
+
+    def thread_environment(self, params: Mapping[str, Scalar]) -> dict[str, str]:
+        """Environment variables to set in the trial process before the runtime is imported."""
+        return {}
+
+    def load(self, model: Artifact, device: str, params: Mapping[str, Scalar],
+             inputs: list[TensorSpec] | None = None) -> Session:
+        """Load and compile `model` for `device`; `inputs` are the trial's concrete input specs."""
+        raise NotImplementedError
+
+    def check_params(self, device: str, params: Mapping[str, Any], where: str) -> dict[str, Scalar]:
+        """Validate knob names and values; return them with defaults filled in."""
+        knobs = self.knobs(device)
+        out: dict[str, Scalar] = {}
+        for key, value in params.items():
+            if key not in knobs:
+                raise BackendError(f"{where}.{key}: '{key}' is not a knob of backend '{self.name}'"
+                                   + (did_you_mean(key, knobs) or f"; its knobs are {sorted(knobs)}"))
+            out[key] = knobs[key].validate(value, f"{where}.{key}")
+        for key, knob in knobs.items():
+            out.setdefault(key, knob.default)
+        return out

@@ -1,0 +1,133 @@
+"""ONNX Runtime: CPU execution provider, and the CUDA provider where the installed build has it."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from inferlab.backends.base import (
+    Backend, Knob, LayerTiming, Scalar, Session, SessionInfo, choice_knob, int_knob,
+)
+from inferlab.errors import BackendError, InputSpecError, ModelError
+from inferlab.models.artifact import Artifact, ModelFormat
+from inferlab.models.convert import torch_to_onnx
+from inferlab.models.tensors import TensorSpec, canonical_dtype
+
+_CUDA = re.compile(r"^cuda(:\d+)?$")
+_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+           "all": "ORT_ENABLE_ALL"}
+
+
+class OnnxRuntimeSession(Session):
+    def __init__(self, sess: Any, inputs: list[TensorSpec], info: SessionInfo, recommended: int) -> None:
+        self._sess = sess
+        self.inputs = inputs
+        self.outputs = [TensorSpec(o.name, tuple(d if isinstance(d, int) else -1 for d in o.shape),
+                                   _ort_dtype(o.type)) for o in sess.get_outputs()]
+        self._output_names = [o.name for o in self.outputs]
+        self.info = info
+        self._recommended = recommended
+
+    def run(self, prepared: Any) -> Any:
+        return self._sess.run(None, prepared)
+
+    def outputs_of(self, raw: Any) -> dict[str, np.ndarray]:
+        return dict(zip(self._output_names, raw, strict=True))
+
+    def recommended_in_flight(self) -> int:
+        return self._recommended
+
+    def layer_profile(self) -> list[LayerTiming]:
+        return []
+
+
+def _ort_dtype(type_name: str) -> str:
+    inner = type_name.removeprefix("tensor(").removesuffix(")")
+    try:
+        return canonical_dtype(inner)
+    except InputSpecError:
+        return inner
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    formats = (ModelFormat.ONNX, ModelFormat.TORCH_EXPORT, ModelFormat.TORCH_FACTORY)
+    distribution = "onnxruntime"
+
+    def available(self) -> bool:
+        return importlib.util.find_spec("onnxruntime") is not None
+
+    def devices(self) -> list[str]:
+        import onnxruntime as ort
+
+        devs = ["cpu"]
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            devs.append("cuda:0")
+        return devs
+
+    def accepts_device(self, device: str) -> bool:
+        return device == "cpu" or bool(_CUDA.match(device))
+
+    def knobs(self, device: str) -> dict[str, Knob]:
+        return {k.name: k for k in (
+            int_knob("intra_op_threads", "threads inside one operator (0: ORT's default, one per core)", 0),
+            int_knob("inter_op_threads", "threads across operators in parallel mode (0: default)", 0),
+            choice_knob("execution_mode", "run operators one by one or in parallel", "sequential",
+                        ["sequential", "parallel"]),
+            choice_knob("graph_optimization_level", "graph rewrites applied at load", "all", list(_LEVELS)),
+            int_knob("in_flight", "requests kept in flight in throughput mode (0: one per "
+                     "core group of intra_op_threads)", 0),
+        )}
+
+    def thread_environment(self, params: Mapping[str, Scalar]) -> dict[str, str]:
+        threads = params.get("intra_op_threads") or 0
+        return {"OMP_NUM_THREADS": str(threads)} if threads else {}
+
+    def load(self, model: Artifact, device: str, params: Mapping[str, Scalar],
+             inputs: list[TensorSpec] | None = None) -> Session:
+        import onnxruntime as ort
+
+        path = model.path
+        if model.format in (ModelFormat.TORCH_EXPORT, ModelFormat.TORCH_FACTORY):
+            if inputs is None:
+                raise ModelError(f"{model.ref}: converting to ONNX needs the input specs")
+            path = torch_to_onnx(model, inputs)
+        elif model.format is not ModelFormat.ONNX:
+            raise ModelError(f"{model.ref}: onnxruntime cannot load a {model.format.value} model")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(params.get("intra_op_threads") or 0)
+        opts.inter_op_num_threads = int(params.get("inter_op_threads") or 0)
+        opts.execution_mode = (ort.ExecutionMode.ORT_PARALLEL if params.get("execution_mode") == "parallel"
+                               else ort.ExecutionMode.ORT_SEQUENTIAL)
+        level = str(params.get("graph_optimization_level") or "all")
+        opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[level])
+        if device == "cpu":
+            providers: list[Any] = ["CPUExecutionProvider"]
+        else:
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise BackendError(f"device '{device}': this onnxruntime build has no CUDA execution provider; "
+                                   "install onnxruntime-gpu or use device cpu")
+            index = int(device.split(":")[1]) if ":" in device else 0
+            providers = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+        try:
+            sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        except Exception as exc:
+            raise ModelError(f"{path}: onnxruntime cannot load the model ({str(exc).splitlines()[0]})") from exc
+        import os
+
+        cores = os.cpu_count() or 1
+        intra = opts.intra_op_num_threads
+        recommended = int(params.get("in_flight") or 0) or (max(1, cores // intra) if intra else 1)
+        info = SessionInfo(
+            effective={"intra_op_threads": intra or cores, "inter_op_threads": opts.inter_op_num_threads,
+                       "execution_mode": str(params.get("execution_mode")),
+                       "graph_optimization_level": level, "in_flight": recommended,
+                       "providers": ",".join(sess.get_providers())},
+            runtime={"onnxruntime": ort.__version__, "device": device},
+        )
+        specs = inputs if inputs is not None else []
+        return OnnxRuntimeSession(sess, specs, info, recommended)

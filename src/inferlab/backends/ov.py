@@ -1,0 +1,168 @@
+"""OpenVINO: CPU and any device OpenVINO reports; throughput through AsyncInferQueue."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from inferlab.backends.base import (
+    Backend, DoneCallback, Knob, LayerTiming, Scalar, Session, SessionInfo, bool_knob, choice_knob, int_knob,
+)
+from inferlab.errors import BackendError, ModelError
+from inferlab.models.artifact import Artifact, ModelFormat
+from inferlab.models.convert import torch_to_onnx
+from inferlab.models.tensors import TensorSpec
+
+_DEVICE = re.compile(r"^(cpu|gpu(\.\d+)?|npu|auto(:.+)?|hetero:.+|multi:.+)$", re.IGNORECASE)
+_PROPS = ("PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS", "INFERENCE_PRECISION_HINT",
+          "OPTIMAL_NUMBER_OF_INFER_REQUESTS", "ENABLE_CPU_PINNING", "EXECUTION_MODE_HINT")
+
+
+def ov_device(device: str) -> str:
+    """inferlab device string -> OpenVINO's ("gpu.1" -> "GPU.1", "cpu" -> "CPU")."""
+    return device.upper()
+
+
+class OpenVinoSession(Session):
+    def __init__(self, compiled: Any, inputs: list[TensorSpec], info: SessionInfo, nireq: int) -> None:
+        self._compiled = compiled
+        self._request = compiled.create_infer_request()
+        self.inputs = inputs
+        self.outputs = [TensorSpec(o.get_any_name(), tuple(o.get_partial_shape().get_min_shape()),
+                                   str(o.get_element_type().to_dtype())) for o in compiled.outputs]
+        self.info = info
+        self._nireq = nireq
+        self._queue: Any = None
+
+    def prepare(self, feeds: Mapping[str, np.ndarray]) -> Any:
+        import openvino as ov
+
+        # Tensors share the caller's memory: no copy per request, as benchmark_app fills them once.
+        return [ov.Tensor(np.ascontiguousarray(feeds[s.name]), shared_memory=True) for s in self.inputs]
+
+    def run(self, prepared: Any) -> Any:
+        req = self._request
+        for i, tensor in enumerate(prepared):
+            req.set_input_tensor(i, tensor)
+        req.infer()
+        return req
+
+    def outputs_of(self, raw: Any) -> dict[str, np.ndarray]:
+        return {o.name: np.array(raw.get_output_tensor(i).data, copy=True) for i, o in enumerate(self.outputs)}
+
+    def recommended_in_flight(self) -> int:
+        return self._nireq
+
+    def start_async(self, depth: int) -> None:
+        import openvino as ov
+
+        self._queue = ov.AsyncInferQueue(self._compiled, depth)
+        self._queue.set_callback(_on_request_done)
+
+    def submit(self, prepared: Any, on_done: DoneCallback) -> None:
+        # Blocks while all `depth` requests are busy: the queue itself keeps the in-flight bound.
+        self._queue.start_async(dict(enumerate(prepared)), on_done, share_inputs=True)
+
+    def wait_async(self) -> None:
+        if self._queue is not None:
+            self._queue.wait_all()
+            self._queue = None
+
+    def layer_profile(self) -> list[LayerTiming]:
+        return [LayerTiming(p.node_name, p.node_type, p.real_time.total_seconds() * 1e3)
+                for p in self._request.profiling_info]
+
+
+def _on_request_done(request: Any, on_done: DoneCallback) -> None:
+    on_done(None)
+
+
+class OpenVinoBackend(Backend):
+    name = "openvino"
+    formats = (ModelFormat.OPENVINO, ModelFormat.ONNX, ModelFormat.TORCH_EXPORT, ModelFormat.TORCH_FACTORY)
+    distribution = "openvino"
+
+    def available(self) -> bool:
+        return importlib.util.find_spec("openvino") is not None
+
+    def devices(self) -> list[str]:
+        import openvino as ov
+
+        return [d.lower() for d in ov.Core().available_devices]
+
+    def accepts_device(self, device: str) -> bool:
+        return bool(_DEVICE.match(device))
+
+    def knobs(self, device: str) -> dict[str, Knob]:
+        return {k.name: k for k in (
+            choice_knob("performance_hint", "OpenVINO's high-level tuning goal", "LATENCY",
+                        ["LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT", "none"]),
+            int_knob("num_streams", "parallel execution streams (0: chosen by the hint)", 0),
+            int_knob("num_requests", "infer requests kept in flight in throughput mode (0: the device's "
+                     "optimal number)", 0),
+            int_knob("inference_threads", "CPU threads for inference (0: all)", 0),
+            choice_knob("inference_precision", "precision of computation (set explicitly: this CPU "
+                        "defaults to bf16)", "f32", ["f32", "bf16", "f16"]),
+            bool_knob("pinning", "pin inference threads to cores", True),
+        )}
+
+    def load(self, model: Artifact, device: str, params: Mapping[str, Scalar],
+             inputs: list[TensorSpec] | None = None) -> Session:
+        import openvino as ov
+
+        core = ov.Core()
+        dev = ov_device(device)
+        if device.lower() in ("cpu", "gpu") or device.lower().startswith("gpu."):
+            present = [d.upper() for d in core.available_devices]
+            if dev not in present and not (dev == "GPU" and any(p.startswith("GPU") for p in present)):
+                raise BackendError(f"device '{device}' is not present for OpenVINO here; available: "
+                                   f"{[p.lower() for p in present]}")
+        path = model.path
+        if model.format in (ModelFormat.TORCH_EXPORT, ModelFormat.TORCH_FACTORY):
+            if inputs is None:
+                raise ModelError(f"{model.ref}: converting to ONNX needs the input specs")
+            path = torch_to_onnx(model, inputs)
+        try:
+            ov_model = core.read_model(str(path))
+        except Exception as exc:
+            raise ModelError(f"{path}: OpenVINO cannot read the model ({str(exc).splitlines()[0]})") from exc
+        if inputs:
+            # Static shapes for the trial's batch: the fastest plan, and what benchmark_app -shape does.
+            ov_model.reshape({s.name: ov.PartialShape(list(s.shape)) for s in inputs})
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": str(params.get("inference_precision") or "f32"),
+                                  "PERF_COUNT": "NO"}
+        hint = str(params.get("performance_hint") or "LATENCY")
+        if hint != "none":
+            config["PERFORMANCE_HINT"] = hint
+        if params.get("num_streams"):
+            config["NUM_STREAMS"] = str(params["num_streams"])
+        if params.get("inference_threads"):
+            config["INFERENCE_NUM_THREADS"] = int(params["inference_threads"] or 0)
+        if params.get("num_requests"):
+            config["PERFORMANCE_HINT_NUM_REQUESTS"] = int(params["num_requests"] or 0)
+        if dev == "CPU":
+            config["ENABLE_CPU_PINNING"] = bool(params.get("pinning", True))
+        try:
+            compiled = core.compile_model(ov_model, dev, config)
+        except Exception as exc:
+            raise BackendError(f"OpenVINO cannot compile for '{device}' ({str(exc).splitlines()[0]})") from exc
+        effective: dict[str, Scalar] = {}
+        for prop in _PROPS:
+            try:
+                effective[prop.lower()] = str(compiled.get_property(prop))
+            except Exception:  # a device may not report every property
+                continue
+        nireq = int(params.get("num_requests") or 0) or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        effective["in_flight"] = nireq
+        info = SessionInfo(effective=effective,
+                           runtime={"openvino": ov.get_version(), "device": dev,
+                                    "device_name": str(core.get_property(dev.split(".")[0], "FULL_DEVICE_NAME"))
+                                    if dev in ("CPU", "GPU") else dev})
+        specs = inputs if inputs is not None else [
+            TensorSpec(i.get_any_name(), tuple(i.get_partial_shape().get_min_shape()),
+                       str(i.get_element_type().to_dtype())) for i in compiled.inputs]
+        return OpenVinoSession(compiled, specs, info, nireq)

@@ -1,0 +1,189 @@
+"""PyTorch: CPU and CUDA; eager, torch.compile and CUDA graphs. CUDA runs synchronise before returning."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from inferlab.backends.base import (
+    Backend, Knob, Scalar, Session, SessionInfo, bool_knob, choice_knob, int_knob,
+)
+from inferlab.errors import BackendError
+from inferlab.models.artifact import Artifact, ModelFormat
+from inferlab.models.convert import load_torch_module
+from inferlab.models.tensors import TensorSpec
+
+_CUDA = re.compile(r"^cuda(:\d+)?$")
+
+
+class TorchSession(Session):
+    def __init__(self, module: Any, device: str, dtype: Any, channels_last: bool, cuda_graphs: bool,
+                 inference_mode: bool, inputs: list[TensorSpec], info: SessionInfo) -> None:
+        import torch
+
+        self._torch = torch
+        self._module = module
+        self._device = torch.device(device)
+        self._cuda = self._device.type == "cuda"
+        self._dtype = dtype
+        self._channels_last = channels_last
+        self._use_graphs = cuda_graphs and self._cuda
+        self._graph: Any = None
+        self._static_in: list[Any] = []
+        self._static_out: Any = None
+        self._grad_ctx = torch.inference_mode if inference_mode else torch.no_grad
+        self._local = threading.local()
+        self.inputs = inputs
+        self.outputs = []
+        self.info = info
+
+    def prepare(self, feeds: Mapping[str, np.ndarray]) -> Any:
+        torch = self._torch
+        out = []
+        for spec in self.inputs:
+            t = torch.from_numpy(np.ascontiguousarray(feeds[spec.name])).to(self._device)
+            if t.is_floating_point():
+                t = t.to(self._dtype)
+                if self._channels_last and t.dim() == 4:
+                    t = t.contiguous(memory_format=torch.channels_last)
+            out.append(t)
+        if self._cuda:
+            torch.cuda.synchronize(self._device)
+        return tuple(out)
+
+    def _stream(self) -> Any:
+        # Each worker thread of throughput mode gets its own CUDA stream, so requests overlap.
+        s = getattr(self._local, "stream", None)
+        if s is None:
+            s = self._torch.cuda.Stream(self._device)
+            self._local.stream = s
+        return s
+
+    def run(self, prepared: Any) -> Any:
+        torch = self._torch
+        if self._use_graphs:
+            return self._replay(prepared)
+        with self._grad_ctx():
+            if self._cuda and threading.current_thread() is not threading.main_thread():
+                stream = self._stream()
+                with torch.cuda.stream(stream):
+                    out = self._module(*prepared)
+                stream.synchronize()
+                return out
+            out = self._module(*prepared)
+        if self._cuda:
+            torch.cuda.synchronize(self._device)
+        return out
+
+    def _replay(self, prepared: Any) -> Any:
+        torch = self._torch
+        if self._graph is None:
+            self._static_in = [t.clone() for t in prepared]
+            with self._grad_ctx():
+                side = torch.cuda.Stream(self._device)
+                side.wait_stream(torch.cuda.current_stream(self._device))
+                with torch.cuda.stream(side):
+                    for _ in range(3):  # warm up allocations outside the graph, as CUDA graphs require
+                        self._module(*self._static_in)
+                torch.cuda.current_stream(self._device).wait_stream(side)
+                self._graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(self._graph):
+                    self._static_out = self._module(*self._static_in)
+        for dst, src in zip(self._static_in, prepared, strict=True):
+            dst.copy_(src, non_blocking=True)
+        self._graph.replay()
+        torch.cuda.synchronize(self._device)
+        return self._static_out
+
+    def outputs_of(self, raw: Any) -> dict[str, np.ndarray]:
+        torch = self._torch
+        if isinstance(raw, torch.Tensor):
+            raw = (raw,)
+        elif isinstance(raw, dict):
+            return {k: v.detach().float().cpu().numpy() for k, v in raw.items()}
+        names = ["output"] if len(raw) == 1 else [f"output_{i}" for i in range(len(raw))]
+        return {n: t.detach().float().cpu().numpy() if t.is_floating_point() else t.detach().cpu().numpy()
+                for n, t in zip(names, raw, strict=True)}
+
+    def close(self) -> None:
+        super().close()
+        self._graph = None
+        if self._cuda:
+            self._torch.cuda.empty_cache()
+
+
+class TorchBackend(Backend):
+    name = "torch"
+    formats = (ModelFormat.TORCH_EXPORT, ModelFormat.TORCH_FACTORY)
+    distribution = "torch"
+
+    def available(self) -> bool:
+        return importlib.util.find_spec("torch") is not None
+
+    def devices(self) -> list[str]:
+        import torch
+
+        return ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+
+    def accepts_device(self, device: str) -> bool:
+        return device == "cpu" or bool(_CUDA.match(device))
+
+    def knobs(self, device: str) -> dict[str, Knob]:
+        return {k.name: k for k in (
+            int_knob("threads", "intra-op CPU threads (0: torch's default)", 0),
+            int_knob("interop_threads", "inter-op CPU threads (0: torch's default)", 0),
+            choice_knob("dtype", "compute precision of weights and float inputs", "float32",
+                        ["float32", "float16", "bfloat16"]),
+            bool_knob("channels_last", "NHWC memory layout for 4-D tensors", False),
+            choice_knob("compile", "torch.compile mode", "off",
+                        ["off", "default", "reduce-overhead", "max-autotune"]),
+            bool_knob("cuda_graphs", "capture the forward pass as a CUDA graph and replay it (CUDA only)",
+                      False),
+            bool_knob("inference_mode", "torch.inference_mode instead of no_grad", True),
+        )}
+
+    def thread_environment(self, params: Mapping[str, Scalar]) -> dict[str, str]:
+        threads = params.get("threads") or 0
+        return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} if threads else {}
+
+    def load(self, model: Artifact, device: str, params: Mapping[str, Scalar],
+             inputs: list[TensorSpec] | None = None) -> Session:
+        import torch
+
+        if device != "cpu" and not torch.cuda.is_available():
+            raise BackendError(f"device '{device}': this torch build sees no CUDA device; use device cpu")
+        if params.get("threads"):
+            torch.set_num_threads(int(params["threads"] or 0))
+        if params.get("interop_threads"):
+            torch.set_num_interop_threads(int(params["interop_threads"] or 0))
+        dtype = getattr(torch, str(params.get("dtype") or "float32"))
+        if dtype is torch.float16 and device == "cpu":
+            raise BackendError("torch dtype float16 is not supported on cpu here; use bfloat16 or float32")
+        module = load_torch_module(model)
+        module = module.to(device=device, dtype=dtype)
+        channels_last = bool(params.get("channels_last"))
+        if channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        mode = str(params.get("compile") or "off")
+        if mode != "off":
+            module = torch.compile(module, mode=mode)
+        cuda_graphs = bool(params.get("cuda_graphs"))
+        if cuda_graphs and device == "cpu":
+            raise BackendError("cuda_graphs: CUDA graphs need a cuda device; set it false for cpu")
+        runtime: dict[str, Scalar] = {"torch": torch.__version__, "device": device}
+        if device != "cpu":
+            runtime["device_name"] = torch.cuda.get_device_name(torch.device(device))
+            runtime["cuda"] = torch.version.cuda
+        info = SessionInfo(
+            effective={"threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
+                       "dtype": str(dtype).replace("torch.", ""), "channels_last": channels_last,
+                       "compile": mode, "cuda_graphs": cuda_graphs,
+                       "inference_mode": bool(params.get("inference_mode", True))},
+            runtime=runtime)
+        return TorchSession(module, device, dtype, channels_last, cuda_graphs,
+                            bool(params.get("inference_mode", True)), list(inputs or []), info)

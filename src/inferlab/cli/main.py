@@ -1,0 +1,190 @@
+"""The `inferlab` command. User errors print one line and exit 2; --debug shows the traceback."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from inferlab import api, backends
+from inferlab.config.plan import Plan
+from inferlab.config.schema import Experiment
+from inferlab.errors import ConfigError, InferlabError
+from inferlab.execute import environment
+from inferlab.report.export import to_csv, to_json
+from inferlab.report.table import results_table
+from inferlab.store import Store
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Measure, compare and tune deep-learning inference.")
+console = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[str | None, typer.Option("--db", help="database URL or SQLite path "
+                                                           "(default: $INFERLAB_DB or ./inferlab.db)")]
+
+
+def _show_plan(plan: Plan) -> None:
+    console.print(f"planned {len(plan.specs)} trials")
+    for note in plan.skipped:
+        console.print(f"[yellow]skipped:[/] {note}")
+
+
+def _finish(run: api.Run) -> None:
+    console.print(results_table(run.results, title=f"run {run.id}"))
+    console.print(f"results stored in [bold]{run.db}[/] as run [bold]{run.id}[/]; "
+                  f"`inferlab export {run.id} --format csv` exports them")
+    if not run.ok:
+        raise typer.Exit(1)
+
+
+def _execute(exp: Experiment, db: str | None, resume: str | None = None) -> None:
+    from inferlab.cli.progress import RichReporter
+
+    with RichReporter(console) as reporter:
+        run = api.execute(exp, db=db, resume=resume, reporter=reporter, on_plan=_show_plan)
+    _finish(run)
+
+
+@app.command()
+def run(config: Annotated[Path, typer.Argument(help="experiment YAML")], db: DbOption = None,
+        resume: Annotated[str | None, typer.Option(help="continue run RUN_ID: skip trials already stored")] = None
+        ) -> None:
+    """Run every trial of an experiment config, each in its own process, and store the results."""
+    from inferlab import config as cfg
+
+    _execute(cfg.load(config), db, resume)
+
+
+def _split(text: str, what: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise ConfigError(f"--{what}: give at least one value")
+    return items
+
+
+def _param(text: str) -> tuple[str, object]:
+    if "=" not in text:
+        raise ConfigError(f"--param '{text}': write KNOB=VALUE, e.g. --param intra_op_threads=2")
+    key, value = text.split("=", 1)
+    import yaml
+
+    return key.strip(), yaml.safe_load(value)
+
+
+@app.command()
+def bench(
+    model: Annotated[str, typer.Argument(help="model file (.onnx, .xml, .pt2) or package.module:factory")],
+    backend: Annotated[str, typer.Option(help="backend(s), comma-separated")] = "onnxruntime",
+    device: Annotated[str, typer.Option(help="device(s), comma-separated")] = "cpu",
+    batch: Annotated[str, typer.Option(help="batch size(s), comma-separated")] = "1",
+    mode: Annotated[str, typer.Option(help="latency, throughput, or both comma-separated")] = "latency",
+    time: Annotated[float, typer.Option("--time", help="measurement duration in seconds")] = 5.0,
+    in_flight: Annotated[int | None, typer.Option(help="requests in flight (throughput)")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="KNOB=VALUE (repeatable)")] = None,
+    db: DbOption = None,
+) -> None:
+    """Benchmark one model without a config (benchmark_app's role); results are stored too."""
+    try:
+        batches = [int(b) for b in _split(batch, "batch")]
+    except ValueError:
+        raise ConfigError(f"--batch '{batch}': give integers, e.g. --batch 1,8") from None
+    if time <= 0:
+        raise ConfigError(f"--time {time}: give a positive number of seconds")
+    measure = {"min_duration_s": time, "max_duration_s": max(60.0, 4 * time), "in_flight": in_flight}
+    params = dict(_param(p) for p in (param or []))
+    exp = api.bench_experiment(model, _split(backend, "backend"), _split(device, "device"), batches,
+                               _split(mode, "mode"), params, measure)
+    _execute(exp, db)
+
+
+@app.command()
+def results(run: Annotated[str | None, typer.Argument(help="run id (default: the latest)")] = None,
+            runs: Annotated[bool, typer.Option("--runs", help="list the stored runs instead")] = False,
+            db: DbOption = None) -> None:
+    """Show a run's results as a table (or list the runs)."""
+    store = Store(db)
+    if runs:
+        t = Table("run", "name", "status", "trials", "done", "created", header_style="bold")
+        for info in store.runs():
+            t.add_row(info.id, info.name, info.status, str(info.trials), str(info.done), info.created_at)
+        console.print(t)
+        return
+    info = store.run_info(run)
+    console.print(results_table(store.results(info.id), title=f"run {info.id} ({info.name}, {info.status})"))
+
+
+@app.command()
+def export(run: Annotated[str, typer.Argument(help="run id, or 'latest'")],
+           format: Annotated[str, typer.Option("--format", "-f", help="csv or json")] = "csv",
+           output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout)")] = None,
+           samples: Annotated[bool, typer.Option(help="include raw latencies (json)")] = False,
+           db: DbOption = None) -> None:
+    """Export a run's results as CSV or JSON."""
+    if format not in ("csv", "json"):
+        raise ConfigError(f"--format '{format}': choose csv or json")
+    store = Store(db)
+    info = store.run_info(run)
+    res = store.results(info.id, with_samples=samples)
+    text = to_csv(res, info.id) if format == "csv" else to_json(res, info.id, with_samples=samples)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        err.print(f"wrote {len(res)} results to {output}")
+
+
+@app.command("backends")
+def list_backends() -> None:
+    """List backends: version, whether usable here, devices and knobs."""
+    for name in backends.names():
+        b = backends.get(name)
+        usable = b.available()
+        devices = ", ".join(b.devices()) if usable else "—"
+        console.print(f"[bold]{name}[/] {b.version() or ''}  "
+                      f"{'[green]usable[/]' if usable else '[red]not installed[/]'}  devices: {devices}")
+        t = Table("knob", "domain", "default", "meaning", header_style="dim", box=None, padding=(0, 2))
+        for knob in b.knobs("cpu").values():
+            t.add_row(knob.name, knob.domain(), str(knob.default), knob.doc)
+        if t.row_count:
+            console.print(t)
+
+
+@app.command()
+def env() -> None:
+    """Show this machine's environment fingerprint."""
+    data = environment.collect()
+    console.print_json(json.dumps({"id": environment.fingerprint(data), **data}))
+
+
+@app.command()
+def schema() -> None:
+    """Print the experiment config's JSON Schema (for editor completion)."""
+    sys.stdout.write(json.dumps(Experiment.model_json_schema(), indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(name)s: %(message)s")
+    try:
+        app(args=args, prog_name="inferlab")  # usage errors: click prints them and exits 2
+    except InferlabError as exc:
+        if debug:
+            raise
+        err.print(f"[red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        return 2
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

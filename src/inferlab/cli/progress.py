@@ -1,0 +1,55 @@
+"""Rich progress for a run: a bar across trials and one within the measurement in progress."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from inferlab.measure.trial import TrialResult, TrialSpec
+
+
+class RichReporter:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=console, transient=True)
+        self.trials: TaskID | None = None
+        self.current: TaskID | None = None
+        self.label = ""
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.progress.stop()
+
+    def trial_started(self, index: int, total: int, spec: TrialSpec) -> None:
+        if self.trials is None:
+            self.trials = self.progress.add_task("trials", total=total)
+        self.label = spec.label()
+        self.current = self.progress.add_task(f"  {self.label}: starting", total=None)
+
+    def trial_phase(self, name: str) -> None:
+        if self.current is not None:
+            self.progress.update(self.current, description=f"  {self.label}: {name}")
+
+    def trial_progress(self, elapsed_s: float, planned_s: float, requests: int) -> None:
+        if self.current is not None:
+            self.progress.update(self.current, total=max(planned_s, elapsed_s, 1e-9) * 10,
+                                 completed=elapsed_s * 10,
+                                 description=f"  {self.label}: measuring ({requests} requests)")
+
+    def trial_finished(self, result: TrialResult) -> None:
+        if self.current is not None:
+            self.progress.remove_task(self.current)
+            self.current = None
+        if self.trials is not None:
+            self.progress.advance(self.trials)
+        if result.status == "ok" and result.throughput_sps is not None and result.latency is not None:
+            self.console.print(f"[green]✓[/] {result.spec.label()}: {result.throughput_sps:.1f} FPS, "
+                               f"median {result.latency.median_3sigma_ms:.2f} ms")
+        else:
+            self.console.print(f"[red]✗[/] {result.spec.label()}: {result.status}: {result.reason}")

@@ -1,0 +1,36 @@
+"""The exception tree: every error a user can cause is an InferlabError whose message names the fix."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class InferlabError(Exception):
+    """A user-caused error. Its message is one line naming the field, file or value and what to do."""
+
+
+class ConfigError(InferlabError):
+    """The experiment configuration is invalid."""
+
+
+class ModelError(InferlabError):
+    """A model file or reference is missing, corrupt or unsupported."""
+
+
+class BackendError(InferlabError):
+    """A backend, device or knob is unknown or unusable."""
+
+
+class InputSpecError(InferlabError):
+    """Input names, shapes or dtypes do not fit the model."""
+
+
+class StoreError(InferlabError):
+    """The result database cannot be opened or does not hold what was asked for."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """Return "; did you mean 'x'?" for the closest choice, or "" when none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""

@@ -1,0 +1,203 @@
+"""The local executor: each trial in a fresh child process, one at a time per host, monitored by PID.
+
+A crash, a hang past the trial's time-out or an out-of-memory kill becomes a result row with its reason."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from inferlab import backends
+from inferlab.execute.protocol import decode_result
+from inferlab.execute.runner import now_iso
+from inferlab.measure.monitors import Nvml, Rapl, TrialMonitor
+from inferlab.measure.trial import Status, TrialResult, TrialSpec
+
+log = logging.getLogger(__name__)
+SAMPLE_S = 0.1  # monitor sampling period while waiting for the child
+HOST_LOCK = Path(tempfile.gettempdir()) / "inferlab-host.lock"
+
+
+class Reporter(Protocol):
+    """Where the executor reports progress (the CLI renders it with rich)."""
+
+    def trial_started(self, index: int, total: int, spec: TrialSpec) -> None: ...
+    def trial_phase(self, name: str) -> None: ...
+    def trial_progress(self, elapsed_s: float, planned_s: float, requests: int) -> None: ...
+    def trial_finished(self, result: TrialResult) -> None: ...
+
+
+class QuietReporter:
+    def trial_started(self, index: int, total: int, spec: TrialSpec) -> None:
+        return None
+
+    def trial_phase(self, name: str) -> None:
+        return None
+
+    def trial_progress(self, elapsed_s: float, planned_s: float, requests: int) -> None:
+        return None
+
+    def trial_finished(self, result: TrialResult) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def host_lock() -> Iterator[None]:
+    """One trial at a time per host, across every inferlab process on it."""
+    with HOST_LOCK.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(t.strip() for t in text[-lines:] if t.strip())[:400]
+
+
+class LocalExecutor:
+    def __init__(self, reporter: Reporter | None = None, environment_id: str | None = None) -> None:
+        self.reporter = reporter or QuietReporter()
+        self.environment_id = environment_id
+        self.rapl = Rapl()
+        self.nvml = Nvml()
+
+    def run(self, specs: Iterable[TrialSpec]) -> Iterator[TrialResult]:
+        todo = list(specs)
+        for i, spec in enumerate(todo):
+            self.reporter.trial_started(i, len(todo), spec)
+            result = self.run_one(spec)
+            self.reporter.trial_finished(result)
+            yield result
+
+    def run_one(self, spec: TrialSpec) -> TrialResult:
+        with host_lock():
+            return self._spawn(spec)
+
+    def _spawn(self, spec: TrialSpec) -> TrialResult:
+        env = dict(os.environ)
+        env.update(backends.get(spec.backend).thread_environment(spec.param_dict))
+        env["PYTHONUNBUFFERED"] = "1"
+        read_fd, write_fd = os.pipe()
+        started = now_iso()
+        with tempfile.TemporaryDirectory(prefix="inferlab-trial-") as tmp:
+            log_path = Path(tmp) / "child.log"
+            with log_path.open("wb") as log_file:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "inferlab.execute.runner", "--fd", str(write_fd)],
+                    stdin=subprocess.PIPE, stdout=log_file, stderr=subprocess.STDOUT, env=env,
+                    pass_fds=(write_fd,), start_new_session=True)
+            os.close(write_fd)
+            assert proc.stdin is not None
+            try:
+                proc.stdin.write(json.dumps(spec.to_json()).encode())
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+            outcome = self._wait(proc, read_fd, spec)
+            os.close(read_fd)
+            return self._result(spec, proc, outcome, log_path, started)
+
+    def _wait(self, proc: subprocess.Popen[bytes], read_fd: int, spec: TrialSpec) -> dict[str, Any]:
+        monitor = TrialMonitor(proc.pid, self.rapl, self.nvml)
+        sel = selectors.DefaultSelector()
+        sel.register(read_fd, selectors.EVENT_READ)
+        deadline = time.monotonic() + spec.measure.timeout_s
+        buffer = b""
+        outcome: dict[str, Any] = {"monitor": monitor, "phase": "start"}
+        eof = False
+        while not eof:
+            if time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                outcome["timed_out"] = True
+                break
+            for _key, _ in sel.select(timeout=SAMPLE_S):
+                chunk = os.read(read_fd, 1 << 16)
+                if not chunk:
+                    eof = True
+                    break
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    self._handle(json.loads(line), outcome, monitor)
+            monitor.sample()
+        sel.close()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        return outcome
+
+    def _handle(self, msg: dict[str, Any], outcome: dict[str, Any], monitor: TrialMonitor) -> None:
+        kind = msg.get("t")
+        if kind == "phase":
+            outcome["phase"] = msg["name"]
+            if msg["name"] == "measure":
+                monitor.window_start()
+            elif msg["name"] == "measured":
+                monitor.window_end()
+            self.reporter.trial_phase(msg["name"])
+        elif kind == "progress":
+            self.reporter.trial_progress(msg["elapsed_s"], msg["planned_s"], msg["requests"])
+        elif kind in ("result", "error"):
+            outcome[kind] = msg
+
+    def _result(self, spec: TrialSpec, proc: subprocess.Popen[bytes], outcome: dict[str, Any],
+                log_path: Path, started: str) -> TrialResult:
+        monitor: TrialMonitor = outcome["monitor"]
+        finished = now_iso()
+        base = {"started_at": started, "finished_at": finished, "environment_id": self.environment_id}
+        status: Status
+        if "result" in outcome:
+            msg = outcome["result"]
+            result = decode_result(msg["result"])
+            r = monitor.readings(msg.get("child_peak_rss_mb"))
+            per_sample = r.energy_j / result.samples if r.energy_j is not None and result.samples else None
+            return result.with_(peak_rss_mb=r.peak_rss_mb, cpu_util_pct=r.cpu_util_pct,
+                                peak_gpu_mem_mb=r.peak_gpu_mem_mb, gpu_util_pct=r.gpu_util_pct,
+                                energy_j=r.energy_j, energy_j_per_sample=per_sample,
+                                energy_source=r.energy_source, environment_id=self.environment_id,
+                                started_at=started, finished_at=finished)
+        peak = monitor.readings(None).peak_rss_mb
+        if outcome.get("timed_out"):
+            status = "timeout"
+            reason = f"timed out after {spec.measure.timeout_s:g} s in phase '{outcome['phase']}'"
+        elif "error" in outcome:
+            status = "failed"
+            reason = outcome["error"]["reason"]
+        elif proc.returncode is not None and proc.returncode < 0:
+            status = "failed"
+            sig = _signal_name(proc.returncode)
+            hint = " (out of memory?)" if sig == "SIGKILL" else ""
+            reason = f"crashed: killed by {sig}{hint} in phase '{outcome['phase']}'"
+        else:
+            status = "failed"
+            tail = _tail(log_path)
+            reason = f"exited with code {proc.returncode} without a result" + (f": {tail}" if tail else "")
+        return TrialResult(spec=spec, status=status, reason=reason, peak_rss_mb=peak, **base)

@@ -1,0 +1,1 @@
+"""Drivers (latency, throughput), statistics and monitors; no driver names a specific backend."""

@@ -1,0 +1,155 @@
+"""What a trial is (TrialSpec), how it is measured (MeasureSettings) and what it yields (TrialResult)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from inferlab.backends.base import Scalar
+from inferlab.models.artifact import Artifact
+
+Mode = Literal["latency", "throughput"]
+Status = Literal["ok", "failed", "timeout", "invalid"]
+MODES: tuple[str, ...] = ("latency", "throughput")
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """How long and how hard to measure. A measurement runs at least min_iterations AND min_duration_s."""
+
+    warmup_iterations: int = 10
+    min_iterations: int = 50
+    min_duration_s: float = 3.0
+    max_duration_s: float = 60.0
+    target_ci_rel_width: float | None = None  # stop once the median's 95% CI is narrower than this fraction
+    in_flight: int | None = None               # throughput mode: requests in flight (None: the runtime's hint)
+    input_pool: int = 16                       # distinct input sets, rotated
+    seed: int = 0
+    timeout_s: float = 600.0                   # the whole trial, load included
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One point of an experiment: frozen, JSON-serialisable, hashable."""
+
+    model: Artifact
+    backend: str
+    device: str
+    params: tuple[tuple[str, Scalar], ...]
+    batch: int
+    mode: Mode
+    measure: MeasureSettings = MeasureSettings()
+    dataset: str | None = None
+    repeat: int = 0
+
+    @property
+    def param_dict(self) -> dict[str, Scalar]:
+        return dict(self.params)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model.to_json(), "backend": self.backend, "device": self.device,
+                "params": dict(self.params), "batch": self.batch, "mode": self.mode,
+                "measure": asdict(self.measure), "dataset": self.dataset, "repeat": self.repeat}
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> TrialSpec:
+        return TrialSpec(Artifact.from_json(d["model"]), d["backend"], d["device"],
+                         tuple(sorted(d["params"].items())), int(d["batch"]), d["mode"],
+                         MeasureSettings(**d["measure"]), d.get("dataset"), int(d.get("repeat", 0)))
+
+    def key(self) -> str:
+        """Stable identity of the spec (its canonical JSON's hash): what resume matches on."""
+        blob = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+    def label(self) -> str:
+        knobs = ",".join(f"{k}={v}" for k, v in self.params if v not in (None, 0, "", False))
+        return (f"{self.model.name} {self.backend}/{self.device} b{self.batch} {self.mode}"
+                + (f" [{knobs}]" if knobs else "") + (f" #{self.repeat}" if self.repeat else ""))
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Statistics of per-request latency; DLI's figure is the median after a 3-sigma filter."""
+
+    count: int
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    max_ms: float
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+    median_3sigma_ms: float
+    outliers_dropped: int
+    median_ci_low_ms: float
+    median_ci_high_ms: float
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """The outcome of one trial. Units are in the field names; None means "not measured", never 0."""
+
+    spec: TrialSpec
+    status: Status
+    reason: str | None = None
+    load_s: float | None = None
+    first_inference_ms: float | None = None
+    latency: LatencyStats | None = None
+    throughput_sps: float | None = None
+    throughput_ci_low_sps: float | None = None
+    throughput_ci_high_sps: float | None = None
+    requests: int = 0
+    samples: int = 0
+    duration_s: float | None = None
+    in_flight: int | None = None
+    stop_reason: str | None = None
+    peak_rss_mb: float | None = None
+    cpu_util_pct: float | None = None
+    peak_gpu_mem_mb: float | None = None
+    gpu_util_pct: float | None = None
+    energy_j: float | None = None
+    energy_j_per_sample: float | None = None
+    energy_source: str | None = None
+    effective: dict[str, Scalar] = field(default_factory=dict)
+    runtime: dict[str, Scalar] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    started_at: str | None = None
+    finished_at: str | None = None
+    environment_id: str | None = None
+    latencies_ns: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    def with_(self, **changes: Any) -> TrialResult:
+        return replace(self, **changes)
+
+    def to_json(self, with_samples: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "spec":
+                value = self.spec.to_json()
+            elif f.name == "latency":
+                value = asdict(value) if value is not None else None
+            elif f.name == "latencies_ns":
+                if not with_samples:
+                    continue
+                value = value.tolist() if value is not None else None
+            elif f.name == "warnings":
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> TrialResult:
+        d = dict(d)
+        d["spec"] = TrialSpec.from_json(d["spec"])
+        d["latency"] = LatencyStats(**d["latency"]) if d.get("latency") else None
+        d["warnings"] = tuple(d.get("warnings") or ())
+        samples = d.get("latencies_ns")
+        d["latencies_ns"] = np.asarray(samples, dtype=np.int64) if samples is not None else None
+        return TrialResult(**d)

@@ -1,0 +1,148 @@
+"""Model identity: format detection, existence and sanity checks, content hash."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from inferlab.errors import ModelError
+from inferlab.models.tensors import TensorSpec
+
+
+class ModelFormat(StrEnum):
+    ONNX = "onnx"
+    OPENVINO = "openvino"        # IR: .xml + .bin
+    TORCH_EXPORT = "torch-export"  # torch.export.save() file (.pt2)
+    TORCH_FACTORY = "torch-factory"  # "package.module:factory" returning an nn.Module
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One concrete model file (or factory), with the content hash that identifies it."""
+
+    name: str
+    ref: str                      # absolute path, or "package.module:factory"
+    format: ModelFormat
+    hash: str                     # sha256 of the content, hex
+    inputs: tuple[TensorSpec, ...] = field(default=())  # user overrides, merged with the model's own
+
+    @property
+    def path(self) -> Path:
+        return Path(self.ref)
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "ref": self.ref, "format": self.format.value, "hash": self.hash,
+                "inputs": [t.to_json() for t in self.inputs]}
+
+    @staticmethod
+    def from_json(d: dict[str, object]) -> Artifact:
+        inputs = d.get("inputs") or []
+        assert isinstance(inputs, list)
+        return Artifact(str(d["name"]), str(d["ref"]), ModelFormat(str(d["format"])), str(d["hash"]),
+                        tuple(TensorSpec.from_json(t) for t in inputs))
+
+
+def detect_format(ref: str) -> ModelFormat:
+    """Tell a reference's format from its suffix (or the module:factory form)."""
+    suffix = Path(ref).suffix.lower()
+    if suffix == ".onnx":
+        return ModelFormat.ONNX
+    if suffix == ".xml":
+        return ModelFormat.OPENVINO
+    if suffix in (".pt2", ".pt"):
+        return ModelFormat.TORCH_EXPORT
+    if ":" in ref and "/" not in ref and not suffix:
+        return ModelFormat.TORCH_FACTORY
+    raise ModelError(f"{ref}: unknown model format; give an .onnx file, an OpenVINO .xml (with its .bin), "
+                     "a torch.export .pt2 file, or 'package.module:factory'")
+
+
+def _sha256_files(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        with p.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_onnx(path: Path) -> None:
+    import onnx
+
+    try:
+        model = onnx.load_model(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises DecodeError and friends
+        raise ModelError(f"{path}: not a valid ONNX file ({type(exc).__name__}); re-export the model") from exc
+    if not model.graph.node:
+        raise ModelError(f"{path}: the ONNX graph has no nodes; re-export the model")
+
+
+def _check_ir(path: Path) -> Path:
+    import xml.etree.ElementTree as ET
+
+    weights = path.with_suffix(".bin")
+    if not weights.is_file():
+        raise ModelError(f"{path}: OpenVINO IR weights {weights.name} are missing; keep the .bin beside the .xml")
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise ModelError(f"{path}: not a valid OpenVINO IR ({exc}); re-convert the model") from exc
+    if root.tag != "net":
+        raise ModelError(f"{path}: not an OpenVINO IR (root element <{root.tag}>, expected <net>)")
+    return weights
+
+
+def _factory_source(ref: str) -> Path:
+    module_name, _, attr = ref.partition(":")
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError) as exc:
+        raise ModelError(f"{ref}: module '{module_name}' cannot be found ({exc}); check PYTHONPATH") from exc
+    if spec is None or spec.origin is None:
+        raise ModelError(f"{ref}: module '{module_name}' cannot be found; check the name and PYTHONPATH")
+    if not attr.isidentifier():
+        raise ModelError(f"{ref}: '{attr}' is not a factory name; write 'package.module:factory'")
+    return Path(spec.origin)
+
+
+def resolve(name: str, ref: str, base_dir: Path | None = None,
+            inputs: tuple[TensorSpec, ...] = ()) -> Artifact:
+    """Turn a user's model reference into an Artifact: check it exists and is sane, hash its content."""
+    fmt = detect_format(ref)
+    if fmt is ModelFormat.TORCH_FACTORY:
+        source = _factory_source(ref)
+        digest = hashlib.sha256(source.read_bytes() + ref.encode()).hexdigest()
+        return Artifact(name, ref, fmt, digest, inputs)
+    path = Path(ref)
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    path = path.resolve()
+    if not path.is_file():
+        raise ModelError(f"{ref}: model file not found (looked at {path}); check the path")
+    files = [path]
+    if fmt is ModelFormat.ONNX:
+        _check_onnx(path)
+    elif fmt is ModelFormat.OPENVINO:
+        files.append(_check_ir(path))
+    elif fmt is ModelFormat.TORCH_EXPORT and not _is_zip(path):
+        raise ModelError(f"{path}: not a torch.export archive; save it with torch.export.save()")
+    return Artifact(name, str(path), fmt, _sha256_files(files), inputs)
+
+
+def _is_zip(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
+def load_factory(ref: str) -> object:
+    """Import 'package.module:factory' and call the factory."""
+    module_name, _, attr = ref.partition(":")
+    module = importlib.import_module(module_name)
+    factory = getattr(module, attr, None)
+    if factory is None or not callable(factory):
+        raise ModelError(f"{ref}: '{attr}' is not a callable in module '{module_name}'")
+    return factory()

@@ -1,0 +1,75 @@
+"""Conversions the backends need: PyTorch (exported program or factory) to a module, and to ONNX."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from inferlab.errors import ModelError
+from inferlab.models.artifact import Artifact, ModelFormat, load_factory
+from inferlab.models.tensors import TensorSpec
+
+
+def cache_dir() -> Path:
+    """Where converted artifacts are kept, keyed by the source's content hash."""
+    root = Path(os.environ.get("INFERLAB_CACHE", Path.home() / ".cache" / "inferlab"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def load_torch_module(artifact: Artifact) -> Any:
+    """Return an eval-mode torch.nn.Module for a .pt2 archive or a factory reference."""
+    import torch
+
+    if artifact.format is ModelFormat.TORCH_EXPORT:
+        try:
+            program = torch.export.load(str(artifact.path))
+        except Exception as exc:
+            raise ModelError(f"{artifact.path}: cannot load the exported program ({exc})") from exc
+        return program.module()
+    if artifact.format is ModelFormat.TORCH_FACTORY:
+        module = load_factory(artifact.ref)
+        if not isinstance(module, torch.nn.Module):
+            raise ModelError(f"{artifact.ref}: the factory returned {type(module).__name__}, not a torch.nn.Module")
+        return module.eval()
+    raise ModelError(f"{artifact.ref}: a {artifact.format.value} model cannot be loaded by PyTorch")
+
+
+def torch_inputs(artifact: Artifact) -> tuple[TensorSpec, ...]:
+    """Input specs of an exported program (from its signature); factories declare theirs in config."""
+    if artifact.format is ModelFormat.TORCH_FACTORY:
+        if not artifact.inputs or any(not t.shape for t in artifact.inputs):
+            raise ModelError(f"{artifact.ref}: a factory model needs models[].inputs with name, shape and dtype")
+        return artifact.inputs
+    import torch
+
+    program = torch.export.load(str(artifact.path))
+    specs = []
+    user_inputs = set(program.graph_signature.user_inputs)
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in user_inputs:
+            val = node.meta.get("val")
+            shape = tuple(int(d) if isinstance(d, int) else -1 for d in val.shape)
+            specs.append(TensorSpec(node.name, shape, str(val.dtype).replace("torch.", "")))
+    return tuple(specs)
+
+
+def torch_to_onnx(artifact: Artifact, specs: list[TensorSpec]) -> Path:
+    """Export a PyTorch artifact to ONNX (dynamic batch), cached by content hash."""
+    import numpy as np
+    import torch
+
+    key = hashlib.sha256((artifact.hash + repr([s.to_json() for s in specs])).encode()).hexdigest()[:20]
+    target = cache_dir() / f"{artifact.name}-{key}.onnx"
+    if target.is_file():
+        return target
+    module = load_torch_module(artifact)
+    examples = tuple(torch.from_numpy(np.zeros(s.shape, dtype=s.dtype)) for s in specs)
+    names = [s.name for s in specs]
+    tmp = target.with_suffix(".tmp.onnx")
+    torch.onnx.export(module, examples, str(tmp), input_names=names, dynamo=False,
+                      dynamic_axes={n: {0: "batch"} for n in names}, opset_version=17)
+    tmp.replace(target)
+    return target

@@ -1,0 +1,62 @@
+"""Read a model's declared inputs without a runtime: ONNX through the onnx package, IR from its XML."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from inferlab.models.artifact import Artifact, ModelFormat
+from inferlab.models.tensors import TensorSpec
+
+# ONNX TensorProto element types -> numpy names (the subset models use for inputs).
+_ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 9: "bool", 10: "float16",
+                11: "float64", 16: "bfloat16"}
+_IR_DTYPES = {"f32": "float32", "f16": "float16", "i64": "int64", "i32": "int32", "u8": "uint8",
+              "i8": "int8", "boolean": "bool", "f64": "float64"}
+
+
+def onnx_inputs(path: Path) -> tuple[TensorSpec, ...]:
+    import onnx
+
+    model = onnx.load_model(str(path), load_external_data=False)
+    initializers = {i.name for i in model.graph.initializer}
+    specs = []
+    for inp in model.graph.input:
+        if inp.name in initializers:
+            continue
+        tt = inp.type.tensor_type
+        shape = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim)
+        specs.append(TensorSpec(inp.name, shape, _ONNX_DTYPES.get(tt.elem_type, "float32")))
+    return tuple(specs)
+
+
+def ir_inputs(path: Path) -> tuple[TensorSpec, ...]:
+    root = ET.parse(path).getroot()
+    specs = []
+    for layer in root.iter("layer"):
+        if layer.get("type") != "Parameter":
+            continue
+        data = layer.find("data")
+        shape_text = data.get("shape", "") if data is not None else ""
+        dims = tuple(-1 if d.strip() in ("?", "-1") or ".." in d else int(d)
+                     for d in shape_text.split(",") if d.strip())
+        et = data.get("element_type", "f32") if data is not None else "f32"
+        name = layer.get("name", "")
+        port = layer.find("output/port")
+        if port is not None and port.get("names"):
+            name = port.get("names", name).split(",")[0]
+        specs.append(TensorSpec(name, dims, _IR_DTYPES.get(et, "float32")))
+    return tuple(specs)
+
+
+def declared_inputs(artifact: Artifact, cheap_only: bool = False) -> tuple[TensorSpec, ...] | None:
+    """The model's own input specs. With cheap_only, None for formats that need PyTorch to read."""
+    if artifact.format is ModelFormat.ONNX:
+        return onnx_inputs(artifact.path)
+    if artifact.format is ModelFormat.OPENVINO:
+        return ir_inputs(artifact.path)
+    if cheap_only:
+        return None
+    from inferlab.models.convert import torch_inputs
+
+    return torch_inputs(artifact)

@@ -1,0 +1,1 @@
+"""Tables and exports read from results: terminal tables, CSV and JSON."""

@@ -1,0 +1,50 @@
+"""One flat row per result: the shape shared by the terminal table, CSV export and DataFrames."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inferlab.measure.trial import TrialResult
+
+NOT_MEASURED = "not measured"
+
+
+def precision(result: TrialResult) -> str:
+    """The compute precision a trial ran at, from its effective settings (what the runtime really used)."""
+    eff = result.effective
+    for key in ("inference_precision_hint", "dtype"):
+        if key in eff and eff[key]:
+            return str(eff[key]).replace("<Type: '", "").replace("'>", "")
+    params = result.spec.param_dict
+    return str(params.get("inference_precision") or params.get("dtype") or "f32")
+
+
+def flatten(result: TrialResult, run_id: str | None = None) -> dict[str, Any]:
+    s = result.spec
+    lat = result.latency
+    row: dict[str, Any] = {
+        "run": run_id, "model": s.model.name, "model_hash": s.model.hash[:12], "format": s.model.format.value,
+        "backend": s.backend, "device": s.device, "precision": precision(result), "batch": s.batch,
+        "mode": s.mode, "repeat": s.repeat, "status": result.status, "reason": result.reason,
+        "throughput_sps": result.throughput_sps, "throughput_ci_low_sps": result.throughput_ci_low_sps,
+        "throughput_ci_high_sps": result.throughput_ci_high_sps,
+        "latency_median_3sigma_ms": lat.median_3sigma_ms if lat else None,
+        "latency_p50_ms": lat.p50_ms if lat else None, "latency_p90_ms": lat.p90_ms if lat else None,
+        "latency_p95_ms": lat.p95_ms if lat else None, "latency_p99_ms": lat.p99_ms if lat else None,
+        "latency_mean_ms": lat.mean_ms if lat else None, "latency_std_ms": lat.std_ms if lat else None,
+        "latency_min_ms": lat.min_ms if lat else None, "latency_max_ms": lat.max_ms if lat else None,
+        "latency_median_ci_low_ms": lat.median_ci_low_ms if lat else None,
+        "latency_median_ci_high_ms": lat.median_ci_high_ms if lat else None,
+        "load_s": result.load_s, "first_inference_ms": result.first_inference_ms,
+        "requests": result.requests, "samples": result.samples, "duration_s": result.duration_s,
+        "in_flight": result.in_flight, "peak_rss_mb": result.peak_rss_mb, "cpu_util_pct": result.cpu_util_pct,
+        "peak_gpu_mem_mb": result.peak_gpu_mem_mb, "gpu_util_pct": result.gpu_util_pct,
+        "energy_j_per_sample": result.energy_j_per_sample, "energy_source": result.energy_source,
+        "environment_id": result.environment_id, "spec_key": s.key(),
+    }
+    for k, v in s.params:
+        row[f"param.{k}"] = v
+    for k, v in result.effective.items():
+        row[f"effective.{k}"] = v
+    row["warnings"] = "; ".join(result.warnings)
+    return row

@@ -1,0 +1,51 @@
+"""The terminal results table (rich): FPS with its CI, DLI's 3-sigma median latency, tail latency, costs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.table import Table
+
+from inferlab import backends
+from inferlab.errors import InferlabError
+from inferlab.measure.trial import TrialResult
+from inferlab.report.rows import NOT_MEASURED, precision
+
+
+def _num(v: float | None, fmt: str = "{:.2f}") -> str:
+    return "—" if v is None else fmt.format(v)
+
+
+def _knobs(r: TrialResult) -> str:
+    """Knobs set away from their defaults (precision has its own column)."""
+    try:
+        defaults = {k: knob.default for k, knob in backends.get(r.spec.backend).knobs(r.spec.device).items()}
+    except InferlabError:
+        defaults = {}
+    skip = {"inference_precision", "dtype"}
+    return " ".join(f"{k}={v}" for k, v in r.spec.params if k not in skip and defaults.get(k, object()) != v)
+
+
+def results_table(results: Sequence[TrialResult], title: str | None = None) -> Table:
+    t = Table(title=title, header_style="bold", show_lines=False)
+    for col, justify in [("model", "left"), ("backend", "left"), ("device", "left"), ("prec", "left"),
+                         ("knobs", "left"), ("batch", "right"), ("mode", "left"), ("status", "left"),
+                         ("FPS", "right"), ("95% CI", "right"), ("median ms", "right"), ("p99 ms", "right"),
+                         ("load s", "right"), ("RSS MB", "right"), ("J/sample", "right")]:
+        t.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in results:
+        s = r.spec
+        status = {"ok": "[green]ok[/]", "failed": "[red]failed[/]", "timeout": "[yellow]timeout[/]",
+                  "invalid": "[yellow]invalid[/]"}[r.status]
+        if r.status != "ok":
+            t.add_row(s.model.name, s.backend, s.device, precision(r), _knobs(r), str(s.batch), s.mode, status,
+                      f"[dim]{(r.reason or '')[:70]}[/]", "", "", "", "", _num(r.peak_rss_mb, "{:.0f}"), "")
+            continue
+        ci = (f"{r.throughput_ci_low_sps:.1f}–{r.throughput_ci_high_sps:.1f}"
+              if r.throughput_ci_low_sps is not None and r.throughput_ci_high_sps is not None else "—")
+        lat = r.latency
+        energy = _num(r.energy_j_per_sample, "{:.4f}") if r.energy_j_per_sample is not None else NOT_MEASURED
+        t.add_row(s.model.name, s.backend, s.device, precision(r), _knobs(r), str(s.batch), s.mode, status,
+                  _num(r.throughput_sps, "{:.1f}"), ci, _num(lat.median_3sigma_ms if lat else None),
+                  _num(lat.p99_ms if lat else None), _num(r.load_s), _num(r.peak_rss_mb, "{:.0f}"), energy)
+    return t

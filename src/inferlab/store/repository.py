@@ -1,0 +1,202 @@
+"""Reading and writing the store. Each trial's result is committed in its own transaction, so a killed
+run keeps every finished trial and never a half-written row."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from inferlab.errors import StoreError
+from inferlab.measure.trial import TrialResult, TrialSpec
+from inferlab.store.schema import EnvironmentRow, ResultRow, RunRow, TrialRow
+
+DEFAULT_DB = "inferlab.db"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def resolve_url(url: str | None = None) -> str:
+    """--db, else $INFERLAB_DB, else ./inferlab.db. A bare path means an SQLite file."""
+    url = url or os.environ.get("INFERLAB_DB") or DEFAULT_DB
+    return url if "://" in url else f"sqlite:///{Path(url).expanduser().resolve()}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def pack_latencies(ns: np.ndarray) -> bytes:
+    return zlib.compress(np.asarray(ns, dtype="<i8").tobytes(), 6)
+
+
+def unpack_latencies(blob: bytes) -> np.ndarray:
+    return np.frombuffer(zlib.decompress(blob), dtype="<i8").copy()
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: str
+    name: str
+    status: str
+    created_at: str
+    finished_at: str | None
+    trials: int
+    done: int
+    config_path: str | None
+    environment_id: str | None
+
+
+class Store:
+    def __init__(self, url: str | None = None) -> None:
+        self.url = resolve_url(url)
+        try:
+            self.engine: Engine = create_engine(self.url)
+        except (ArgumentError, ImportError) as exc:
+            raise StoreError(f"--db '{url}': not a usable database URL ({exc}); "
+                             "use a file path or e.g. postgresql://user@host/db") from None
+        if self.url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._migrate()
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _migrate(self) -> None:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.set_main_option("sqlalchemy.url", self.url)
+        try:
+            with self.engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except OperationalError as exc:
+            raise StoreError(f"database {self.url}: cannot open ({str(exc.orig).strip()}); check the path "
+                             "and permissions") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # writing -----------------------------------------------------------------------------------------
+
+    def ensure_environment(self, env_id: str, data: dict[str, Any]) -> str:
+        with self.sessions.begin() as s:
+            if s.get(EnvironmentRow, env_id) is None:
+                s.add(EnvironmentRow(id=env_id, data=data, created_at=_now()))
+        return env_id
+
+    def create_run(self, name: str, config: dict[str, Any], specs: list[TrialSpec],
+                   config_path: str | None = None, environment_id: str | None = None) -> str:
+        """Store the run and its planned trials in one transaction; returns the run id."""
+        run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+        with self.sessions.begin() as s:
+            s.add(RunRow(id=run_id, name=name, config_path=config_path, config=config, status="running",
+                         environment_id=environment_id, created_at=_now()))
+            for i, spec in enumerate(specs):
+                s.add(TrialRow(run_id=run_id, position=i, spec_key=spec.key(), label=spec.label(),
+                               model=spec.model.name, model_hash=spec.model.hash, backend=spec.backend,
+                               device=spec.device, batch=spec.batch, mode=spec.mode, spec=spec.to_json()))
+        return run_id
+
+    def save_result(self, run_id: str, result: TrialResult) -> None:
+        key = result.spec.key()
+        lat = result.latency
+        with self.sessions.begin() as s:
+            trial = s.scalar(select(TrialRow).where(TrialRow.run_id == run_id, TrialRow.spec_key == key))
+            if trial is None:
+                raise StoreError(f"run {run_id} has no trial {result.spec.label()}")
+            old = s.scalar(select(ResultRow).where(ResultRow.trial_id == trial.id))
+            if old is not None:
+                s.delete(old)
+                s.flush()
+            s.add(ResultRow(
+                trial_id=trial.id, environment_id=result.environment_id, status=result.status,
+                reason=result.reason, throughput_sps=result.throughput_sps,
+                latency_median_ms=lat.median_3sigma_ms if lat else None,
+                latency_p99_ms=lat.p99_ms if lat else None, load_s=result.load_s,
+                effective=dict(result.effective), record=result.to_json(with_samples=False),
+                latencies=pack_latencies(result.latencies_ns) if result.latencies_ns is not None else None,
+                finished_at=result.finished_at))
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        with self.sessions.begin() as s:
+            row = s.get(RunRow, run_id)
+            if row is not None:
+                row.status = status
+                row.finished_at = _now()
+
+    # reading -----------------------------------------------------------------------------------------
+
+    def _run(self, s: Session, run_id: str | None) -> RunRow:
+        if run_id is None or run_id == "latest":
+            row = s.scalar(select(RunRow).order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(1))
+            if row is None:
+                raise StoreError(f"{self.url}: no runs stored yet; run `inferlab run CONFIG` first")
+            return row
+        row = s.get(RunRow, run_id)
+        if row is None:
+            matches = s.scalars(select(RunRow).where(RunRow.id.like(f"%{run_id}%"))).all()
+            if len(matches) == 1:
+                return matches[0]
+            raise StoreError(f"run '{run_id}' is not in {self.url}; `inferlab results --runs` lists the runs")
+        return row
+
+    def run_info(self, run_id: str | None = None) -> RunInfo:
+        with self.sessions() as s:
+            row = self._run(s, run_id)
+            return self._info(s, row)
+
+    def _info(self, s: Session, row: RunRow) -> RunInfo:
+        trials = s.scalars(select(TrialRow.id).where(TrialRow.run_id == row.id)).all()
+        done = s.scalars(select(ResultRow.id).join(TrialRow).where(TrialRow.run_id == row.id)).all()
+        return RunInfo(row.id, row.name, row.status, row.created_at, row.finished_at, len(trials), len(done),
+                       row.config_path, row.environment_id)
+
+    def runs(self) -> list[RunInfo]:
+        with self.sessions() as s:
+            rows = s.scalars(select(RunRow).order_by(RunRow.created_at, RunRow.id)).all()
+            return [self._info(s, r) for r in rows]
+
+    def specs(self, run_id: str) -> list[TrialSpec]:
+        with self.sessions() as s:
+            rows = s.scalars(select(TrialRow).where(TrialRow.run_id == run_id).order_by(TrialRow.position))
+            return [TrialSpec.from_json(r.spec) for r in rows]
+
+    def finished_keys(self, run_id: str) -> set[str]:
+        with self.sessions() as s:
+            rows = s.scalars(select(TrialRow.spec_key).join(ResultRow).where(TrialRow.run_id == run_id))
+            return set(rows)
+
+    def results(self, run_id: str | None = None, with_samples: bool = False) -> list[TrialResult]:
+        with self.sessions() as s:
+            run = self._run(s, run_id)
+            rows = s.execute(select(ResultRow, TrialRow.position).join(TrialRow)
+                             .where(TrialRow.run_id == run.id).order_by(TrialRow.position)).all()
+            out = []
+            for row, _ in rows:
+                r = TrialResult.from_json(row.record)
+                if with_samples and row.latencies is not None:
+                    r = r.with_(latencies_ns=unpack_latencies(row.latencies))
+                out.append(r)
+            return out
+
+    def environment(self, env_id: str) -> dict[str, Any] | None:
+        with self.sessions() as s:
+            row = s.get(EnvironmentRow, env_id)
+            return dict(row.data) if row else None
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.close()
