@@ -24,13 +24,18 @@ def _loc(loc: tuple[Any, ...]) -> str:
 def _model_at(cls: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The schema class that holds the field at `loc` (to list what keys are allowed there)."""
     current: Any = cls
+    containers = 0  # list indexes / dict keys still to pass before the next field name
     for part in loc:
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            if not isinstance(part, str) or part not in current.model_fields:
-                return None
-            current = current.model_fields[part].annotation
-        # unwrap list[X], dict[str, X], X | None down to a model class
+        if containers:
+            containers -= 1
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
+            return None
+        current = current.model_fields[part].annotation
+        # unwrap list[X], dict[str, X], X | None down to a model class, counting the containers passed
         while typing.get_origin(current) is not None or isinstance(current, types.UnionType):
+            if typing.get_origin(current) in (list, dict):
+                containers += 1
             args = [a for a in typing.get_args(current) if a is not type(None)]
             models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
             current = models[0] if models else (args[-1] if args else None)

@@ -1,0 +1,152 @@
+"""The resolve step: product of settings, include/exclude rules, and the bad inputs it must name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from inferlab.config import load_text, plan
+from inferlab.errors import BackendError, ConfigError, InputSpecError, ModelError
+
+
+def _exp(tiny: dict[str, str], body: str) -> str:
+    return f"models: [{{name: tiny, path: {tiny['tiny.onnx']}, alternates: [{tiny['tiny.pt2']}]}}]\n" + body
+
+
+@pytest.mark.slow
+def test_cartesian_product_with_swept_params(tiny_models: dict[str, str]) -> None:
+    exp = load_text(_exp(tiny_models, """
+backends:
+  - {name: onnxruntime, params: {intra_op_threads: [1, 2]}}
+  - {name: openvino}
+batch: [1, 4]
+mode: [latency, throughput]
+"""))
+    p = plan(exp)
+    # onnxruntime: 2 threads x 2 batches x 2 modes; openvino: 2 x 2
+    assert len(p.specs) == 12
+    ort = [s for s in p.specs if s.backend == "onnxruntime"]
+    assert {s.param_dict["intra_op_threads"] for s in ort} == {1, 2}
+    # defaults are filled in, so the spec records the effective request
+    assert all(s.param_dict["graph_optimization_level"] == "all" for s in ort)
+    ov = [s for s in p.specs if s.backend == "openvino"]
+    assert all(s.param_dict["inference_precision"] == "f32" for s in ov)
+    assert len({s.key() for s in p.specs}) == 12
+
+
+@pytest.mark.slow
+def test_each_backend_gets_a_format_it_loads(tiny_models: dict[str, str]) -> None:
+    exp = load_text(_exp(tiny_models, "backends: [{name: onnxruntime}, {name: torch}]\n"))
+    formats = {s.backend: s.model.format.value for s in plan(exp).specs}
+    assert formats == {"onnxruntime": "onnx", "torch": "torch-export"}
+
+
+@pytest.mark.slow
+def test_model_without_a_loadable_format_is_skipped_with_reason(tiny_models: dict[str, str]) -> None:
+    text = f"models: [{{path: {tiny_models['tiny.onnx']}}}]\nbackends: [{{name: onnxruntime}}, {{name: torch}}]\n"
+    p = plan(load_text(text))
+    assert {s.backend for s in p.specs} == {"onnxruntime"}
+    assert any("torch cannot load model 'tiny'" in note for note in p.skipped)
+
+
+@pytest.mark.slow
+def test_exclude_and_include_rules(tiny_models: dict[str, str]) -> None:
+    body = """
+backends: [{name: onnxruntime, params: {intra_op_threads: [1, 2]}}, {name: openvino}]
+batch: [1, 4]
+mode: [latency, throughput]
+exclude:
+  - {backend: openvino, mode: throughput}
+  - {params: {intra_op_threads: 2}, batch: 1}
+"""
+    specs = plan(load_text(_exp(tiny_models, body))).specs
+    assert not any(s.backend == "openvino" and s.mode == "throughput" for s in specs)
+    assert not any(s.param_dict.get("intra_op_threads") == 2 and s.batch == 1 for s in specs)
+    assert len(specs) == 12 - 2 - 2
+    specs = plan(load_text(_exp(tiny_models, body + "include: [{batch: 4}]\n"))).specs
+    assert specs and all(s.batch == 4 for s in specs)
+
+
+@pytest.mark.slow
+def test_repeats_are_distinct_trials(tiny_models: dict[str, str]) -> None:
+    specs = plan(load_text(_exp(tiny_models, "backends: [{name: onnxruntime}]\nrepeats: 3\n"))).specs
+    assert [s.repeat for s in specs] == [0, 1, 2]
+
+
+def test_unknown_backend_suggests_name(tiny_models: dict[str, str]) -> None:
+    with pytest.raises(BackendError, match=r"backends\[0\]\.name: 'onxruntime' is not a backend; "
+                                           r"did you mean 'onnxruntime'\?"):
+        plan(load_text(_exp(tiny_models, "backends: [{name: onxruntime}]\n")))
+
+
+def test_unknown_knob_names_field(tiny_models: dict[str, str]) -> None:
+    with pytest.raises(BackendError, match=r"backends\[0\]\.params\.intra_threads: 'intra_threads' is not a knob "
+                                           r"of backend 'onnxruntime'; did you mean 'intra_op_threads'\?"):
+        plan(load_text(_exp(tiny_models, "backends: [{name: onnxruntime, params: {intra_threads: 2}}]\n")))
+
+
+def test_bad_knob_value(tiny_models: dict[str, str]) -> None:
+    with pytest.raises(BackendError, match=r"params\.performance_hint: 'FAST' is not one of LATENCY"):
+        plan(load_text(_exp(tiny_models, "backends: [{name: openvino, params: {performance_hint: FAST}}]\n")))
+    with pytest.raises(BackendError, match=r"params\.intra_op_threads: -1 is outside"):
+        plan(load_text(_exp(tiny_models, "backends: [{name: onnxruntime, params: {intra_op_threads: -1}}]\n")))
+
+
+def test_missing_model_file(tmp_path: Path) -> None:
+    exp = load_text(f"models: [{{path: {tmp_path}/absent.onnx}}]\nbackends: [{{name: onnxruntime}}]\n")
+    with pytest.raises(ModelError, match=r"models\[0\]\.path: .*absent.onnx: model file not found"):
+        plan(exp)
+
+
+def test_corrupt_onnx(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"\x08\x07this is not a protobuf\xff\xff\xff")
+    exp = load_text(f"models: [{{path: {bad}}}]\nbackends: [{{name: onnxruntime}}]\n")
+    with pytest.raises(ModelError, match=r"broken.onnx: not a valid ONNX file"):
+        plan(exp)
+
+
+def test_unknown_model_format(tmp_path: Path) -> None:
+    f = tmp_path / "weights.h5"
+    f.write_bytes(b"x")
+    with pytest.raises(ModelError, match="unknown model format"):
+        plan(load_text(f"models: [{{path: {f}}}]\nbackends: [{{name: onnxruntime}}]\n"))
+
+
+def test_ir_without_weights(tmp_path: Path, tiny_models: dict[str, str]) -> None:
+    xml = tmp_path / "m.xml"
+    xml.write_text(Path(tiny_models["tiny.xml"]).read_text())
+    with pytest.raises(ModelError, match=r"m.xml: OpenVINO IR weights m.bin are missing"):
+        plan(load_text(f"models: [{{path: {xml}}}]\nbackends: [{{name: openvino}}]\n"))
+
+
+def test_wrong_input_shape(tiny_models: dict[str, str]) -> None:
+    body = (f"models: [{{name: tiny, path: {tiny_models['tiny.onnx']}, inputs: {{x: {{shape: [-1, 3, 32, 32]}}}}}}]\n"
+            "backends: [{name: onnxruntime}]\n")
+    with pytest.raises(InputSpecError, match=r"models\[0\]: tiny: inputs.x.shape \[-1, 3, 32, 32\] does not match "
+                                             r"the model's \[-1, 3, 16, 16\] at dimension 2"):
+        plan(load_text(body))
+
+
+def test_unknown_input_name(tiny_models: dict[str, str]) -> None:
+    body = (f"models: [{{path: {tiny_models['tiny.onnx']}, inputs: {{image: {{dtype: float32}}}}}}]\n"
+            "backends: [{name: onnxruntime}]\n")
+    with pytest.raises(InputSpecError, match=r"inputs.image is not an input of the model; its inputs are \['x'\]"):
+        plan(load_text(body))
+
+
+def test_fixed_batch_model_with_larger_batch(tiny_models: dict[str, str]) -> None:
+    body = f"models: [{{path: {tiny_models['tiny_b1.onnx']}}}]\nbackends: [{{name: onnxruntime}}]\nbatch: [1, 8]\n"
+    with pytest.raises(InputSpecError, match=r"fixed batch of 1, so batch 8 cannot run"):
+        plan(load_text(body))
+
+
+def test_rules_that_remove_everything(tiny_models: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match="no trials left to run"):
+        plan(load_text(_exp(tiny_models, "backends: [{name: onnxruntime}]\nexclude: [{backend: onnxruntime}]\n")))
+
+
+def test_device_a_backend_cannot_name(tiny_models: dict[str, str]) -> None:
+    with pytest.raises(BackendError, match=r"backends\[0\]\.devices: 'gpu' is not a device backend 'torch' can use"):
+        plan(load_text(_exp(tiny_models, "backends: [{name: torch, devices: [gpu]}]\n")))

@@ -1,0 +1,109 @@
+"""Statistics against hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inferlab.measure.stats import (
+    ci_relative_width, latency_stats, median_3sigma, median_ci, spread_warnings, throughput_ci,
+)
+from inferlab.measure.summary import Measurement, summarise
+
+
+def test_median_3sigma_drops_far_outlier() -> None:
+    # 20 samples of 10 and one of 1000: mean = 57.14, std = 211.0; 1000 is beyond mean + 3 std (690.2)
+    x = np.array([10.0] * 20 + [1000.0])
+    med, dropped = median_3sigma(x)
+    assert dropped == 1
+    assert med == 10.0
+
+
+def test_median_3sigma_keeps_everything_within_three_sigma() -> None:
+    x = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert median_3sigma(x) == (3.0, 0)
+
+
+def test_median_3sigma_constant_samples() -> None:
+    assert median_3sigma(np.array([4.0, 4.0, 4.0])) == (4.0, 0)
+
+
+def test_latency_stats_hand_computed() -> None:
+    ns = np.array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], dtype=np.int64) * 1_000_000  # 1..10 ms
+    s = latency_stats(ns)
+    assert s.count == 10
+    assert s.mean_ms == pytest.approx(5.5)
+    assert s.std_ms == pytest.approx(3.0276503540974917)  # sample std (ddof=1) of 1..10
+    assert s.min_ms == 1.0 and s.max_ms == 10.0
+    assert s.p50_ms == pytest.approx(5.5)
+    assert s.p90_ms == pytest.approx(9.1)  # linear interpolation: 1 + 0.9 * 9
+    assert s.p99_ms == pytest.approx(9.91)
+    assert s.median_3sigma_ms == pytest.approx(5.5)
+    assert s.median_ci_low_ms <= 5.5 <= s.median_ci_high_ms
+
+
+def test_median_ci_matches_monte_carlo_bootstrap() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.lognormal(0.0, 0.3, size=301)
+    lo, hi = median_ci(x)
+    # Monte Carlo percentile bootstrap of the lower median, which the exact method computes.
+    s = np.sort(x)
+    idx = rng.integers(0, x.size, size=(20000, x.size))
+    meds = np.sort(s[idx], axis=1)[:, (x.size + 1) // 2 - 1]
+    mc_lo, mc_hi = np.percentile(meds, [2.5, 97.5])
+    step = np.median(np.diff(s))
+    assert abs(lo - mc_lo) <= 3 * step
+    assert abs(hi - mc_hi) <= 3 * step
+
+
+def test_median_ci_narrows_with_more_samples() -> None:
+    rng = np.random.default_rng(2)
+    small = rng.normal(10, 1, 50)
+    large = rng.normal(10, 1, 5000)
+    assert (median_ci(large)[1] - median_ci(large)[0]) < (median_ci(small)[1] - median_ci(small)[0])
+    assert ci_relative_width(large * 1e6) < 0.02
+
+
+def test_median_ci_degenerate() -> None:
+    assert median_ci(np.array([3.0])) == (3.0, 3.0)
+
+
+def test_throughput_ci_contains_rate() -> None:
+    # 1000 completions evenly over 1 s, batch 2: 2000 samples/s
+    completions = np.linspace(0, 1e9, 1000, endpoint=False).astype(np.int64)
+    ci = throughput_ci(completions, int(1e9), 2)
+    assert ci is not None
+    assert ci[0] <= 2000.0 <= ci[1]
+    assert ci[1] - ci[0] < 50
+
+
+def test_throughput_ci_needs_enough_requests() -> None:
+    assert throughput_ci(np.array([1, 2, 3]), 10, 1) is None
+
+
+def test_summarise_latency_mode_fps_is_batch_over_3sigma_median() -> None:
+    ns = np.full(100, 4_000_000, dtype=np.int64)  # 4 ms each
+    m = Measurement("latency", ns, int(0.4e9), 100, 8, 1, 9_000_000, "min_iterations_and_duration")
+    out = summarise(m, 50)
+    assert out["throughput_sps"] == pytest.approx(8 / 0.004)
+    assert out["first_inference_ms"] == pytest.approx(9.0)
+    assert out["samples"] == 800
+
+
+def test_summarise_throughput_mode_fps_is_samples_over_window() -> None:
+    ns = np.full(200, 10_000_000, dtype=np.int64)
+    completions = np.linspace(0, 1e9, 200).astype(np.int64)
+    m = Measurement("throughput", ns, int(1e9), 200, 4, 2, 1, "min_iterations_and_duration", completions)
+    out = summarise(m, 50)
+    assert out["throughput_sps"] == pytest.approx(800.0)
+    assert out["in_flight"] == 2
+
+
+def test_spread_warning_in_plain_language() -> None:
+    rng = np.random.default_rng(3)
+    ns = (rng.uniform(1, 3, 500) * 1e6).astype(np.int64)
+    s = latency_stats(ns)
+    warnings = spread_warnings(s, ns)
+    assert any("high spread" in w for w in warnings)
+    tight = np.full(500, 2_000_000, dtype=np.int64)
+    assert spread_warnings(latency_stats(tight), tight) == []
