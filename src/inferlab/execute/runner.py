@@ -61,12 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run(spec, channel)
     except InferlabError as exc:
-        channel.send("error", reason=str(exc), kind="user")
+        channel.send("error", reason=str(exc), origin="user")
         return 3
     except Exception as exc:
         traceback.print_exc()
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        channel.send("error", reason=f"{type(exc).__name__}: {first}"[:500], kind="internal")
+        channel.send("error", reason=f"{type(exc).__name__}: {first}"[:500], origin="internal")
         return 4
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     channel.send("result", result=encode_result(result), child_peak_rss_mb=peak_kb / 1024)

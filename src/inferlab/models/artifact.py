@@ -5,12 +5,16 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 from inferlab.errors import ModelError
 from inferlab.models.tensors import TensorSpec
+
+
+_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 class ModelFormat(StrEnum):
@@ -48,6 +52,8 @@ class Artifact:
 
 def detect_format(ref: str) -> ModelFormat:
     """Tell a reference's format from its suffix (or the module:factory form)."""
+    if _FACTORY.match(ref):
+        return ModelFormat.TORCH_FACTORY
     suffix = Path(ref).suffix.lower()
     if suffix == ".onnx":
         return ModelFormat.ONNX
@@ -55,8 +61,6 @@ def detect_format(ref: str) -> ModelFormat:
         return ModelFormat.OPENVINO
     if suffix in (".pt2", ".pt"):
         return ModelFormat.TORCH_EXPORT
-    if ":" in ref and "/" not in ref and not suffix:
-        return ModelFormat.TORCH_FACTORY
     raise ModelError(f"{ref}: unknown model format; give an .onnx file, an OpenVINO .xml (with its .bin), "
                      "a torch.export .pt2 file, or 'package.module:factory'")
 

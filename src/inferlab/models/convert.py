@@ -41,8 +41,8 @@ def torch_inputs(artifact: Artifact) -> tuple[TensorSpec, ...]:
     """Input specs of an exported program (from its signature); factories declare theirs in config."""
     if artifact.format is ModelFormat.TORCH_FACTORY:
         if not artifact.inputs or any(not t.shape for t in artifact.inputs):
-            raise ModelError(f"{artifact.ref}: a factory model needs models[].inputs with name, shape and dtype")
-        return artifact.inputs
+            raise ModelError(f"{artifact.ref}: a factory model needs models[].inputs with name and shape")
+        return tuple(TensorSpec(t.name, t.shape, t.dtype or "float32", t.low, t.high) for t in artifact.inputs)
     import torch
 
     program = torch.export.load(str(artifact.path))
@@ -65,11 +65,16 @@ def torch_to_onnx(artifact: Artifact, specs: list[TensorSpec]) -> Path:
     target = cache_dir() / f"{artifact.name}-{key}.onnx"
     if target.is_file():
         return target
-    module = load_torch_module(artifact)
-    examples = tuple(torch.from_numpy(np.zeros(s.shape, dtype=s.dtype)) for s in specs)
-    names = [s.name for s in specs]
     tmp = target.with_suffix(".tmp.onnx")
-    torch.onnx.export(module, examples, str(tmp), input_names=names, dynamo=False,
-                      dynamic_axes={n: {0: "batch"} for n in names}, opset_version=17)
+    names = [s.name for s in specs]
+    if artifact.format is ModelFormat.TORCH_EXPORT:
+        # An exported program carries its own dynamic shapes; the dynamo exporter takes it as it is.
+        program = torch.export.load(str(artifact.path))
+        torch.onnx.export(program, (), str(tmp), dynamo=True, external_data=False, optimize=True)
+    else:
+        module = load_torch_module(artifact)
+        examples = tuple(torch.from_numpy(np.zeros(s.shape, dtype=s.dtype)) for s in specs)
+        torch.onnx.export(module, examples, str(tmp), input_names=names, dynamo=False,
+                          dynamic_axes={n: {0: "batch"} for n in names}, opset_version=17)
     tmp.replace(target)
     return target

@@ -1,0 +1,83 @@
+"""Resume after the orchestrator is killed with SIGKILL mid-run: finished trials stay, the rest run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from inferlab.store import Store
+
+pytestmark = pytest.mark.slow
+
+CONFIG = """
+name: resume
+models:
+  - {name: slow, path: 'tests.fixtures.faulty_models:slow_forward', inputs: {x: {shape: [-1, 3, 16, 16]}}}
+backends: [{name: torch, params: {threads: 1}}]
+batch: [1, 2, 3, 4]
+measure: {warmup_iterations: 1, min_iterations: 5, min_duration_s: 1.0, max_duration_s: 5, timeout_s: 60}
+"""
+
+
+def _count(db: Path, table: str) -> int:
+    if not db.exists():
+        return 0
+    con = sqlite3.connect(db)
+    try:
+        return int(con.execute(f"select count(*) from {table}").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        con.close()
+
+
+def test_resume_after_sigkill(tmp_path: Path) -> None:
+    cfg = tmp_path / "resume.yaml"
+    cfg.write_text(CONFIG)
+    db = tmp_path / "r.db"
+    cmd = [sys.executable, "-m", "inferlab.cli.main", "run", str(cfg), "--db", str(db)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 90
+    while _count(db, "results") < 1 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = _count(db, "results")
+    assert 1 <= done_before < 4, "the kill should land mid-run"
+
+    store = Store(str(db))
+    (info,) = store.runs()
+    assert info.status == "running" and info.trials == 4
+    first = {r.spec.key(): r.finished_at for r in store.results(info.id)}
+    assert all(r.status == "ok" for r in store.results(info.id))  # every stored row is whole
+
+    out = subprocess.run([*cmd, "--resume", info.id], capture_output=True, text=True, timeout=180, check=False)
+    assert out.returncode == 0, out.stderr
+    results = store.results(info.id)
+    assert len(results) == 4 and all(r.status == "ok" for r in results)
+    assert sorted(r.spec.batch for r in results) == [1, 2, 3, 4]
+    for r in results:  # finished trials were skipped, not re-measured
+        if r.spec.key() in first:
+            assert r.finished_at == first[r.spec.key()]
+    assert store.run_info(info.id).status == "finished"
+    assert _count(db, "results") == 4
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path: Path) -> None:
+    cfg = tmp_path / "a.yaml"
+    cfg.write_text(CONFIG.replace("batch: [1, 2, 3, 4]", "batch: [1]"))
+    db = tmp_path / "r.db"
+    base = [sys.executable, "-m", "inferlab.cli.main", "run", str(cfg), "--db", str(db)]
+    assert subprocess.run(base, capture_output=True, timeout=120, check=False).returncode == 0
+    run_id = Store(str(db)).runs()[0].id
+    cfg.write_text(CONFIG)
+    out = subprocess.run([*base, "--resume", run_id], capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 2
+    assert "planned from a different config" in out.stderr
