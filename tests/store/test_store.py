@@ -1,0 +1,105 @@
+"""The store: migrations, one transaction per result, compressed raw latencies, environments, lookups."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inferlab.errors import StoreError
+from inferlab.measure.stats import latency_stats
+from inferlab.measure.trial import MeasureSettings, TrialResult, TrialSpec
+from inferlab.models.artifact import Artifact, ModelFormat
+from inferlab.store import Store, resolve_url
+from inferlab.store.repository import pack_latencies, unpack_latencies
+
+
+def _spec(batch: int) -> TrialSpec:
+    art = Artifact("m", "/x/m.onnx", ModelFormat.ONNX, "ab" * 32)
+    return TrialSpec(art, "onnxruntime", "cpu", (("intra_op_threads", 1),), batch, "latency", MeasureSettings())
+
+
+def _result(spec: TrialSpec, env: str) -> TrialResult:
+    ns = np.arange(1, 1001, dtype=np.int64) * 1000 + 2_000_000
+    return TrialResult(spec=spec, status="ok", load_s=0.1, latency=latency_stats(ns), throughput_sps=400.0,
+                       latencies_ns=ns, environment_id=env, effective={"intra_op_threads": 1},
+                       finished_at="2026-11-23T00:00:00")
+
+
+def test_roundtrip_with_raw_latencies(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "a.db"))
+    env = store.ensure_environment("e1", {"cpu": "x"})
+    specs = [_spec(1), _spec(8)]
+    run_id = store.create_run("t", {"name": "t"}, specs, "/c.yaml", env)
+    r = _result(specs[0], env)
+    store.save_result(run_id, r)
+    (back,) = store.results(run_id, with_samples=True)
+    assert back.spec == specs[0]
+    assert back.latency == r.latency
+    assert back.latencies_ns is not None
+    np.testing.assert_array_equal(back.latencies_ns, r.latencies_ns)
+    # statistics recomputed from the stored raw samples equal the stored ones
+    assert latency_stats(back.latencies_ns) == r.latency
+    assert store.finished_keys(run_id) == {specs[0].key()}
+    info = store.run_info(run_id)
+    assert (info.trials, info.done, info.status) == (2, 1, "running")
+    assert store.environment(env) == {"cpu": "x"}
+
+
+def test_saving_again_replaces_the_result(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "a.db"))
+    spec = _spec(1)
+    run_id = store.create_run("t", {}, [spec])
+    store.save_result(run_id, _result(spec, None))  # type: ignore[arg-type]
+    store.save_result(run_id, _result(spec, None).with_(throughput_sps=500.0))  # type: ignore[arg-type]
+    (r,) = store.results(run_id)
+    assert r.throughput_sps == 500.0
+
+
+def test_latencies_are_compressed() -> None:
+    ns = (np.random.default_rng(0).normal(2e6, 1e4, 20000)).astype(np.int64)
+    blob = pack_latencies(ns)
+    assert len(blob) < ns.nbytes * 0.6
+    np.testing.assert_array_equal(unpack_latencies(blob), ns)
+
+
+def test_schema_is_versioned_by_alembic(tmp_path: Path) -> None:
+    path = tmp_path / "v.db"
+    Store(str(path))
+    con = sqlite3.connect(path)
+    assert con.execute("select version_num from alembic_version").fetchone() == ("0001",)
+    tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
+    assert {"runs", "trials", "results", "environments"} <= tables
+    con.close()
+    Store(str(path))  # opening again is a no-op migration
+
+
+def test_latest_and_partial_run_ids(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "a.db"))
+    with pytest.raises(StoreError, match="no runs stored yet"):
+        store.run_info()
+    a = store.create_run("a", {}, [_spec(1)])
+    assert store.run_info("latest").id == a
+    assert store.run_info(a[-4:]).id == a
+    with pytest.raises(StoreError, match="run 'nope' is not in"):
+        store.run_info("nope")
+
+
+def test_url_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert resolve_url() == f"sqlite:///{tmp_path}/inferlab.db"
+    monkeypatch.setenv("INFERLAB_DB", "postgresql://u@h/db")
+    assert resolve_url() == "postgresql://u@h/db"
+    assert resolve_url("x.db") == f"sqlite:///{tmp_path}/x.db"
+
+
+def test_unusable_url_is_a_one_line_error() -> None:
+    with pytest.raises(StoreError, match="not a usable database URL"):
+        Store("nosuchdialect://x/y")
+
+
+def test_unwritable_path_is_a_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="cannot open"):
+        Store(str(tmp_path / "missing-dir" / "a.db"))
