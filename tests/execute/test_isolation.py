@@ -20,7 +20,8 @@ def _config(models: list[str], timeout_s: float = 60) -> str:
     entries = "\n".join(f"  - {{name: {m}, path: 'tests.fixtures.faulty_models:{m}', {FACTORY_INPUTS}}}"
                         for m in models)
     measure = dict(FAST_MEASURE, timeout_s=timeout_s)
-    return f"name: isolation\nmodels:\n{entries}\nbackends: [{{name: torch, params: {{threads: 1}}}}]\nmeasure: {measure}\n"
+    backend = "backends: [{name: torch, params: {threads: 1}}]"
+    return f"name: isolation\nmodels:\n{entries}\n{backend}\nmeasure: {measure}\n"
 
 
 def test_crash_hang_and_exception_are_stored_and_the_run_completes(tmp_path: Path) -> None:

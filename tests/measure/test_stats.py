@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from inferlab.measure.stats import (
-    ci_relative_width, latency_stats, median_3sigma, median_ci, spread_warnings, throughput_ci,
+    ci_relative_width,
+    latency_stats,
+    median_3sigma,
+    median_ci,
+    spread_warnings,
+    throughput_ci,
 )
 from inferlab.measure.summary import Measurement, summarise
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 
 from inferlab.backends.base import Backend, Knob, LayerTiming, Session, SessionInfo
 from inferlab.errors import BackendError, did_you_mean
@@ -12,7 +12,7 @@ GROUP = "inferlab.backends"
 
 
 @cache
-def _entry_points() -> dict[str, object]:
+def _entry_points() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group=GROUP)}
 
 
@@ -26,11 +26,11 @@ def get(name: str) -> Backend:
     eps = _entry_points()
     if name not in eps:
         raise BackendError(f"'{name}' is not a backend" + (did_you_mean(name, eps) or f"; choose from {sorted(eps)}"))
-    cls = eps[name].load()  # type: ignore[attr-defined]
-    backend = cls()
+    cls = eps[name].load()
+    backend: Backend = cls()
     if backend.name != name:
         raise BackendError(f"entry point '{name}' loads a backend named '{backend.name}'; the names must agree")
-    return backend  # type: ignore[no-any-return]
+    return backend
 
 
 __all__ = ["Backend", "Knob", "LayerTiming", "Session", "SessionInfo", "get", "names"]

@@ -139,10 +139,10 @@ class Session:
 
     def wait_async(self) -> None:
         """Block until every submitted request has completed and release async resources."""
-        pool = getattr(self, "_pool", None)
+        pool: ThreadPoolExecutor | None = getattr(self, "_pool", None)
         if pool is not None:
             pool.shutdown(wait=True)
-            self._pool = None
+            del self._pool
 
     def layer_profile(self) -> list[LayerTiming]:
         return []

@@ -10,7 +10,14 @@ from typing import Any
 import numpy as np
 
 from inferlab.backends.base import (
-    Backend, Knob, LayerTiming, Scalar, Session, SessionInfo, choice_knob, int_knob,
+    Backend,
+    Knob,
+    LayerTiming,
+    Scalar,
+    Session,
+    SessionInfo,
+    choice_knob,
+    int_knob,
 )
 from inferlab.errors import BackendError, InputSpecError, ModelError
 from inferlab.models.artifact import Artifact, ModelFormat

@@ -10,7 +10,16 @@ from typing import Any
 import numpy as np
 
 from inferlab.backends.base import (
-    Backend, DoneCallback, Knob, LayerTiming, Scalar, Session, SessionInfo, bool_knob, choice_knob, int_knob,
+    Backend,
+    DoneCallback,
+    Knob,
+    LayerTiming,
+    Scalar,
+    Session,
+    SessionInfo,
+    bool_knob,
+    choice_knob,
+    int_knob,
 )
 from inferlab.errors import BackendError, ModelError
 from inferlab.models.artifact import Artifact, ModelFormat

@@ -11,7 +11,14 @@ from typing import Any
 import numpy as np
 
 from inferlab.backends.base import (
-    Backend, Knob, Scalar, Session, SessionInfo, bool_knob, choice_knob, int_knob,
+    Backend,
+    Knob,
+    Scalar,
+    Session,
+    SessionInfo,
+    bool_knob,
+    choice_knob,
+    int_knob,
 )
 from inferlab.errors import BackendError
 from inferlab.models.artifact import Artifact, ModelFormat

@@ -24,6 +24,8 @@ from inferlab.store import Store
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure, compare and tune deep-learning inference.")
 console = Console()
+if not console.is_terminal:
+    console = Console(width=max(console.width, 180))  # logs and pipes: keep the wide results table readable
 err = Console(stderr=True)
 
 DbOption = Annotated[str | None, typer.Option("--db", help="database URL or SQLite path "

@@ -172,7 +172,6 @@ class LocalExecutor:
                 log_path: Path, started: str) -> TrialResult:
         monitor: TrialMonitor = outcome["monitor"]
         finished = now_iso()
-        base = {"started_at": started, "finished_at": finished, "environment_id": self.environment_id}
         status: Status
         if "result" in outcome:
             msg = outcome["result"]
@@ -200,4 +199,5 @@ class LocalExecutor:
             status = "failed"
             tail = _tail(log_path)
             reason = f"exited with code {proc.returncode} without a result" + (f": {tail}" if tail else "")
-        return TrialResult(spec=spec, status=status, reason=reason, peak_rss_mb=peak, **base)
+        return TrialResult(spec=spec, status=status, reason=reason, peak_rss_mb=peak, started_at=started,
+                           finished_at=finished, environment_id=self.environment_id)

@@ -13,7 +13,6 @@ from pathlib import Path
 from inferlab.errors import ModelError
 from inferlab.models.tensors import TensorSpec
 
-
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 

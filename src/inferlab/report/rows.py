@@ -13,7 +13,7 @@ def precision(result: TrialResult) -> str:
     """The compute precision a trial ran at, from its effective settings (what the runtime really used)."""
     eff = result.effective
     for key in ("inference_precision_hint", "dtype"):
-        if key in eff and eff[key]:
+        if eff.get(key):
             return str(eff[key]).replace("<Type: '", "").replace("'>", "")
     params = result.spec.param_dict
     return str(params.get("inference_precision") or params.get("dtype") or "f32")
