@@ -98,6 +98,7 @@ class Session:
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     info: SessionInfo
+    _pool: ThreadPoolExecutor | None = None
 
     def prepare(self, feeds: Mapping[str, np.ndarray]) -> Any:
         """Turn host arrays into the runtime's own input form (device tensors, ...). Untimed."""
@@ -121,13 +122,15 @@ class Session:
 
     def start_async(self, depth: int) -> None:
         """Get ready for `submit` with up to `depth` requests in flight."""
-        self._pool = ThreadPoolExecutor(max_workers=depth, thread_name_prefix="inferlab-req")
+        # One request in flight needs no worker: running it on the calling thread avoids a second
+        # OpenMP thread team (and its spinning) in runtimes that keep one per calling thread.
+        self._pool = ThreadPoolExecutor(max_workers=depth, thread_name_prefix="inferlab-req") if depth > 1 else None
 
     def submit(self, prepared: Any, on_done: DoneCallback) -> None:
         """Start one inference; `on_done(None)` or `on_done(exc)` is called when it completes.
 
         The default runs `run` on a worker thread, which is real parallelism for runtimes that release
-        the GIL while computing (all those shipped here do)."""
+        the GIL while computing (all those shipped here do); with one request in flight it runs inline."""
         def task() -> None:
             try:
                 self.run(prepared)
@@ -135,14 +138,16 @@ class Session:
                 on_done(exc)
                 return
             on_done(None)
-        self._pool.submit(task)
+        if self._pool is None:
+            task()
+        else:
+            self._pool.submit(task)
 
     def wait_async(self) -> None:
         """Block until every submitted request has completed and release async resources."""
-        pool: ThreadPoolExecutor | None = getattr(self, "_pool", None)
-        if pool is not None:
-            pool.shutdown(wait=True)
-            del self._pool
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def layer_profile(self) -> list[LayerTiming]:
         return []

@@ -9,14 +9,16 @@ from inferlab.measure.trial import TrialResult
 NOT_MEASURED = "not measured"
 
 
+_SHORT = {"float32": "f32", "float16": "f16", "bfloat16": "bf16", "float64": "f64"}
+
+
 def precision(result: TrialResult) -> str:
     """The compute precision a trial ran at, from its effective settings (what the runtime really used)."""
     eff = result.effective
-    for key in ("inference_precision_hint", "dtype"):
-        if eff.get(key):
-            return str(eff[key]).replace("<Type: '", "").replace("'>", "")
     params = result.spec.param_dict
-    return str(params.get("inference_precision") or params.get("dtype") or "f32")
+    value = next((eff[k] for k in ("inference_precision_hint", "dtype") if eff.get(k)), None)
+    text = str(value or params.get("inference_precision") or params.get("dtype") or "f32")
+    return _SHORT.get(text, text)
 
 
 def flatten(result: TrialResult, run_id: str | None = None) -> dict[str, Any]:
