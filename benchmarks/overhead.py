@@ -1,6 +1,6 @@
 """inferlab's latency mode against a bare perf_counter loop around the same runtime session.
 
-For each model, alternates (ABAB, --rounds times) a bare loop -- `t0 = perf_counter_ns(); sess.run(...);
+For each model, alternates (AB then BA, --rounds times) a bare loop -- `t0 = perf_counter_ns(); sess.run(...);
 t1 = perf_counter_ns()` around the ONNX Runtime InferenceSession inferlab loaded -- with inferlab's
 latency driver on that session, each for --time seconds, in one process. Reports the medians over
 rounds of (a) the median latency each reports and (b) wall time per inference (the loop's own cost), the
@@ -65,16 +65,26 @@ def study(name: str, model: Path, batch: int, seconds: float, rounds: int) -> di
     for f in pool[:20]:
         raw.run(None, f)
     bare_med, bare_wall, ours_med, ours_wall = [], [], [], []
-    for _ in range(rounds):
-        m, w = bare_loop(raw, pool, seconds)
-        bare_med.append(m)
-        bare_wall.append(w)
-        m, w = inferlab_loop(session, prepared, seconds)
-        ours_med.append(m)
-        ours_wall.append(w)
+    for i in range(rounds):
+        # alternate the order each round so neither side always runs on a warmer (or busier) machine
+        order = (bare_loop, inferlab_loop) if i % 2 == 0 else (inferlab_loop, bare_loop)
+        for fn in order:
+            if fn is bare_loop:
+                m, w = bare_loop(raw, pool, seconds)
+                bare_med.append(m)
+                bare_wall.append(w)
+            else:
+                m, w = inferlab_loop(session, prepared, seconds)
+                ours_med.append(m)
+                ours_wall.append(w)
     session.close()
+    d_med = [o - b for o, b in zip(ours_med, bare_med, strict=True)]
+    d_wall = [o - b for o, b in zip(ours_wall, bare_wall, strict=True)]
+    q = statistics.quantiles(d_wall, n=4)
     return {"bare_median_us": statistics.median(bare_med), "inferlab_median_us": statistics.median(ours_med),
-            "bare_wall_us": statistics.median(bare_wall), "inferlab_wall_us": statistics.median(ours_wall)}
+            "bare_wall_us": statistics.median(bare_wall), "inferlab_wall_us": statistics.median(ours_wall),
+            "d_median_us": statistics.median(d_med), "d_wall_us": statistics.median(d_wall),
+            "d_wall_q1_us": q[0], "d_wall_q3_us": q[2]}
 
 
 def null_cost(seconds: float) -> float:
@@ -87,22 +97,23 @@ def null_cost(seconds: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--time", type=float, default=3.0)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--time", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
     cases = [("~1 ms: mobilenet_s b1", MODELS / "mobilenet_s.onnx", 1),
              ("~20 ms: resnet_s b12", MODELS / "resnet_s.onnx", 12)]
     print(f"null backend: {null_cost(args.time):.2f} µs per request through inferlab's latency loop")
-    print("\n| model | bare median µs | inferlab median µs | Δ median µs (%) | bare wall/inf µs "
-          "| inferlab wall/inf µs | Δ wall µs (%) |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"\npaired rounds: {args.rounds} x {args.time:g} s per side; Δ = median over rounds of (inferlab - bare)")
+    print("| model | bare median µs | inferlab median µs | Δ median µs (%) | bare wall/inf µs "
+          "| inferlab wall/inf µs | Δ wall µs (%) | Δ wall IQR µs |")
+    print("|---|---|---|---|---|---|---|---|")
     for label, path, batch in cases:
         r = study(label, path, batch, args.time, args.rounds)
-        dm = r["inferlab_median_us"] - r["bare_median_us"]
-        dw = r["inferlab_wall_us"] - r["bare_wall_us"]
+        dm, dw = r["d_median_us"], r["d_wall_us"]
         print(f"| {label} | {r['bare_median_us']:.1f} | {r['inferlab_median_us']:.1f} | "
               f"{dm:+.2f} ({100 * dm / r['bare_median_us']:+.2f}%) | {r['bare_wall_us']:.1f} | "
-              f"{r['inferlab_wall_us']:.1f} | {dw:+.2f} ({100 * dw / r['bare_wall_us']:+.2f}%) |", flush=True)
+              f"{r['inferlab_wall_us']:.1f} | {dw:+.2f} ({100 * dw / r['bare_wall_us']:+.2f}%) | "
+              f"{r['d_wall_q1_us']:+.1f} .. {r['d_wall_q3_us']:+.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,14 @@
 What is timed: drivers time `Session.run` (synchronous: returns when outputs are complete, device work
 included) and the interval from `submit` to its `on_done` callback. Buffers: feeds passed to `prepare`
 belong to the caller and must stay alive while the prepared form is used; outputs belong to the runtime.
-What may block: `run` blocks; `submit` may block while the runtime's queue is full; `on_done` runs on a
+What may block: `run` blocks; `wait_slot` blocks while `depth` requests are in flight, so that `submit`,
+called next, starts at once (the driver's per-request clock starts between the two); `on_done` runs on a
 runtime thread and must not block.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -99,6 +101,8 @@ class Session:
     outputs: list[TensorSpec]
     info: SessionInfo
     _pool: ThreadPoolExecutor | None = None
+    _slots: threading.BoundedSemaphore
+    _depth: int = 1
 
     def prepare(self, feeds: Mapping[str, np.ndarray]) -> Any:
         """Turn host arrays into the runtime's own input form (device tensors, ...). Untimed."""
@@ -125,9 +129,16 @@ class Session:
         # One request in flight needs no worker: running it on the calling thread avoids a second
         # OpenMP thread team (and its spinning) in runtimes that keep one per calling thread.
         self._pool = ThreadPoolExecutor(max_workers=depth, thread_name_prefix="inferlab-req") if depth > 1 else None
+        self._slots = threading.BoundedSemaphore(depth)
+        self._depth = depth
+
+    def wait_slot(self) -> None:
+        """Block until fewer than `depth` requests are in flight; the next `submit` starts at once."""
+        self._slots.acquire()
 
     def submit(self, prepared: Any, on_done: DoneCallback) -> None:
-        """Start one inference; `on_done(None)` or `on_done(exc)` is called when it completes.
+        """Start one inference in the slot `wait_slot` found; `on_done(None)` or `on_done(exc)` is called
+        when it completes.
 
         The default runs `run` on a worker thread, which is real parallelism for runtimes that release
         the GIL while computing (all those shipped here do); with one request in flight it runs inline."""
@@ -136,15 +147,24 @@ class Session:
                 self.run(prepared)
             except BaseException as exc:  # reported to the driver, which ends the measurement
                 on_done(exc)
-                return
-            on_done(None)
+            else:
+                on_done(None)
+            finally:
+                self._slots.release()
         if self._pool is None:
             task()
         else:
             self._pool.submit(task)
 
-    def wait_async(self) -> None:
-        """Block until every submitted request has completed and release async resources."""
+    def wait_all(self) -> None:
+        """Block until every submitted request has completed."""
+        for _ in range(self._depth):
+            self._slots.acquire()
+        for _ in range(self._depth):
+            self._slots.release()
+
+    def stop_async(self) -> None:
+        """Wait for every submitted request, then release async resources."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
@@ -153,7 +173,7 @@ class Session:
         return []
 
     def close(self) -> None:
-        self.wait_async()
+        self.stop_async()
 
 
 class Backend:

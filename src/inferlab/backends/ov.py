@@ -72,14 +72,19 @@ class OpenVinoSession(Session):
         self._queue = ov.AsyncInferQueue(self._compiled, depth)
         self._queue.set_callback(_on_request_done)
 
+    def wait_slot(self) -> None:
+        self._queue.get_idle_request_id()  # the queue itself keeps the in-flight bound
+
     def submit(self, prepared: Any, on_done: DoneCallback) -> None:
-        # Blocks while all `depth` requests are busy: the queue itself keeps the in-flight bound.
         self._queue.start_async(dict(enumerate(prepared)), on_done, share_inputs=True)
 
-    def wait_async(self) -> None:
+    def wait_all(self) -> None:
         if self._queue is not None:
             self._queue.wait_all()
-            self._queue = None
+
+    def stop_async(self) -> None:
+        self.wait_all()
+        self._queue = None
 
     def layer_profile(self) -> list[LayerTiming]:
         return [LayerTiming(p.node_name, p.node_type, p.real_time.total_seconds() * 1e3)

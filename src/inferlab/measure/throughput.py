@@ -4,7 +4,6 @@ from submission to the completion callback."""
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -17,40 +16,36 @@ from inferlab.measure.summary import Measurement
 from inferlab.measure.trial import MeasureSettings
 
 
-class _InFlight:
-    """Keeps at most `depth` requests outstanding and records their completions."""
+class _Recorder:
+    """Submits requests (the session bounds how many are in flight) and records their completions."""
 
-    def __init__(self, session: Session, depth: int) -> None:
+
+    def __init__(self, session: Session) -> None:
         self.session = session
-        self.depth = depth
-        self.slots = threading.Semaphore(depth)
         self.latencies: list[int] = []
         self.completions: list[int] = []
         self.errors: list[BaseException] = []
         self.record = False
 
     def submit(self, prepared: Any) -> None:
-        self.slots.acquire()
         clock = time.perf_counter_ns
         record = self.record
+        latencies, completions, errors = self.latencies, self.completions, self.errors
+        self.session.wait_slot()  # waiting for a free request is queueing, not the request's latency
         t_submit = clock()
 
         def done(exc: BaseException | None) -> None:
             t_done = clock()
             if exc is not None:
-                self.errors.append(exc)
+                errors.append(exc)
             elif record:
-                self.latencies.append(t_done - t_submit)
-                self.completions.append(t_done)
-            self.slots.release()
+                latencies.append(t_done - t_submit)
+                completions.append(t_done)
 
         self.session.submit(prepared, done)
 
     def drain(self) -> None:
-        for _ in range(self.depth):
-            self.slots.acquire()
-        for _ in range(self.depth):
-            self.slots.release()
+        self.session.wait_all()
         if self.errors:
             raise self.errors[0]
 
@@ -61,7 +56,7 @@ def measure_throughput(session: Session, prepared: list[Any], settings: MeasureS
     first = first_and_warmup(session, prepared, settings)
     depth = settings.in_flight or session.recommended_in_flight()
     session.start_async(depth)
-    flight = _InFlight(session, depth)
+    flight = _Recorder(session)
     n = len(prepared)
     try:
         for i in range(max(settings.warmup_iterations, 2 * depth)):
@@ -86,7 +81,7 @@ def measure_throughput(session: Session, prepared: list[Any], settings: MeasureS
                 next_check = now + CHECK_NS
         flight.drain()
     finally:
-        session.wait_async()
+        session.stop_async()
     events.phase("measured")
     completions = np.asarray(flight.completions, dtype=np.int64) - start
     end = int(completions.max()) if completions.size else clock() - start
