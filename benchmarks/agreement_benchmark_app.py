@@ -63,9 +63,9 @@ def main() -> None:
     rows = []
     for hint in args.hints.split(","):
         runners: list[Callable[[], tuple[float, float]]] = [
-            lambda: run_inferlab(args.model, hint, args.time, db, 16),
-            lambda: run_inferlab(args.model, hint, args.time, db, 1),
-            lambda: run_benchmark_app(args.model, hint, args.time, args.shape)]
+            lambda h=hint: run_inferlab(args.model, h, args.time, db, 16),  # type: ignore[misc]
+            lambda h=hint: run_inferlab(args.model, h, args.time, db, 1),  # type: ignore[misc]
+            lambda h=hint: run_benchmark_app(args.model, h, args.time, args.shape)]  # type: ignore[misc]
         figures: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
         for i in range(args.rounds):
             for k in range(3):

@@ -65,8 +65,10 @@ def test_openvino_records_effective_precision_and_hint(tiny_models: dict[str, st
     session, _ = _load("openvino", resolve("tiny", tiny_models["tiny.xml"]), performance_hint="THROUGHPUT",
                        num_requests=3)
     eff = session.info.effective
-    assert "f32" in str(eff["inference_precision_hint"]) or "float32" in str(eff["inference_precision_hint"])
-    assert "THROUGHPUT" in str(eff["performance_hint"])
+    assert eff["inference_precision_hint"] == "f32"
+    assert eff["performance_hint"] == "THROUGHPUT"
+    assert eff["enable_cpu_pinning"] is True
+    assert isinstance(eff["num_streams"], int) and eff["num_streams"] >= 1
     assert session.recommended_in_flight() == 3
     session.close()
 

@@ -91,6 +91,15 @@ class OpenVinoSession(Session):
                 for p in self._request.profiling_info]
 
 
+def _plain(value: Any) -> Scalar:
+    """An OpenVINO property as a plain value: Type -> 'f32', enums -> their name."""
+    if isinstance(value, bool | int | float | str):
+        return value
+    if hasattr(value, "get_type_name"):
+        return str(value.get_type_name())
+    return str(getattr(value, "name", value))
+
+
 def _on_request_done(request: Any, on_done: DoneCallback) -> None:
     on_done(None)
 
@@ -167,7 +176,7 @@ class OpenVinoBackend(Backend):
         effective: dict[str, Scalar] = {}
         for prop in _PROPS:
             try:
-                effective[prop.lower()] = str(compiled.get_property(prop))
+                effective[prop.lower()] = _plain(compiled.get_property(prop))
             except Exception:  # a device may not report every property
                 continue
         nireq = int(params.get("num_requests") or 0) or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
