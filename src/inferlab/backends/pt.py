@@ -30,7 +30,7 @@ _CUDA = re.compile(r"^cuda(:\d+)?$")
 
 class TorchSession(Session):
     def __init__(self, module: Any, device: str, dtype: Any, channels_last: bool, cuda_graphs: bool,
-                 inference_mode: bool, inputs: list[TensorSpec], info: SessionInfo) -> None:
+                 inference_mode: bool, inputs: list[TensorSpec], info: SessionInfo, in_flight: int) -> None:
         import torch
 
         self._torch = torch
@@ -48,6 +48,10 @@ class TorchSession(Session):
         self.inputs = inputs
         self.outputs = []
         self.info = info
+        self._in_flight = in_flight
+
+    def recommended_in_flight(self) -> int:
+        return self._in_flight
 
     def prepare(self, feeds: Mapping[str, np.ndarray]) -> Any:
         torch = self._torch
@@ -152,6 +156,8 @@ class TorchBackend(Backend):
             bool_knob("cuda_graphs", "capture the forward pass as a CUDA graph and replay it (CUDA only)",
                       False),
             bool_knob("inference_mode", "torch.inference_mode instead of no_grad", True),
+            int_knob("in_flight", "requests kept in flight in throughput mode, each on its own thread "
+                     "(and CUDA stream); 0: one", 0),
         )}
 
     def thread_environment(self, params: Mapping[str, Scalar]) -> dict[str, str]:
@@ -182,6 +188,9 @@ class TorchBackend(Backend):
         cuda_graphs = bool(params.get("cuda_graphs"))
         if cuda_graphs and device == "cpu":
             raise BackendError("cuda_graphs: CUDA graphs need a cuda device; set it false for cpu")
+        if cuda_graphs and int(params.get("in_flight") or 0) > 1:
+            raise BackendError("cuda_graphs: one captured graph replays into shared buffers, so it cannot "
+                               "serve several requests in flight; use in_flight 0 or 1 with it")
         runtime: dict[str, Scalar] = {"torch": torch.__version__, "device": device}
         if device != "cpu":
             runtime["device_name"] = torch.cuda.get_device_name(torch.device(device))
@@ -190,7 +199,9 @@ class TorchBackend(Backend):
             effective={"threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
                        "dtype": str(dtype).replace("torch.", ""), "channels_last": channels_last,
                        "compile": mode, "cuda_graphs": cuda_graphs,
-                       "inference_mode": bool(params.get("inference_mode", True))},
+                       "inference_mode": bool(params.get("inference_mode", True)),
+                       "in_flight": int(params.get("in_flight") or 0) or 1},
             runtime=runtime)
         return TorchSession(module, device, dtype, channels_last, cuda_graphs,
-                            bool(params.get("inference_mode", True)), list(inputs or []), info)
+                            bool(params.get("inference_mode", True)), list(inputs or []), info,
+                            int(params.get("in_flight") or 0) or 1)
