@@ -7,11 +7,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inferlab import config as cfg
+from inferlab.config.plan import Plan
 from inferlab.config.schema import Experiment
 from inferlab.errors import ConfigError
 from inferlab.execute import environment
@@ -44,7 +46,7 @@ class Run:
 
 
 def execute(exp: Experiment, db: str | None = None, resume: str | None = None,
-            reporter: Reporter | None = None, on_plan: Any = None) -> Run:
+            reporter: Reporter | None = None, on_plan: Callable[[Plan], None] | None = None) -> Run:
     """Plan (resolve) the experiment, store the run, run every pending trial, store each result."""
     plan = cfg.plan(exp)
     if on_plan is not None:

@@ -11,7 +11,7 @@ from typing import Any
 from inferlab import backends
 from inferlab.backends.base import Backend, Scalar
 from inferlab.config.schema import Experiment, InputOverride, ModelEntry, Rule
-from inferlab.errors import BackendError, ConfigError, InferlabError, InputSpecError, ModelError
+from inferlab.errors import BackendError, ConfigError, InputSpecError, ModelError
 from inferlab.measure.trial import MeasureSettings, TrialSpec
 from inferlab.models.artifact import Artifact, resolve
 from inferlab.models.inputs import merge
@@ -89,7 +89,10 @@ def _matches(rule: Rule, spec: TrialSpec) -> bool:
     return True
 
 
-def _check_inputs(artifact: Artifact, batches: list[int], where: str) -> None:
+def _check_inputs(artifact: Artifact, batches: list[int], where: str, checked: set[str]) -> None:
+    if artifact.hash in checked:
+        return  # the same file, already checked for another backend
+    checked.add(artifact.hash)
     declared = declared_inputs(artifact, cheap_only=True)
     if declared is None:
         return  # PyTorch models are checked in the trial process, where torch is loaded anyway
@@ -108,6 +111,7 @@ def plan(exp: Experiment) -> Plan:
     resolved = [_artifacts(m, i, exp) for i, m in enumerate(exp.models)]
     specs: list[TrialSpec] = []
     skipped: list[str] = []
+    checked: set[str] = set()
     for bi, entry in enumerate(exp.backends):
         where = f"{_src(exp)}backends[{bi}]"
         try:
@@ -129,7 +133,7 @@ def plan(exp: Experiment) -> Plan:
                     skipped.append(f"{backend.name} cannot load model '{artifacts[0].name}' "
                                    f"({', '.join(a.format.value for a in artifacts)}); add an alternate format")
                     continue
-                _check_inputs(artifact, batches, f"{_src(exp)}models[{mi}]")
+                _check_inputs(artifact, batches, f"{_src(exp)}models[{mi}]", checked)
                 for params, batch, mode, rep in itertools.product(grids, batches, modes, range(exp.repeats)):
                     specs.append(TrialSpec(artifact, backend.name, device, _frozen(params), batch, mode,
                                            settings, None, rep))
@@ -147,4 +151,4 @@ def _frozen(params: dict[str, Scalar]) -> tuple[tuple[str, Scalar], ...]:
     return tuple(sorted(params.items()))
 
 
-__all__ = ["InferlabError", "Plan", "plan"]
+__all__ = ["Plan", "plan"]
