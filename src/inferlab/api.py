@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from inferlab import config as cfg
 from inferlab.config.plan import Plan
 from inferlab.config.schema import Experiment
-from inferlab.errors import ConfigError
+from inferlab.errors import ConfigError, Interrupted
 from inferlab.execute import environment
 from inferlab.execute.local import LocalExecutor, Reporter
 from inferlab.measure.trial import TrialResult
@@ -71,8 +71,13 @@ def execute(exp: Experiment, db: str | None = None, resume: str | None = None,
             run_id = store.create_run(exp.name, exp.model_dump(mode="json"), plan.specs, source, env_id)
             todo = plan.specs
         executor = LocalExecutor(reporter, env_id)
-        for result in executor.run(todo):
-            store.save_result(run_id, result)
+        try:
+            for result in executor.run(todo):
+                store.save_result(run_id, result)
+        except KeyboardInterrupt:
+            store.finish_run(run_id, "interrupted")
+            raise Interrupted(f"run {run_id} interrupted; finished trials are stored; "
+                              f"continue it with `inferlab run CONFIG --resume {run_id}`") from None
         store.finish_run(run_id, "finished")
         return Run(run_id, store.url, store.results(run_id), plan.skipped)
     finally:

@@ -30,6 +30,12 @@ class StoreError(InferlabError):
     """The result database cannot be opened or does not hold what was asked for."""
 
 
+class Interrupted(InferlabError):
+    """The user stopped a run (Ctrl-C); finished trials are stored and the run can be resumed."""
+
+    exit_code = 130
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return "; did you mean 'x'?" for the closest choice, or "" when none is close."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)

@@ -81,3 +81,27 @@ def test_resume_with_a_different_config_is_refused(tmp_path: Path) -> None:
     out = subprocess.run([*base, "--resume", run_id], capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 2
     assert "planned from a different config" in out.stderr
+
+
+def test_ctrl_c_stops_the_trial_and_says_how_to_resume(tmp_path: Path) -> None:
+    import psutil
+
+    cfg = tmp_path / "resume.yaml"
+    cfg.write_text(CONFIG)
+    db = tmp_path / "r.db"
+    proc = subprocess.Popen([sys.executable, "-m", "inferlab.cli.main", "run", str(cfg), "--db", str(db)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while _count(db, "results") < 1 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    trials = []
+    while not trials and time.monotonic() < deadline:  # wait for the next trial's process
+        trials = psutil.Process(proc.pid).children(recursive=True)
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted; finished trials are stored" in stderr and "--resume" in stderr
+    assert trials and not any(t.is_running() and t.status() != psutil.STATUS_ZOMBIE for t in trials)
+    (info,) = Store(str(db)).runs()
+    assert info.status == "interrupted" and 1 <= info.done < 4

@@ -12,7 +12,6 @@ import numpy as np
 from inferlab.backends.base import (
     Backend,
     Knob,
-    LayerTiming,
     Scalar,
     Session,
     SessionInfo,
@@ -47,9 +46,6 @@ class OnnxRuntimeSession(Session):
 
     def recommended_in_flight(self) -> int:
         return self._recommended
-
-    def layer_profile(self) -> list[LayerTiming]:
-        return []
 
 
 def _ort_dtype(type_name: str) -> str:

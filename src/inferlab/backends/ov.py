@@ -13,7 +13,6 @@ from inferlab.backends.base import (
     Backend,
     DoneCallback,
     Knob,
-    LayerTiming,
     Scalar,
     Session,
     SessionInfo,
@@ -85,10 +84,6 @@ class OpenVinoSession(Session):
     def stop_async(self) -> None:
         self.wait_all()
         self._queue = None
-
-    def layer_profile(self) -> list[LayerTiming]:
-        return [LayerTiming(p.node_name, p.node_type, p.real_time.total_seconds() * 1e3)
-                for p in self._request.profiling_info]
 
 
 def _plain(value: Any) -> Scalar:

@@ -182,7 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         err.print(f"[red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
-        return 2
+        return getattr(exc, "exit_code", 2)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0

@@ -118,8 +118,15 @@ class LocalExecutor:
                 proc.stdin.close()
             except BrokenPipeError:
                 pass
-            outcome = self._wait(proc, read_fd, spec)
-            os.close(read_fd)
+            try:
+                outcome = self._wait(proc, read_fd, spec)
+            except BaseException:  # Ctrl-C or any failure here: never leave the trial running behind us
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                raise
+            finally:
+                os.close(read_fd)
             return self._result(spec, proc, outcome, log_path, started)
 
     def _wait(self, proc: subprocess.Popen[bytes], read_fd: int, spec: TrialSpec) -> dict[str, Any]:
