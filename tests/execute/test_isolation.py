@@ -52,6 +52,17 @@ def test_crash_hang_and_exception_are_stored_and_the_run_completes(tmp_path: Pat
     assert len(stored.results(run.id)) == 4
 
 
+def test_memory_limit_turns_a_hungry_trial_into_a_row(tmp_path: Path) -> None:
+    text = (f"models: [{{name: hungry, path: 'tests.fixtures.faulty_models:hungry', {FACTORY_INPUTS}}}]\n"
+            "backends: [{name: torch, params: {threads: 1}}]\n"
+            f"measure: {dict(FAST_MEASURE, min_duration_s=3, memory_limit_mb=1200)}\n")
+    run = api.execute(load_text(text), db=str(tmp_path / "r.db"))
+    (r,) = run.results
+    assert r.status == "failed"
+    assert (r.reason or "").startswith("out of memory: RSS passed measure.memory_limit_mb 1200")
+    assert r.peak_rss_mb is not None and r.peak_rss_mb > 1200
+
+
 def test_user_error_inside_the_trial_is_a_failed_row(tmp_path: Path) -> None:
     # The factory gives a model whose input is 3x16x16; a 4-channel override fails inside the trial.
     text = ("models: [{name: wrong, path: 'tests.fixtures.faulty_models:fine', "

@@ -60,6 +60,7 @@ class MeasureConfig(_Strict):
     input_pool: int = Field(16, ge=1, le=4096)
     seed: int = Field(0, ge=0)
     timeout_s: float = Field(600.0, gt=0)
+    memory_limit_mb: float | None = Field(None, gt=0, description="stop a trial whose RSS passes this")
 
 
 class Rule(_Strict):

@@ -134,14 +134,16 @@ class LocalExecutor:
         sel = selectors.DefaultSelector()
         sel.register(read_fd, selectors.EVENT_READ)
         deadline = time.monotonic() + spec.measure.timeout_s
+        limit = spec.measure.memory_limit_mb
         buffer = b""
         outcome: dict[str, Any] = {"monitor": monitor, "phase": "start"}
         eof = False
         while not eof:
-            if time.monotonic() > deadline:
+            over = limit is not None and monitor.rss / 2**20 > limit
+            if over or time.monotonic() > deadline:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                outcome["timed_out"] = True
+                outcome["out_of_memory" if over else "timed_out"] = True
                 break
             for _key, _ in sel.select(timeout=SAMPLE_S):
                 chunk = os.read(read_fd, 1 << 16)
@@ -194,6 +196,10 @@ class LocalExecutor:
         if outcome.get("timed_out"):
             status = "timeout"
             reason = f"timed out after {spec.measure.timeout_s:g} s in phase '{outcome['phase']}'"
+        elif outcome.get("out_of_memory"):
+            status = "failed"
+            reason = (f"out of memory: RSS passed measure.memory_limit_mb {spec.measure.memory_limit_mb:g} "
+                      f"(peak seen {peak or 0:.0f} MB) in phase '{outcome['phase']}'")
         elif "error" in outcome:
             status = "failed"
             reason = outcome["error"]["reason"]

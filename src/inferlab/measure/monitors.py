@@ -108,6 +108,7 @@ class TrialMonitor:
         self.rapl = rapl
         self.nvml = nvml
         self.peak_rss = 0
+        self.rss = 0
         self.peak_gpu: float | None = None
         self.in_window = False
         self.cpu_samples: list[float] = []
@@ -118,7 +119,8 @@ class TrialMonitor:
     def sample(self) -> None:
         try:
             with self.proc.oneshot():
-                self.peak_rss = max(self.peak_rss, self.proc.memory_info().rss)
+                self.rss = self.proc.memory_info().rss
+                self.peak_rss = max(self.peak_rss, self.rss)
                 cpu = self.proc.cpu_percent(None)
         except psutil.Error:
             return

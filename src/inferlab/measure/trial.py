@@ -30,6 +30,7 @@ class MeasureSettings:
     input_pool: int = 16                       # distinct input sets, rotated
     seed: int = 0
     timeout_s: float = 600.0                   # the whole trial, load included
+    memory_limit_mb: float | None = None       # the trial process is stopped when its RSS passes this
 
 
 @dataclass(frozen=True)
