@@ -50,7 +50,7 @@ def test_resume_after_sigkill(tmp_path: Path) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done_before = _count(db, "results")
-    assert 1 <= done_before < 4, "the kill should land mid-run"
+    assert 0 < done_before < 4, "the kill should land mid-run"
 
     store = Store(str(db))
     (info,) = store.runs()
