@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -79,6 +80,18 @@ def _tail(path: Path, lines: int = 3) -> str:
     return " | ".join(t.strip() for t in text[-lines:] if t.strip())[:400]
 
 
+@dataclass
+class _Outcome:
+    """What the parent saw of one trial process."""
+
+    monitor: TrialMonitor
+    phase: str = "start"
+    result: dict[str, Any] | None = None   # the child's "result" message
+    error: dict[str, Any] | None = None    # the child's "error" message
+    timed_out: bool = False
+    out_of_memory: bool = False
+
+
 class LocalExecutor:
     def __init__(self, reporter: Reporter | None = None, environment_id: str | None = None) -> None:
         self.reporter = reporter or QuietReporter()
@@ -129,21 +142,21 @@ class LocalExecutor:
                 os.close(read_fd)
             return self._result(spec, proc, outcome, log_path, started)
 
-    def _wait(self, proc: subprocess.Popen[bytes], read_fd: int, spec: TrialSpec) -> dict[str, Any]:
+    def _wait(self, proc: subprocess.Popen[bytes], read_fd: int, spec: TrialSpec) -> _Outcome:
         monitor = TrialMonitor(proc.pid, self.rapl, self.nvml)
         sel = selectors.DefaultSelector()
         sel.register(read_fd, selectors.EVENT_READ)
         deadline = time.monotonic() + spec.measure.timeout_s
         limit = spec.measure.memory_limit_mb
         buffer = b""
-        outcome: dict[str, Any] = {"monitor": monitor, "phase": "start"}
+        outcome = _Outcome(monitor)
         eof = False
         while not eof:
             over = limit is not None and monitor.rss / 2**20 > limit
             if over or time.monotonic() > deadline:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                outcome["out_of_memory" if over else "timed_out"] = True
+                outcome.out_of_memory, outcome.timed_out = over, not over
                 break
             for _key, _ in sel.select(timeout=SAMPLE_S):
                 chunk = os.read(read_fd, 1 << 16)
@@ -153,7 +166,7 @@ class LocalExecutor:
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
-                    self._handle(json.loads(line), outcome, monitor)
+                    self._handle(json.loads(line), outcome)
             monitor.sample()
         sel.close()
         try:
@@ -163,27 +176,29 @@ class LocalExecutor:
             proc.wait()
         return outcome
 
-    def _handle(self, msg: dict[str, Any], outcome: dict[str, Any], monitor: TrialMonitor) -> None:
+    def _handle(self, msg: dict[str, Any], outcome: _Outcome) -> None:
         kind = msg.get("t")
         if kind == "phase":
-            outcome["phase"] = msg["name"]
+            outcome.phase = msg["name"]
             if msg["name"] == "measure":
-                monitor.window_start()
+                outcome.monitor.window_start()
             elif msg["name"] == "measured":
-                monitor.window_end()
+                outcome.monitor.window_end()
             self.reporter.trial_phase(msg["name"])
         elif kind == "progress":
             self.reporter.trial_progress(msg["elapsed_s"], msg["planned_s"], msg["requests"])
-        elif kind in ("result", "error"):
-            outcome[kind] = msg
+        elif kind == "result":
+            outcome.result = msg
+        elif kind == "error":
+            outcome.error = msg
 
-    def _result(self, spec: TrialSpec, proc: subprocess.Popen[bytes], outcome: dict[str, Any],
+    def _result(self, spec: TrialSpec, proc: subprocess.Popen[bytes], outcome: _Outcome,
                 log_path: Path, started: str) -> TrialResult:
-        monitor: TrialMonitor = outcome["monitor"]
+        monitor = outcome.monitor
         finished = now_iso()
         status: Status
-        if "result" in outcome:
-            msg = outcome["result"]
+        if outcome.result is not None:
+            msg = outcome.result
             result = decode_result(msg["result"])
             r = monitor.readings(msg.get("child_peak_rss_mb"))
             per_sample = r.energy_j / result.samples if r.energy_j is not None and result.samples else None
@@ -193,21 +208,21 @@ class LocalExecutor:
                                 energy_source=r.energy_source, environment_id=self.environment_id,
                                 started_at=started, finished_at=finished)
         peak = monitor.readings(None).peak_rss_mb
-        if outcome.get("timed_out"):
+        if outcome.timed_out:
             status = "timeout"
-            reason = f"timed out after {spec.measure.timeout_s:g} s in phase '{outcome['phase']}'"
-        elif outcome.get("out_of_memory"):
+            reason = f"timed out after {spec.measure.timeout_s:g} s in phase '{outcome.phase}'"
+        elif outcome.out_of_memory:
             status = "failed"
             reason = (f"out of memory: RSS passed measure.memory_limit_mb {spec.measure.memory_limit_mb:g} "
-                      f"(peak seen {peak or 0:.0f} MB) in phase '{outcome['phase']}'")
-        elif "error" in outcome:
+                      f"(peak seen {peak or 0:.0f} MB) in phase '{outcome.phase}'")
+        elif outcome.error is not None:
             status = "failed"
-            reason = outcome["error"]["reason"]
+            reason = str(outcome.error["reason"])
         elif proc.returncode is not None and proc.returncode < 0:
             status = "failed"
             sig = _signal_name(proc.returncode)
             hint = " (out of memory?)" if sig == "SIGKILL" else ""
-            reason = f"crashed: killed by {sig}{hint} in phase '{outcome['phase']}'"
+            reason = f"crashed: killed by {sig}{hint} in phase '{outcome.phase}'"
         else:
             status = "failed"
             tail = _tail(log_path)

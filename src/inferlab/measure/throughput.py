@@ -19,7 +19,6 @@ from inferlab.measure.trial import MeasureSettings
 class _Recorder:
     """Submits requests (the session bounds how many are in flight) and records their completions."""
 
-
     def __init__(self, session: Session) -> None:
         self.session = session
         self.latencies: list[int] = []
