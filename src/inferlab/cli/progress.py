@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from inferlab.measure.trial import TrialResult, TrialSpec
 
@@ -13,7 +13,7 @@ from inferlab.measure.trial import TrialResult, TrialSpec
 class RichReporter:
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
                                  TimeElapsedColumn(), console=console, transient=True)
         self.trials: TaskID | None = None
         self.current: TaskID | None = None
@@ -28,9 +28,9 @@ class RichReporter:
 
     def trial_started(self, index: int, total: int, spec: TrialSpec) -> None:
         if self.trials is None:
-            self.trials = self.progress.add_task("trials", total=total)
+            self.trials = self.progress.add_task("trials", total=total, detail=f"0/{total}")
         self.label = spec.label()
-        self.current = self.progress.add_task(f"  {self.label}: starting", total=None)
+        self.current = self.progress.add_task(f"  {self.label}: starting", total=None, detail="")
 
     def trial_phase(self, name: str) -> None:
         if self.current is not None:
@@ -38,9 +38,9 @@ class RichReporter:
 
     def trial_progress(self, elapsed_s: float, planned_s: float, requests: int) -> None:
         if self.current is not None:
-            self.progress.update(self.current, total=max(planned_s, elapsed_s, 1e-9) * 10,
-                                 completed=elapsed_s * 10,
-                                 description=f"  {self.label}: measuring ({requests} requests)")
+            self.progress.update(self.current, total=max(planned_s, elapsed_s, 1e-9), completed=elapsed_s,
+                                 description=f"  {self.label}: measuring ({requests} requests)",
+                                 detail=f"{elapsed_s:.1f}/{planned_s:.1f} s")
 
     def trial_finished(self, result: TrialResult) -> None:
         if self.current is not None:
@@ -48,6 +48,8 @@ class RichReporter:
             self.current = None
         if self.trials is not None:
             self.progress.advance(self.trials)
+            task = self.progress.tasks[self.trials]
+            self.progress.update(self.trials, detail=f"{int(task.completed)}/{int(task.total or 0)}")
         if result.status == "ok" and result.throughput_sps is not None and result.latency is not None:
             self.console.print(f"[green]✓[/] {result.spec.label()}: {result.throughput_sps:.1f} FPS, "
                                f"median {result.latency.median_3sigma_ms:.2f} ms")
