@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-Scalar = str | int | float | bool | None
-Mode = Literal["latency", "throughput"]
+from inferlab.backends.base import Scalar
+from inferlab.measure.trial import Mode
 
 
 class _Strict(BaseModel):

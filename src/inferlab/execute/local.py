@@ -22,9 +22,8 @@ from typing import Any, Protocol
 
 from inferlab import backends
 from inferlab.execute.protocol import decode_result
-from inferlab.execute.runner import now_iso
 from inferlab.measure.monitors import Nvml, Rapl, TrialMonitor
-from inferlab.measure.trial import Status, TrialResult, TrialSpec
+from inferlab.measure.trial import Status, TrialResult, TrialSpec, utc_now
 
 log = logging.getLogger(__name__)
 SAMPLE_S = 0.1  # monitor sampling period while waiting for the child
@@ -116,7 +115,7 @@ class LocalExecutor:
         env.update(backends.get(spec.backend).thread_environment(spec.param_dict))
         env["PYTHONUNBUFFERED"] = "1"
         read_fd, write_fd = os.pipe()
-        started = now_iso()
+        started = utc_now()
         with tempfile.TemporaryDirectory(prefix="inferlab-trial-") as tmp:
             log_path = Path(tmp) / "child.log"
             with log_path.open("wb") as log_file:
@@ -195,7 +194,7 @@ class LocalExecutor:
     def _result(self, spec: TrialSpec, proc: subprocess.Popen[bytes], outcome: _Outcome,
                 log_path: Path, started: str) -> TrialResult:
         monitor = outcome.monitor
-        finished = now_iso()
+        finished = utc_now()
         status: Status
         if outcome.result is not None:
             msg = outcome.result

@@ -10,7 +10,6 @@ import resource
 import sys
 import time
 import traceback
-from datetime import UTC, datetime
 
 from inferlab import backends
 from inferlab.errors import InferlabError
@@ -19,18 +18,14 @@ from inferlab.measure.budget import Events
 from inferlab.measure.latency import measure_latency
 from inferlab.measure.summary import summarise
 from inferlab.measure.throughput import measure_throughput
-from inferlab.measure.trial import TrialResult, TrialSpec
+from inferlab.measure.trial import TrialResult, TrialSpec, utc_now
 from inferlab.models.inputs import make_pool, merge
 from inferlab.models.introspect import declared_inputs
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
 def run(spec: TrialSpec, events: Events) -> TrialResult:
     """Measure one trial in this process. User errors propagate as InferlabError."""
-    started = now_iso()
+    started = utc_now()
     backend = backends.get(spec.backend)
     params = spec.param_dict
     declared = declared_inputs(spec.model)
@@ -49,7 +44,7 @@ def run(spec: TrialSpec, events: Events) -> TrialResult:
         session.close()
     fields = summarise(measurement, spec.measure.min_iterations)
     return TrialResult(spec=spec, status="ok", load_s=load_s, effective=dict(session.info.effective),
-                       runtime=dict(session.info.runtime), started_at=started, finished_at=now_iso(), **fields)
+                       runtime=dict(session.info.runtime), started_at=started, finished_at=utc_now(), **fields)
 
 
 def main(argv: list[str] | None = None) -> int:

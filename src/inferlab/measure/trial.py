@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -13,8 +14,13 @@ from inferlab.backends.base import Scalar
 from inferlab.models.artifact import Artifact
 
 Mode = Literal["latency", "throughput"]
+
+
+def utc_now() -> str:
+    """The timestamp format of every record: UTC, ISO 8601, milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
 Status = Literal["ok", "failed", "timeout", "invalid"]
-MODES: tuple[str, ...] = ("latency", "throughput")
 
 
 @dataclass(frozen=True)

@@ -63,17 +63,6 @@ def _fix_batch(name: str, shape: tuple[int, ...], batch: int, model_name: str) -
     return shape
 
 
-def check_feeds(specs: Sequence[TensorSpec], feeds: dict[str, np.ndarray], model_name: str) -> None:
-    """Check user-supplied arrays against concrete specs."""
-    for spec in specs:
-        if spec.name not in feeds:
-            raise InputSpecError(f"{model_name}: no data for input '{spec.name}'")
-        arr = feeds[spec.name]
-        if tuple(arr.shape) != spec.shape:
-            raise InputSpecError(f"{model_name}: input '{spec.name}' has shape {list(arr.shape)}, "
-                                 f"the model expects {list(spec.shape)}")
-
-
 def make_pool(specs: Sequence[TensorSpec], size: int, seed: int) -> list[dict[str, np.ndarray]]:
     """A pool of distinct random feeds of the right dtype and range, to be rotated by the drivers."""
     rng = np.random.default_rng(seed)

@@ -38,10 +38,6 @@ class TensorSpec:
     low: float | None = None
     high: float | None = None
 
-    @property
-    def is_static(self) -> bool:
-        return all(d >= 0 for d in self.shape)
-
     def value_range(self) -> tuple[float, float]:
         """The range synthetic values are drawn from: the declared one, else a dtype-sensible default."""
         if self.low is not None and self.high is not None:

@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from inferlab.errors import StoreError
-from inferlab.measure.trial import TrialResult, TrialSpec
+from inferlab.measure.trial import TrialResult, TrialSpec, utc_now
 from inferlab.store.schema import EnvironmentRow, ResultRow, RunRow, TrialRow
 
 DEFAULT_DB = "inferlab.db"
@@ -31,10 +31,6 @@ def resolve_url(url: str | None = None) -> str:
     """--db, else $INFERLAB_DB, else ./inferlab.db. A bare path means an SQLite file."""
     url = url or os.environ.get("INFERLAB_DB") or DEFAULT_DB
     return url if "://" in url else f"sqlite:///{Path(url).expanduser().resolve()}"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def pack_latencies(ns: np.ndarray) -> bytes:
@@ -91,7 +87,7 @@ class Store:
     def ensure_environment(self, env_id: str, data: dict[str, Any]) -> str:
         with self.sessions.begin() as s:
             if s.get(EnvironmentRow, env_id) is None:
-                s.add(EnvironmentRow(id=env_id, data=data, created_at=_now()))
+                s.add(EnvironmentRow(id=env_id, data=data, created_at=utc_now()))
         return env_id
 
     def create_run(self, name: str, config: dict[str, Any], specs: list[TrialSpec],
@@ -100,7 +96,7 @@ class Store:
         run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
         with self.sessions.begin() as s:
             s.add(RunRow(id=run_id, name=name, config_path=config_path, config=config, status="running",
-                         environment_id=environment_id, created_at=_now()))
+                         environment_id=environment_id, created_at=utc_now()))
             for i, spec in enumerate(specs):
                 s.add(TrialRow(run_id=run_id, position=i, spec_key=spec.key(), label=spec.label(),
                                model=spec.model.name, model_hash=spec.model.hash, backend=spec.backend,
@@ -132,7 +128,7 @@ class Store:
             row = s.get(RunRow, run_id)
             if row is not None:
                 row.status = status
-                row.finished_at = _now()
+                row.finished_at = utc_now()
 
     # reading -----------------------------------------------------------------------------------------
 
@@ -156,9 +152,10 @@ class Store:
             return self._info(s, row)
 
     def _info(self, s: Session, row: RunRow) -> RunInfo:
-        trials = s.scalars(select(TrialRow.id).where(TrialRow.run_id == row.id)).all()
-        done = s.scalars(select(ResultRow.id).join(TrialRow).where(TrialRow.run_id == row.id)).all()
-        return RunInfo(row.id, row.name, row.status, row.created_at, row.finished_at, len(trials), len(done),
+        trials = s.scalar(select(func.count()).select_from(TrialRow).where(TrialRow.run_id == row.id)) or 0
+        done = s.scalar(select(func.count()).select_from(ResultRow).join(TrialRow)
+                        .where(TrialRow.run_id == row.id)) or 0
+        return RunInfo(row.id, row.name, row.status, row.created_at, row.finished_at, trials, done,
                        row.config_path, row.environment_id)
 
     def runs(self) -> list[RunInfo]:
