@@ -70,7 +70,7 @@ def execute(exp: Experiment, db: str | None = None, resume: str | None = None,
             source = str(exp.source) if exp.source else None
             run_id = store.create_run(exp.name, exp.model_dump(mode="json"), plan.specs, source, env_id)
             todo = plan.specs
-        executor = LocalExecutor(reporter, env_id)
+        executor = LocalExecutor(reporter, env_id, store.artifacts_dir(run_id))
         try:
             for result in executor.run(todo):
                 store.save_result(run_id, result)
@@ -92,14 +92,18 @@ def run(config_path: str | Path, db: str | None = None, resume: str | None = Non
 
 def bench_experiment(model: str, backends: list[str], devices: list[str], batch: list[int], modes: list[str],
                      params: dict[str, Any] | None = None, measure: dict[str, Any] | None = None,
-                     name: str = "bench") -> Experiment:
-    """The experiment behind an ad-hoc `bench` (benchmark_app's role): one model, a few settings."""
-    data = {
+                     name: str = "bench", scenarios: list[str] | None = None,
+                     loadgen: dict[str, Any] | None = None) -> Experiment:
+    """The experiment behind an ad-hoc `bench` (benchmark_app's role, or MLPerf's with scenarios)."""
+    data: dict[str, Any] = {
         "name": name,
         "models": [{"path": str(Path(model).resolve()) if ":" not in model or "/" in model else model}],
         "backends": [{"name": b, "params": params or {}} for b in backends],
-        "devices": devices, "batch": batch, "mode": modes, "measure": measure or {},
+        "devices": devices, "batch": batch, "mode": modes or None, "measure": measure or {},
     }
+    if scenarios:
+        data["scenario"] = scenarios
+        data["loadgen"] = loadgen or {}
     return cfg.loader.from_data(data, "bench")
 
 

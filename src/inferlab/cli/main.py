@@ -86,13 +86,25 @@ def bench(
     backend: Annotated[str, typer.Option(help="backend(s), comma-separated")] = "onnxruntime",
     device: Annotated[str, typer.Option(help="device(s), comma-separated")] = "cpu",
     batch: Annotated[str, typer.Option(help="batch size(s), comma-separated")] = "1",
-    mode: Annotated[str, typer.Option(help="latency, throughput, or both comma-separated")] = "latency",
-    time: Annotated[float, typer.Option("--time", help="measurement duration in seconds")] = 5.0,
-    in_flight: Annotated[int | None, typer.Option(help="requests in flight (throughput)")] = None,
+    mode: Annotated[str | None, typer.Option(help="latency, throughput, or both comma-separated "
+                                                  "(default: latency unless --scenario is given)")] = None,
+    time: Annotated[float, typer.Option("--time", help="measurement (LoadGen: minimum) duration in seconds")] = 5.0,
+    in_flight: Annotated[int | None, typer.Option(help="requests in flight (throughput, Server, Offline)")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="KNOB=VALUE (repeatable)")] = None,
+    scenario: Annotated[str | None, typer.Option(help="MLPerf scenario(s) through LoadGen: singlestream, "
+                                                      "multistream, server, offline")] = None,
+    qps: Annotated[float | None, typer.Option(help="Server: target queries/s")] = None,
+    latency_ms: Annotated[float | None, typer.Option(help="Server: latency bound (ms) for the p99")] = None,
+    samples_per_query: Annotated[int | None, typer.Option(help="MultiStream: samples per query")] = None,
+    test_mode: Annotated[str, typer.Option(help="LoadGen mode: performance, accuracy, findpeak")] = "performance",
+    find_peak: Annotated[bool, typer.Option("--find-peak", help="Server: search the highest VALID QPS")] = False,
+    official: Annotated[bool, typer.Option("--official", help="MLPerf's durations (600 s), counts and seeds")
+                        ] = False,
+    user_conf: Annotated[Path | None, typer.Option(help="a LoadGen user.conf")] = None,
     db: DbOption = None,
 ) -> None:
-    """Benchmark one model without a config (benchmark_app's role); results are stored too."""
+    """Benchmark one model without a config (benchmark_app's role, or MLPerf's with --scenario); results
+    are stored too."""
     try:
         batches = [int(b) for b in _split(batch, "batch")]
     except ValueError:
@@ -101,8 +113,13 @@ def bench(
         raise ConfigError(f"--time {time}: give a positive number of seconds")
     measure = {"min_duration_s": time, "max_duration_s": max(60.0, 4 * time), "in_flight": in_flight}
     params = dict(_param(p) for p in (param or []))
-    exp = api.bench_experiment(model, _split(backend, "backend"), _split(device, "device"), batches,
-                               _split(mode, "mode"), params, measure)
+    loadgen = {"test_mode": test_mode, "target_qps": qps, "latency_bound_ms": latency_ms,
+               "samples_per_query": samples_per_query, "find_peak_qps": find_peak, "official": official,
+               "user_conf": str(user_conf.resolve()) if user_conf else None}
+    modes = _split(mode, "mode") if mode else ([] if scenario else ["latency"])
+    exp = api.bench_experiment(model, _split(backend, "backend"), _split(device, "device"), batches, modes,
+                               params, measure, scenarios=_split(scenario, "scenario") if scenario else None,
+                               loadgen={k: v for k, v in loadgen.items() if v is not None})
     _execute(exp, db)
 
 

@@ -50,7 +50,14 @@ class RichReporter:
             self.progress.advance(self.trials)
             task = self.progress.tasks[self.trials]
             self.progress.update(self.trials, detail=f"{int(task.completed)}/{int(task.total or 0)}")
-        if result.status == "ok" and result.throughput_sps is not None and result.latency is not None:
+        lg = result.loadgen
+        if lg is not None and result.status in ("ok", "invalid"):
+            verdict = lg.validity or f"{lg.test_mode}"
+            colour = "green" if result.status == "ok" else "yellow"
+            self.console.print(f"[{colour}]{'✓' if result.status == 'ok' else '!'}[/] {result.spec.label()}: "
+                               f"{lg.headline()}, [{colour}]{verdict}[/]"
+                               + (f" ({result.reason})" if result.reason else ""))
+        elif result.status == "ok" and result.throughput_sps is not None and result.latency is not None:
             self.console.print(f"[green]✓[/] {result.spec.label()}: {result.throughput_sps:.1f} FPS, "
                                f"median {result.latency.median_3sigma_ms:.2f} ms")
         else:

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from inferlab import backends
 from inferlab.backends.base import Backend, Scalar
-from inferlab.config.schema import Experiment, InputOverride, ModelEntry, Rule
+from inferlab.config.schema import Experiment, InputOverride, LoadGenConfig, ModelEntry, Rule
 from inferlab.errors import BackendError, ConfigError, InputSpecError, ModelError
-from inferlab.measure.trial import MeasureSettings, TrialSpec
+from inferlab.measure.mlperf.settings import LoadGenSettings
+from inferlab.measure.trial import MeasureSettings, TrialSpec, is_scenario
 from inferlab.models.artifact import Artifact, resolve
 from inferlab.models.inputs import merge
 from inferlab.models.introspect import declared_inputs
@@ -103,11 +104,53 @@ def _check_inputs(artifact: Artifact, batches: list[int], where: str, checked: s
             raise InputSpecError(f"{where}: {exc}") from None
 
 
+def _loadgen_variants(exp: Experiment) -> list[LoadGenSettings]:
+    """The LoadGen settings to sweep (test modes × target QPS), with files resolved and checked."""
+    cfg: LoadGenConfig = exp.loadgen
+    where = f"{_src(exp)}loadgen"
+    from inferlab.measure.mlperf.driver import import_loadgen
+
+    lg = import_loadgen()
+    data = cfg.model_dump(exclude={"test_mode", "target_qps"})
+    if cfg.user_conf:
+        path = (exp.base_dir() / cfg.user_conf).resolve()
+        if not path.is_file():
+            raise ConfigError(f"{where}.user_conf: {path} does not exist; give the path of a LoadGen user.conf")
+        rc = lg.TestSettings().FromConfig(str(path), cfg.conf_model or "*", "Offline", 1)
+        if rc != 0:
+            raise ConfigError(f"{where}.user_conf: LoadGen cannot parse {path} (code {rc}); its lines read "
+                              "'model.Scenario.key = value'")
+        data["user_conf"] = str(path)
+    if data["min_duration_s"] is None and not cfg.official:
+        data["min_duration_s"] = exp.measure.min_duration_s
+    return [LoadGenSettings(test_mode=mode, target_qps=qps, **data)
+            for mode, qps in itertools.product(_as_list(cfg.test_mode), _as_list(cfg.target_qps))]
+
+
+def _loadgen_timeout(settings: MeasureSettings, lg: LoadGenSettings) -> MeasureSettings:
+    """A LoadGen run lasts at least its min duration (600 s when official), once per search step."""
+    runs = lg.peak_max_runs if lg.find_peak_qps or lg.test_mode == "FindPeakPerformance" else 1
+    duration = lg.min_duration_s if lg.min_duration_s is not None else 600.0
+    need = 300.0 + 2.5 * duration * runs
+    return settings if settings.timeout_s >= need else replace(settings, timeout_s=need)
+
+
+def _scenario_skip(mode: str, batch: int, lg: LoadGenSettings) -> str | None:
+    if mode == "SingleStream" and batch != 1:
+        return f"SingleStream sends one sample per query, so batch {batch} is skipped for it"
+    if lg.test_mode == "FindPeakPerformance" and mode != "Server":
+        return f"FindPeakPerformance is LoadGen's Server search; skipped for {mode}"
+    return None
+
+
 def plan(exp: Experiment) -> Plan:
     """Expand and resolve the experiment. Raises an InferlabError naming the field for anything wrong."""
     settings = MeasureSettings(**exp.measure.model_dump())
     batches = _as_list(exp.batch)
-    modes = _as_list(exp.mode)
+    modes = exp.modes()
+    variants: list[LoadGenSettings | None] = [None]
+    if any(is_scenario(m) for m in modes):
+        variants = [*_loadgen_variants(exp), None]
     resolved = [_artifacts(m, i, exp) for i, m in enumerate(exp.models)]
     specs: list[TrialSpec] = []
     skipped: list[str] = []
@@ -134,9 +177,20 @@ def plan(exp: Experiment) -> Plan:
                                    f"({', '.join(a.format.value for a in artifacts)}); add an alternate format")
                     continue
                 _check_inputs(artifact, batches, f"{_src(exp)}models[{mi}]", checked)
-                for params, batch, mode, rep in itertools.product(grids, batches, modes, range(exp.repeats)):
+                for params, batch, mode, lg, rep in itertools.product(grids, batches, modes, variants,
+                                                                      range(exp.repeats)):
+                    if (lg is not None) != is_scenario(mode):
+                        continue
+                    measure = settings
+                    if lg is not None:
+                        note = _scenario_skip(mode, batch, lg)
+                        if note is not None:
+                            if note not in skipped:
+                                skipped.append(note)
+                            continue
+                        measure = _loadgen_timeout(settings, lg)
                     specs.append(TrialSpec(artifact, backend.name, device, _frozen(params), batch, mode,
-                                           settings, None, rep))
+                                           measure, None, rep, lg))
     if exp.include:
         specs = [s for s in specs if any(_matches(r, s) for r in exp.include)]
     specs = [s for s in specs if not any(_matches(r, s) for r in exp.exclude)]

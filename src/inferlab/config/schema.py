@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from inferlab.backends.base import Scalar
+from inferlab.measure.mlperf.settings import (
+    SCENARIOS,
+    TEST_MODES,
+    Scenario,
+    TestMode,
+    canonical_scenario,
+    canonical_test_mode,
+)
 from inferlab.measure.trial import Mode
+
+
+def _as_list(v: Any) -> list[Any]:
+    return [] if v is None else v if isinstance(v, list) else [v]
 
 
 class _Strict(BaseModel):
@@ -62,6 +75,62 @@ class MeasureConfig(_Strict):
     memory_limit_mb: float | None = Field(None, gt=0, description="stop a trial whose RSS passes this")
 
 
+def _canonical(value: Any, canon: Any, names: tuple[str, ...]) -> Any:
+    """Accept MLPerf's names in any case, with or without underscores (server, single_stream, Offline)."""
+    if isinstance(value, list):
+        return [_canonical(v, canon, names) for v in value]
+    if isinstance(value, str):
+        found = canon(value)
+        if found is None and value not in ("latency", "throughput"):
+            raise ValueError(f"'{value}' is not one of {', '.join(names)}")
+        return found or value
+    return value
+
+
+class LoadGenConfig(_Strict):
+    """MLPerf LoadGen settings for the trials of `scenario`. Left out, a value comes from LoadGen (or its
+    mlperf.conf with `official`), a user.conf, or a calibration on the loaded model."""
+
+    test_mode: TestMode | list[TestMode] = Field("PerformanceOnly", description="PerformanceOnly, AccuracyOnly or "
+                                                 "FindPeakPerformance (Server; LoadGen's own search); a list is swept")
+    target_qps: float | list[float] | None = Field(None, description="Server: arrival rate (default: half the "
+                                                   "measured capacity); a list is swept")
+    latency_bound_ms: float | None = Field(None, gt=0, description="Server: latency bound for the percentile")
+    latency_percentile: float | None = Field(None, gt=0, lt=1, description="target latency percentile, e.g. 0.99")
+    expected_latency_ms: float | None = Field(None, gt=0, description="SingleStream/MultiStream hint")
+    expected_qps: float | None = Field(None, gt=0, description="Offline hint (samples/s)")
+    min_duration_s: float | None = Field(None, ge=0, description="default: measure.min_duration_s (600 with official)")
+    max_duration_s: float | None = Field(None, gt=0)
+    min_query_count: int | None = Field(None, ge=1)
+    max_query_count: int | None = Field(None, ge=1)
+    samples_per_query: int | None = Field(None, ge=1, description="MultiStream samples per query (default 8)")
+    sample_count: int = Field(256, ge=1, le=1_000_000, description="samples in the query sample library")
+    performance_sample_count: int | None = Field(None, ge=1, description="samples held in memory for performance")
+    qsl_rng_seed: int | None = Field(None, ge=0)
+    sample_index_rng_seed: int | None = Field(None, ge=0)
+    schedule_rng_seed: int | None = Field(None, ge=0)
+    user_conf: str | None = Field(None, description="a LoadGen user.conf (model.scenario.key = value lines)")
+    conf_model: str | None = Field(None, description="model name in mlperf.conf/user.conf (default: the model's)")
+    official: bool = Field(False, description="MLPerf's mlperf.conf: 600 s runs, official counts and seeds")
+    find_peak_qps: bool = Field(False, description="Server: search the highest QPS LoadGen calls VALID")
+    peak_tolerance: float = Field(0.05, gt=0, lt=1, description="the search stops when its bracket is this narrow")
+    peak_max_runs: int = Field(8, ge=2, le=50)
+    batch_timeout_ms: float = Field(0.0, ge=0, description="Server/Offline: wait this long for a batch to fill")
+
+    @field_validator("test_mode", mode="before")
+    @classmethod
+    def _mode(cls, v: Any) -> Any:
+        return _canonical(v, canonical_test_mode, TEST_MODES)
+
+    @field_validator("target_qps")
+    @classmethod
+    def _qps(cls, v: float | list[float] | None) -> float | list[float] | None:
+        values = v if isinstance(v, list) else [] if v is None else [v]
+        if any(q <= 0 for q in values):
+            raise ValueError("target QPS must be positive")
+        return v
+
+
 class Rule(_Strict):
     """Matches trials: every key given must match (a list matches any of its values)."""
 
@@ -72,6 +141,11 @@ class Rule(_Strict):
     mode: Mode | list[Mode] | None = None
     params: dict[str, Scalar | list[Scalar]] | None = None
 
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode(cls, v: Any) -> Any:
+        return _canonical(v, canonical_scenario, ("latency", "throughput", *SCENARIOS))
+
 
 class Experiment(_Strict):
     name: str = "experiment"
@@ -79,7 +153,11 @@ class Experiment(_Strict):
     backends: list[BackendEntry] = Field(min_length=1)
     devices: list[str] = Field(default_factory=lambda: ["cpu"], min_length=1)
     batch: int | list[int] = 1
-    mode: Mode | list[Mode] = "latency"
+    mode: Literal["latency", "throughput"] | list[Literal["latency", "throughput"]] | None = Field(
+        None, description="inferlab's drivers (default: latency, unless scenarios are given)")
+    scenario: Scenario | list[Scenario] | None = Field(
+        None, description="MLPerf scenarios, run through LoadGen: SingleStream, MultiStream, Server, Offline")
+    loadgen: LoadGenConfig = LoadGenConfig()
     measure: MeasureConfig = MeasureConfig()
     repeats: int = Field(1, ge=1, le=1000)
     include: list[Rule] = Field(default_factory=list, description="keep only trials matching one of these")
@@ -94,6 +172,16 @@ class Experiment(_Strict):
         if not values or any(b < 1 for b in values):
             raise ValueError("batch sizes are positive integers")
         return v
+
+    @field_validator("scenario", mode="before")
+    @classmethod
+    def _scenario(cls, v: Any) -> Any:
+        return _canonical(v, canonical_scenario, SCENARIOS)
+
+    def modes(self) -> list[Mode]:
+        """Every mode and scenario to run, in order."""
+        modes = _as_list(self.mode) + _as_list(self.scenario)
+        return modes or ["latency"]
 
     @property
     def source(self) -> Path | None:

@@ -92,9 +92,12 @@ class _Outcome:
 
 
 class LocalExecutor:
-    def __init__(self, reporter: Reporter | None = None, environment_id: str | None = None) -> None:
+    def __init__(self, reporter: Reporter | None = None, environment_id: str | None = None,
+                 artifacts: Path | None = None) -> None:
+        """`artifacts`: where trials keep their files (LoadGen's logs), one folder per trial key."""
         self.reporter = reporter or QuietReporter()
         self.environment_id = environment_id
+        self.artifacts = artifacts
         self.rapl = Rapl()
         self.nvml = Nvml()
 
@@ -126,7 +129,8 @@ class LocalExecutor:
             os.close(write_fd)
             assert proc.stdin is not None
             try:
-                proc.stdin.write(json.dumps(spec.to_json()).encode())
+                log_dir = str(self.artifacts / spec.key()) if self.artifacts is not None else None
+                proc.stdin.write(json.dumps({"spec": spec.to_json(), "log_dir": log_dir}).encode())
                 proc.stdin.close()
             except BrokenPipeError:
                 pass

@@ -6,7 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -35,13 +36,16 @@ class Channel:
     """The child's end of the message pipe."""
 
     fd: int
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def send(self, kind: str, **payload: Any) -> None:
+        """Thread-safe: drivers may report progress from a helper thread."""
         line = json.dumps({"t": kind, **payload}, separators=(",", ":")) + "\n"
         data = line.encode()
-        while data:
-            n = os.write(self.fd, data)
-            data = data[n:]
+        with self._lock:
+            while data:
+                n = os.write(self.fd, data)
+                data = data[n:]
 
     # Events protocol of the drivers
     def phase(self, name: str) -> None:

@@ -1,6 +1,7 @@
 """One trial, inside its own fresh process: resolve inputs, load (timed), measure, report over the pipe.
 
-Run as `python -m inferlab.execute.runner --fd N` with the TrialSpec JSON on stdin."""
+Run as `python -m inferlab.execute.runner --fd N` with {"spec": TrialSpec JSON, "log_dir": ...} on stdin;
+`log_dir` is where the trial keeps files (LoadGen's logs)."""
 
 from __future__ import annotations
 
@@ -8,22 +9,42 @@ import argparse
 import json
 import resource
 import sys
+import tempfile
 import time
 import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from inferlab import backends
+from inferlab.backends.base import Session
 from inferlab.errors import InferlabError
 from inferlab.execute.protocol import Channel, encode_result
 from inferlab.measure.budget import Events
 from inferlab.measure.latency import measure_latency
 from inferlab.measure.summary import summarise
 from inferlab.measure.throughput import measure_throughput
-from inferlab.measure.trial import TrialResult, TrialSpec, utc_now
+from inferlab.measure.trial import TrialResult, TrialSpec, is_scenario, utc_now
 from inferlab.models.inputs import make_pool, merge
 from inferlab.models.introspect import declared_inputs
+from inferlab.models.tensors import TensorSpec
 
 
-def run(spec: TrialSpec, events: Events) -> TrialResult:
+def _scenario(spec: TrialSpec, session: Session, declared: Sequence[TensorSpec], events: Events,
+              log_dir: Path) -> dict[str, Any]:
+    from inferlab.measure.mlperf.driver import ScenarioRun, status_of
+
+    assert spec.loadgen is not None
+    m = spec.measure
+    run = ScenarioRun(session, spec.mode, spec.loadgen, merge(declared, spec.model.inputs, 1, spec.model.name),  # type: ignore[arg-type]
+                      spec.batch, m.in_flight, m.warmup_iterations, m.seed, spec.model.name, m.min_duration_s,
+                      log_dir, events)
+    fields, outcome = run.run()
+    status, reason = status_of(outcome, spec.loadgen)
+    return {**fields, "status": status, "reason": reason, "loadgen": outcome}
+
+
+def run(spec: TrialSpec, events: Events, log_dir: Path | None = None) -> TrialResult:
     """Measure one trial in this process. User errors propagate as InferlabError."""
     started = utc_now()
     backend = backends.get(spec.backend)
@@ -36,14 +57,18 @@ def run(spec: TrialSpec, events: Events) -> TrialResult:
     session = backend.load(spec.model, spec.device, params, inputs)
     load_s = (time.perf_counter_ns() - t0) / 1e9
     try:
-        pool = make_pool(inputs, spec.measure.input_pool, spec.measure.seed)
-        prepared = [session.prepare(feeds) for feeds in pool]
-        driver = measure_latency if spec.mode == "latency" else measure_throughput
-        measurement = driver(session, prepared, spec.measure, spec.batch, events)
+        if is_scenario(spec.mode):
+            fields = _scenario(spec, session, declared, events,
+                               log_dir or Path(tempfile.mkdtemp(prefix="inferlab-mlperf-")))
+        else:
+            pool = make_pool(inputs, spec.measure.input_pool, spec.measure.seed)
+            prepared = [session.prepare(feeds) for feeds in pool]
+            driver = measure_latency if spec.mode == "latency" else measure_throughput
+            measurement = driver(session, prepared, spec.measure, spec.batch, events)
+            fields = {"status": "ok", **summarise(measurement, spec.measure.min_iterations)}
     finally:
         session.close()
-    fields = summarise(measurement, spec.measure.min_iterations)
-    return TrialResult(spec=spec, status="ok", load_s=load_s, effective=dict(session.info.effective),
+    return TrialResult(spec=spec, load_s=load_s, effective=dict(session.info.effective),
                        runtime=dict(session.info.runtime), started_at=started, finished_at=utc_now(), **fields)
 
 
@@ -52,9 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, required=True, help="file descriptor of the message pipe")
     args = parser.parse_args(argv)
     channel = Channel(args.fd)
-    spec = TrialSpec.from_json(json.loads(sys.stdin.read()))
+    job = json.loads(sys.stdin.read())
+    spec = TrialSpec.from_json(job["spec"])
+    log_dir = Path(job["log_dir"]) if job.get("log_dir") else None
     try:
-        result = run(spec, channel)
+        result = run(spec, channel, log_dir)
     except InferlabError as exc:
         channel.send("error", reason=str(exc), origin="user")
         return 3

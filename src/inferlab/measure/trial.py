@@ -11,9 +11,16 @@ from typing import Any, Literal
 import numpy as np
 
 from inferlab.backends.base import Scalar
+from inferlab.measure.mlperf.logs import ScenarioResult
+from inferlab.measure.mlperf.settings import SCENARIOS, LoadGenSettings
 from inferlab.models.artifact import Artifact
 
-Mode = Literal["latency", "throughput"]
+# inferlab's own drivers, then MLPerf's scenarios (run through LoadGen)
+Mode = Literal["latency", "throughput", "SingleStream", "MultiStream", "Server", "Offline"]
+
+
+def is_scenario(mode: str) -> bool:
+    return mode in SCENARIOS
 
 
 def utc_now() -> str:
@@ -52,21 +59,27 @@ class TrialSpec:
     measure: MeasureSettings = MeasureSettings()
     dataset: str | None = None
     repeat: int = 0
+    loadgen: LoadGenSettings | None = None  # MLPerf scenarios only
 
     @property
     def param_dict(self) -> dict[str, Scalar]:
         return dict(self.params)
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": self.model.to_json(), "backend": self.backend, "device": self.device,
-                "params": dict(self.params), "batch": self.batch, "mode": self.mode,
-                "measure": asdict(self.measure), "dataset": self.dataset, "repeat": self.repeat}
+        out = {"model": self.model.to_json(), "backend": self.backend, "device": self.device,
+               "params": dict(self.params), "batch": self.batch, "mode": self.mode,
+               "measure": asdict(self.measure), "dataset": self.dataset, "repeat": self.repeat}
+        if self.loadgen is not None:  # absent otherwise, so the keys of other trials stay as they were
+            out["loadgen"] = self.loadgen.to_json()
+        return out
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> TrialSpec:
+        lg = d.get("loadgen")
         return TrialSpec(Artifact.from_json(d["model"]), d["backend"], d["device"],
                          tuple(sorted(d["params"].items())), int(d["batch"]), d["mode"],
-                         MeasureSettings(**d["measure"]), d.get("dataset"), int(d.get("repeat", 0)))
+                         MeasureSettings(**d["measure"]), d.get("dataset"), int(d.get("repeat", 0)),
+                         LoadGenSettings.from_json(lg) if lg else None)
 
     def key(self) -> str:
         """Stable identity of the spec (its canonical JSON's hash): what resume matches on."""
@@ -75,8 +88,10 @@ class TrialSpec:
 
     def label(self) -> str:
         knobs = ",".join(f"{k}={v}" for k, v in self.params if v not in (None, 0, "", False))
+        scenario = self.loadgen.describe() if self.loadgen else ""
         return (f"{self.model.name} {self.backend}/{self.device} b{self.batch} {self.mode}"
-                + (f" [{knobs}]" if knobs else "") + (f" #{self.repeat}" if self.repeat else ""))
+                + (f" ({scenario})" if scenario else "") + (f" [{knobs}]" if knobs else "")
+                + (f" #{self.repeat}" if self.repeat else ""))
 
 
 @dataclass(frozen=True)
@@ -129,6 +144,7 @@ class TrialResult:
     started_at: str | None = None
     finished_at: str | None = None
     environment_id: str | None = None
+    loadgen: ScenarioResult | None = None  # LoadGen's outcome, for MLPerf scenarios
     latencies_ns: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def with_(self, **changes: Any) -> TrialResult:
@@ -148,6 +164,8 @@ class TrialResult:
                 value = value.tolist() if value is not None else None
             elif f.name == "warnings":
                 value = list(value)
+            elif f.name == "loadgen":
+                value = value.to_json() if value is not None else None
             out[f.name] = value
         return out
 
@@ -157,6 +175,7 @@ class TrialResult:
         d["spec"] = TrialSpec.from_json(d["spec"])
         d["latency"] = LatencyStats(**d["latency"]) if d.get("latency") else None
         d["warnings"] = tuple(d.get("warnings") or ())
+        d["loadgen"] = ScenarioResult.from_json(d["loadgen"]) if d.get("loadgen") else None
         samples = d.get("latencies_ns")
         d["latencies_ns"] = np.asarray(samples, dtype=np.int64) if samples is not None else None
         return TrialResult(**d)

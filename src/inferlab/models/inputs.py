@@ -63,21 +63,23 @@ def _fix_batch(name: str, shape: tuple[int, ...], batch: int, model_name: str) -
     return shape
 
 
+def random_feeds(specs: Sequence[TensorSpec], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """One set of random feeds of the right dtype and value range."""
+    feeds: dict[str, np.ndarray] = {}
+    for spec in specs:
+        low, high = spec.value_range()
+        dt = np.dtype(spec.dtype)
+        if dt == np.bool_:
+            arr = rng.integers(0, 2, size=spec.shape).astype(np.bool_)
+        elif np.issubdtype(dt, np.integer):
+            arr = rng.integers(int(low), max(int(low) + 1, int(high)), size=spec.shape, dtype=dt)
+        else:
+            arr = rng.uniform(low, high, size=spec.shape).astype(dt)
+        feeds[spec.name] = np.ascontiguousarray(arr)
+    return feeds
+
+
 def make_pool(specs: Sequence[TensorSpec], size: int, seed: int) -> list[dict[str, np.ndarray]]:
-    """A pool of distinct random feeds of the right dtype and range, to be rotated by the drivers."""
+    """A pool of distinct random feeds, to be rotated by the drivers."""
     rng = np.random.default_rng(seed)
-    pool = []
-    for _ in range(max(1, size)):
-        feeds: dict[str, np.ndarray] = {}
-        for spec in specs:
-            low, high = spec.value_range()
-            dt = np.dtype(spec.dtype)
-            if dt == np.bool_:
-                arr = rng.integers(0, 2, size=spec.shape).astype(np.bool_)
-            elif np.issubdtype(dt, np.integer):
-                arr = rng.integers(int(low), max(int(low) + 1, int(high)), size=spec.shape, dtype=dt)
-            else:
-                arr = rng.uniform(low, high, size=spec.shape).astype(dt)
-            feeds[spec.name] = np.ascontiguousarray(arr)
-        pool.append(feeds)
-    return pool
+    return [random_feeds(specs, rng) for _ in range(max(1, size))]

@@ -26,26 +26,46 @@ def _knobs(r: TrialResult) -> str:
     return " ".join(f"{k}={v}" for k, v in r.spec.params if k not in skip and defaults.get(k, object()) != v)
 
 
+def _status(r: TrialResult) -> str:
+    if r.loadgen is not None and r.loadgen.validity is not None and r.status in ("ok", "invalid"):
+        return "[green]VALID[/]" if r.status == "ok" else "[yellow]INVALID[/]"
+    return {"ok": "[green]ok[/]", "failed": "[red]failed[/]", "timeout": "[yellow]timeout[/]",
+            "invalid": "[yellow]invalid[/]"}[r.status]
+
+
+def _latencies(r: TrialResult) -> tuple[float | None, float | None]:
+    """Median and p99: LoadGen's own (per query) for the latency-bound scenarios; per request otherwise
+    (an Offline sample's LoadGen latency is its completion time within the one big query)."""
+    if r.loadgen is not None and r.loadgen.percentiles_ms and r.spec.mode != "Offline":
+        return r.loadgen.percentiles_ms.get("50"), r.loadgen.percentiles_ms.get("99")
+    lat = r.latency
+    return (lat.median_3sigma_ms, lat.p99_ms) if lat else (None, None)
+
+
 def results_table(results: Sequence[TrialResult], title: str | None = None) -> Table:
     t = Table(title=title, header_style="bold", show_lines=False)
-    for col, justify in [("model", "left"), ("backend", "left"), ("device", "left"), ("prec", "left"),
-                         ("knobs", "left"), ("batch", "right"), ("mode", "left"), ("status", "left"),
-                         ("FPS", "right"), ("95% CI", "right"), ("median ms", "right"), ("p99 ms", "right"),
-                         ("load s", "right"), ("RSS MB", "right"), ("J/sample", "right")]:
+    scenarios = any(r.loadgen is not None for r in results)
+    columns = [("model", "left"), ("backend", "left"), ("device", "left"), ("prec", "left"), ("knobs", "left"),
+               ("batch", "right"), ("mode", "left"), ("status", "left"), ("FPS", "right"), ("95% CI", "right"),
+               ("median ms", "right"), ("p99 ms", "right"), ("load s", "right"), ("RSS MB", "right"),
+               ("J/sample", "right")]
+    if scenarios:
+        columns.insert(8, ("MLPerf result", "right"))
+        t.caption = "MLPerf result: LoadGen's headline metric (* its early-stopping estimate); median/p99 per query"
+    for col, justify in columns:
         t.add_column(col, justify=justify)  # type: ignore[arg-type]
     for r in results:
         s = r.spec
-        status = {"ok": "[green]ok[/]", "failed": "[red]failed[/]", "timeout": "[yellow]timeout[/]",
-                  "invalid": "[yellow]invalid[/]"}[r.status]
-        if r.status != "ok":
-            t.add_row(s.model.name, s.backend, s.device, precision(r), _knobs(r), str(s.batch), s.mode, status,
-                      f"[dim]{(r.reason or '')[:70]}[/]", "", "", "", "", _num(r.peak_rss_mb, "{:.0f}"), "")
+        head = [s.model.name, s.backend, s.device, precision(r), _knobs(r), str(s.batch), s.mode, _status(r)]
+        scenario = [r.loadgen.short() if r.loadgen is not None else ""] if scenarios else []
+        if r.status not in ("ok", "invalid") or (r.status == "invalid" and r.loadgen is None):
+            t.add_row(*head, *([""] if scenarios else []), f"[dim]{(r.reason or '')[:70]}[/]", "", "", "", "",
+                      _num(r.peak_rss_mb, "{:.0f}"), "")
             continue
         ci = (f"{r.throughput_ci_low_sps:.1f}–{r.throughput_ci_high_sps:.1f}"
               if r.throughput_ci_low_sps is not None and r.throughput_ci_high_sps is not None else "—")
-        lat = r.latency
+        median, p99 = _latencies(r)
         energy = _num(r.energy_j_per_sample, "{:.4f}") if r.energy_j_per_sample is not None else NOT_MEASURED
-        t.add_row(s.model.name, s.backend, s.device, precision(r), _knobs(r), str(s.batch), s.mode, status,
-                  _num(r.throughput_sps, "{:.1f}"), ci, _num(lat.median_3sigma_ms if lat else None),
-                  _num(lat.p99_ms if lat else None), _num(r.load_s), _num(r.peak_rss_mb, "{:.0f}"), energy)
+        t.add_row(*head, *scenario, _num(r.throughput_sps, "{:.1f}"), ci, _num(median), _num(p99), _num(r.load_s),
+                  _num(r.peak_rss_mb, "{:.0f}"), energy)
     return t

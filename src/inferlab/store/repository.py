@@ -54,6 +54,15 @@ class RunInfo:
     environment_id: str | None
 
 
+def artifacts_root(url: str) -> Path:
+    """Where runs keep their files: $INFERLAB_ARTIFACTS, else beside an SQLite database, else ./."""
+    if os.environ.get("INFERLAB_ARTIFACTS"):
+        return Path(os.environ["INFERLAB_ARTIFACTS"]).expanduser().resolve()
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        return Path(url[len("sqlite:///"):]).parent / "inferlab-artifacts"
+    return Path.cwd() / "inferlab-artifacts"
+
+
 class Store:
     def __init__(self, url: str | None = None) -> None:
         self.url = resolve_url(url)
@@ -81,6 +90,10 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def artifacts_dir(self, run_id: str) -> Path:
+        """The folder a run's trials keep their files in (created when a trial writes to it)."""
+        return artifacts_root(self.url) / run_id
 
     # writing -----------------------------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""MLPerf Inference's scenarios, run through the real LoadGen (mlcommons-loadgen)."""

@@ -1,0 +1,271 @@
+"""The MLPerf driver: warm the SUT up, calibrate the hints left open, run LoadGen, read its verdict.
+
+Runs inside the trial process. Each LoadGen run writes its own `mlperf_log_*` files under the trial's log
+directory; they are kept, and their path is part of the result."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inferlab.backends.base import Session
+from inferlab.errors import ConfigError
+from inferlab.measure.budget import Events
+from inferlab.measure.mlperf.library import SampleLibrary
+from inferlab.measure.mlperf.logs import ScenarioResult, parse, read_detail
+from inferlab.measure.mlperf.settings import (
+    Hints,
+    LoadGenSettings,
+    Scenario,
+    apply_hints,
+    build_test_settings,
+    open_hints,
+)
+from inferlab.measure.mlperf.sut import SystemUnderTest, bare_respond
+from inferlab.measure.stats import latency_stats
+from inferlab.models.tensors import TensorSpec
+
+CALIBRATION_S = 0.5
+CALIBRATION_REQUESTS = 20
+PROGRESS_S = 0.5
+
+
+def import_loadgen() -> Any:
+    try:
+        import mlperf_loadgen
+    except ImportError:
+        raise ConfigError("MLPerf scenarios need LoadGen: pip install 'inferlab[mlperf]' "
+                          "(the mlcommons-loadgen package)") from None
+    return mlperf_loadgen
+
+
+def in_flight_for(scenario: str, configured: int | None, session: Session) -> int:
+    if scenario == "SingleStream":
+        return 1
+    if configured is not None:
+        return configured
+    return session.recommended_in_flight() if scenario in ("Server", "Offline") else 1
+
+
+class _Ticker:
+    """Progress messages while LoadGen runs (it blocks the calling thread)."""
+
+    def __init__(self, events: Events, sut: SystemUnderTest, planned_s: float) -> None:
+        self.events, self.sut, self.planned_s = events, sut, planned_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="inferlab-progress", daemon=True)
+
+    def __enter__(self) -> _Ticker:
+        self._start = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(PROGRESS_S):
+            self.events.progress(time.monotonic() - self._start, self.planned_s, self.sut.requests_done)
+
+
+class ScenarioRun:
+    def __init__(self, session: Session, scenario: Scenario, settings: LoadGenSettings, sample_specs: list[TensorSpec],
+                 batch: int, in_flight: int | None, warmup_iterations: int, seed: int, model_name: str,
+                 default_min_duration_s: float, log_dir: Path, events: Events) -> None:
+        self.lg = import_loadgen()
+        self.session, self.scenario, self.settings = session, scenario, settings
+        self.batch, self.model_name, self.events = batch, model_name, events
+        self.default_min_duration_s = default_min_duration_s
+        self.warmup_iterations = warmup_iterations
+        self.log_dir = log_dir
+        self.accuracy = settings.test_mode == "AccuracyOnly"
+        self.depth = in_flight_for(scenario, in_flight, session)
+        inline = scenario == "SingleStream" or (scenario == "MultiStream" and self.depth == 1)
+        self.library = SampleLibrary(sample_specs, settings.sample_count, seed, session, batch)
+        self.sut = SystemUnderTest(self.lg, session, self.library, batch, self.depth, inline, self.accuracy,
+                                   settings.batch_timeout_ms / 1e3)
+        self.total_requests = 0
+        self.total_samples = 0
+
+    # warm-up and calibration -------------------------------------------------------------------------
+
+    def _through_sut(self, requests: int) -> None:
+        n = requests * self.batch
+        warm = min(self.library.count, 16)
+        fakes = [_Fake(0, k % warm) for k in range(n)]
+        self.sut.issue(fakes)
+        self.sut.drain()
+
+    def warm_up(self) -> tuple[int, Hints | None]:
+        """The first inference (timed apart), the warm-up through the scenario's own path, and a short
+        calibration window whose figures fill the hints the settings leave open."""
+        lib, sut = self.library, self.sut
+        warm = list(range(min(lib.count, 16)))
+        lib.load(warm)
+        t0 = time.perf_counter_ns()
+        self.session.run(lib.batch_of([0]))
+        first = time.perf_counter_ns() - t0
+        sut.respond = bare_respond
+        self._through_sut(max(self.warmup_iterations, 2 * self.depth))
+        hints = None
+        if not self.accuracy:
+            sut.reset_records()
+            start = time.perf_counter_ns()
+            chunk = max(2 * self.depth, 4)
+            while True:
+                self._through_sut(chunk)
+                elapsed = time.perf_counter_ns() - start
+                if elapsed >= CALIBRATION_S * 1e9 and sut.requests_done >= CALIBRATION_REQUESTS:
+                    break
+            if self.sut.inline:
+                capacity = sut.samples_done / (sum(sut.latencies) / 1e9)
+            else:
+                capacity = sut.samples_done / (elapsed / 1e9)
+            hints = Hints(float(np.median(sut.latencies)) / 1e6, capacity)
+        lib.unload(warm)
+        sut.reset_records()
+        sut.respond = self.lg.QuerySamplesComplete
+        return first, hints
+
+    # LoadGen runs --------------------------------------------------------------------------------------
+
+    def _start_test(self, ts: Any, out_dir: Path) -> tuple[ScenarioResult, float]:
+        lg = self.lg
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.sut.reset_records()
+        sut_handle = lg.ConstructSUT(self.sut.issue, self.sut.flush)
+        perf_count = self.settings.performance_sample_count or self.library.count
+        qsl_handle = lg.ConstructQSL(self.library.count, min(perf_count, self.library.count),
+                                     self.library.load, self.library.unload)
+        output = lg.LogOutputSettings()
+        output.outdir = str(out_dir)
+        output.copy_summary_to_stdout = False
+        log = lg.LogSettings()
+        log.log_output = output
+        log.enable_trace = False
+        t0 = time.perf_counter()
+        try:
+            with _Ticker(self.events, self.sut, ts.min_duration_ms / 1e3):
+                lg.StartTestWithLogSettings(sut_handle, qsl_handle, ts, log)
+        finally:
+            lg.DestroyQSL(qsl_handle)
+            lg.DestroySUT(sut_handle)
+        wall = time.perf_counter() - t0
+        self.total_requests += self.sut.requests_done
+        self.total_samples += self.sut.samples_done
+        if self.sut.errors:
+            raise self.sut.errors[0]
+        return parse(read_detail(out_dir / "mlperf_log_detail.txt"), out_dir), wall
+
+    def _search_peak(self, ts: Any, hints: Hints | None) -> tuple[ScenarioResult, float, list[dict[str, Any]],
+                                                                   list[int]]:
+        """inferlab's search for the highest Server QPS LoadGen calls VALID: grow or shrink until the
+        bound is bracketed, then bisect until the bracket is `peak_tolerance` wide."""
+        s = self.settings
+        qps = s.target_qps or (0.8 * hints.capacity_sps if hints else ts.server_target_qps)
+        best: tuple[float, ScenarioResult, float, list[int]] | None = None
+        last: tuple[ScenarioResult, float, list[int]] | None = None
+        high: float | None = None
+        history: list[dict[str, Any]] = []
+        for step in range(s.peak_max_runs):
+            ts.server_target_qps = qps
+            self.events.phase(f"search {step + 1}/{s.peak_max_runs}: {qps:.1f} qps")
+            res, wall = self._start_test(ts, self.log_dir / f"search-{step + 1:02d}")
+            lat = list(self.sut.latencies)
+            history.append({"target_qps": qps, "validity": res.validity, "scheduled_qps": res.scheduled_qps,
+                            "p99_ms": res.percentiles_ms.get("99"), "unmet": res.unmet(), "log_dir": res.log_dir})
+            last = (res, wall, lat)
+            if res.valid:
+                best = (qps, res, wall, lat)
+            else:
+                high = qps if high is None else min(high, qps)
+            low = best[0] if best else None
+            if low is not None and high is not None:
+                if (high - low) / low <= s.peak_tolerance:
+                    break
+                qps = (low + high) / 2
+            elif low is not None:
+                qps = low * 1.5
+            else:
+                qps = qps * 0.6
+            if qps < 1:
+                break
+        assert last is not None
+        if best is not None:
+            return best[1], best[2], history, best[3]
+        return last[0], last[1], history, last[2]
+
+    def run(self) -> tuple[dict[str, Any], ScenarioResult]:
+        s = self.settings
+        lg = self.lg
+        self.sut.start()
+        try:
+            self.events.phase("warmup")
+            first, hints = self.warm_up()
+            try:
+                ts = build_test_settings(lg, self.scenario, s, self.model_name, self.default_min_duration_s)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            open_ = open_hints(lg, self.scenario, s, self.model_name)
+            calibrated: dict[str, Any] = {}
+            if hints is not None:
+                spq = int(ts.multi_stream_samples_per_query)
+                calibrated = apply_hints(ts, self.scenario, open_, hints, spq, self.batch)
+                calibrated.update(request_latency_ms=round(hints.request_latency_ms, 4),
+                                  capacity_sps=round(hints.capacity_sps, 1))
+            self.events.phase("measure")
+            history: list[dict[str, Any]] = []
+            if self.scenario == "Server" and s.find_peak_qps and s.test_mode == "PerformanceOnly":
+                result, wall, history, latencies = self._search_peak(ts, hints)
+            else:
+                result, wall = self._start_test(ts, self.log_dir)
+                latencies = list(self.sut.latencies)
+            self.events.phase("measured")
+        finally:
+            self.sut.stop()
+        result = replace(result, calibrated=calibrated, search=history, accuracy_layout=self.sut.layout)
+        return self._fields(result, first, wall, latencies), result
+
+    def _fields(self, res: ScenarioResult, first_ns: int, wall_s: float, latencies: list[int]) -> dict[str, Any]:
+        ns = np.asarray(latencies, dtype=np.int64)
+        return {
+            "first_inference_ms": first_ns / 1e6,
+            "latency": latency_stats(ns) if ns.size else None,
+            "throughput_sps": res.samples_per_s,
+            "requests": self.total_requests,
+            "samples": self.total_samples,
+            "duration_s": wall_s,
+            "in_flight": self.depth,
+            "stop_reason": "loadgen",
+            "latencies_ns": ns if ns.size else None,
+        }
+
+
+class _Fake:
+    """A stand-in for LoadGen's QuerySample during warm-up (LoadGen is not running yet)."""
+
+    __slots__ = ("id", "index")
+
+    def __init__(self, id_: int, index: int) -> None:
+        self.id = id_
+        self.index = index
+
+
+def status_of(res: ScenarioResult, settings: LoadGenSettings) -> tuple[str, str | None]:
+    """The trial's status and reason from LoadGen's verdict (INVALID is a result, not an error)."""
+    if res.test_mode == "AccuracyOnly":
+        return ("ok", None) if not res.errors else ("failed", f"LoadGen reported: {res.errors[0]}")
+    if res.valid:
+        return "ok", None
+    reason = res.verdict_reason()
+    if res.search:
+        tried = [h["target_qps"] for h in res.search]
+        reason = (f"no Server QPS tried ({min(tried):.1f}..{max(tried):.1f}) was VALID; last: " + reason)
+    return "invalid", reason
+

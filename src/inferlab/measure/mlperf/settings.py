@@ -1,0 +1,203 @@
+"""What a LoadGen trial asks of LoadGen (LoadGenSettings), and how it becomes LoadGen's TestSettings.
+
+Settings are applied in this order, each step overriding the one before:
+  1. LoadGen's own defaults; with `official`, MLPerf's mlperf.conf as embedded in LoadGen (600 s runs,
+     the official query counts and seeds); otherwise quick settings (the trial's min duration and the
+     smallest query counts LoadGen's early stopping accepts);
+  2. a user.conf file (`user_conf`), read by LoadGen's own `FromConfig`;
+  3. the fields given in inferlab's config;
+  4. for hints still unset (expected latency/QPS, Server's target QPS), values calibrated on the loaded
+     model just before the test, so a quick run is neither INVALID for want of queries nor needlessly long.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+Scenario = Literal["SingleStream", "MultiStream", "Server", "Offline"]
+TestMode = Literal["PerformanceOnly", "AccuracyOnly", "FindPeakPerformance"]
+SCENARIOS: tuple[Scenario, ...] = ("SingleStream", "MultiStream", "Server", "Offline")
+TEST_MODES: tuple[TestMode, ...] = ("PerformanceOnly", "AccuracyOnly", "FindPeakPerformance")
+_MODE_ALIASES = {"performance": "PerformanceOnly", "accuracy": "AccuracyOnly", "findpeak": "FindPeakPerformance",
+                 "findpeakperformance": "FindPeakPerformance", "performanceonly": "PerformanceOnly",
+                 "accuracyonly": "AccuracyOnly"}
+
+# The fewest queries with which LoadGen's early stopping can pass (checked against LoadGen 6.0: Server's
+# p99 needs 459 queries with none over the bound; MultiStream's p99 needs 662).
+QUICK_MIN_QUERIES: dict[str, int] = {"SingleStream": 100, "MultiStream": 662, "Server": 600, "Offline": 1}
+# Calibrated hints are set with a margin: more queries generated than needed (SingleStream, MultiStream),
+# an Offline query somewhat longer than the minimum duration.
+LATENCY_HINT_FACTOR = 0.5
+OFFLINE_QPS_FACTOR = 1.3
+AUTO_SERVER_LOAD = 0.5  # Server's target QPS when none is given: this fraction of the measured capacity
+
+
+def canonical_scenario(text: str) -> Scenario | None:
+    key = text.replace("_", "").replace("-", "").lower()
+    return next((s for s in SCENARIOS if s.lower() == key), None)
+
+
+def canonical_test_mode(text: str) -> TestMode | None:
+    key = text.replace("_", "").replace("-", "").lower()
+    value = _MODE_ALIASES.get(key)
+    return next((m for m in TEST_MODES if m == value), None)
+
+
+@dataclass(frozen=True)
+class LoadGenSettings:
+    """A LoadGen trial's settings. None means "not set here": LoadGen, user.conf or calibration decides."""
+
+    test_mode: TestMode = "PerformanceOnly"
+    target_qps: float | None = None            # Server: Poisson arrival rate
+    latency_bound_ms: float | None = None      # Server: the latency the percentile below must stay under
+    latency_percentile: float | None = None    # Server/SingleStream/MultiStream target percentile (0..1)
+    expected_latency_ms: float | None = None   # SingleStream/MultiStream hint
+    expected_qps: float | None = None          # Offline hint
+    min_duration_s: float | None = None
+    max_duration_s: float | None = None
+    min_query_count: int | None = None
+    max_query_count: int | None = None
+    samples_per_query: int | None = None       # MultiStream (LoadGen's default: 8)
+    sample_count: int = 256                    # samples in the QSL (LoadGen's total sample count)
+    performance_sample_count: int | None = None  # samples held in memory in a performance run
+    qsl_rng_seed: int | None = None
+    sample_index_rng_seed: int | None = None
+    schedule_rng_seed: int | None = None
+    user_conf: str | None = None               # absolute path of a user.conf
+    conf_model: str | None = None              # the model name in mlperf.conf/user.conf lines
+    official: bool = False
+    find_peak_qps: bool = False                # inferlab's own search for the highest valid Server QPS
+    peak_tolerance: float = 0.05               # ... stops when the bracket is this narrow (relative)
+    peak_max_runs: int = 8
+    batch_timeout_ms: float = 0.0              # Server/Offline: wait this long for a batch to fill
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> LoadGenSettings:
+        return LoadGenSettings(**d)
+
+    def describe(self) -> str:
+        bits: list[str] = [] if self.test_mode == "PerformanceOnly" else [self.test_mode]
+        if self.target_qps is not None:
+            bits.append(f"qps={self.target_qps:g}")
+        if self.latency_bound_ms is not None:
+            bits.append(f"bound={self.latency_bound_ms:g}ms")
+        if self.find_peak_qps:
+            bits.append("find-peak")
+        if self.official:
+            bits.append("official")
+        return ",".join(bits)
+
+
+@dataclass(frozen=True)
+class Hints:
+    """Values a run needs but the settings left open, measured on the loaded model (Calibration)."""
+
+    request_latency_ms: float   # one request of the trial's batch, through the scenario's path
+    capacity_sps: float         # samples/s with the trial's requests in flight
+
+
+def lg_scenario(lg: Any, scenario: str) -> Any:
+    return getattr(lg.TestScenario, scenario)
+
+
+def build_test_settings(lg: Any, scenario: Scenario, s: LoadGenSettings, model_name: str,
+                        default_min_duration_s: float) -> Any:
+    """Steps 1-3 of the module docstring: LoadGen's TestSettings before calibration."""
+    ts = lg.TestSettings()
+    ts.scenario = lg_scenario(lg, scenario)
+    ts.mode = getattr(lg.TestMode, s.test_mode)
+    conf_model = s.conf_model or model_name
+    if s.official:
+        rc = ts.FromConfig("", conf_model, scenario, 0)
+        if rc != 0:
+            raise ValueError(f"LoadGen could not apply its mlperf.conf for {conf_model}/{scenario} (code {rc})")
+    else:
+        ts.min_duration_ms = int(default_min_duration_s * 1000)
+        ts.min_query_count = QUICK_MIN_QUERIES[scenario]
+    if s.user_conf:
+        rc = ts.FromConfig(s.user_conf, conf_model, scenario, 1)
+        if rc != 0:
+            raise ValueError(f"loadgen.user_conf: LoadGen could not read {s.user_conf} (code {rc}); "
+                             "check the file's lines (model.scenario.key = value)")
+    ms_to_ns = 1_000_000
+    if s.min_duration_s is not None:
+        ts.min_duration_ms = int(s.min_duration_s * 1000)
+    if s.max_duration_s is not None:
+        ts.max_duration_ms = int(s.max_duration_s * 1000)
+    if s.min_query_count is not None:
+        ts.min_query_count = s.min_query_count
+    if s.max_query_count is not None:
+        ts.max_query_count = s.max_query_count
+    if s.samples_per_query is not None:
+        ts.multi_stream_samples_per_query = s.samples_per_query
+    if s.target_qps is not None:
+        ts.server_target_qps = s.target_qps
+    if s.latency_bound_ms is not None:
+        ts.server_target_latency_ns = int(s.latency_bound_ms * ms_to_ns)
+    if s.latency_percentile is not None:
+        if scenario == "Server":
+            ts.server_target_latency_percentile = s.latency_percentile
+        elif scenario == "SingleStream":
+            ts.single_stream_target_latency_percentile = s.latency_percentile
+        elif scenario == "MultiStream":
+            ts.multi_stream_target_latency_percentile = s.latency_percentile
+    if s.expected_latency_ms is not None:
+        ts.single_stream_expected_latency_ns = int(s.expected_latency_ms * ms_to_ns)
+        ts.multi_stream_expected_latency_ns = int(s.expected_latency_ms * ms_to_ns)
+    if s.expected_qps is not None:
+        ts.offline_expected_qps = s.expected_qps
+    if s.performance_sample_count is not None:
+        ts.performance_sample_count_override = s.performance_sample_count
+    for seed in ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed"):
+        value = getattr(s, seed)
+        if value is not None:
+            setattr(ts, seed, value)
+    return ts
+
+
+def open_hints(lg: Any, scenario: Scenario, s: LoadGenSettings, model_name: str) -> set[str]:
+    """The hints neither the config nor a user.conf set (those calibration fills in)."""
+    if s.test_mode == "AccuracyOnly":
+        return set()
+    fresh = lg.TestSettings()
+    fresh.scenario = lg_scenario(lg, scenario)
+    probe = lg.TestSettings()
+    probe.scenario = fresh.scenario
+    if s.user_conf:
+        probe.FromConfig(s.user_conf, s.conf_model or model_name, scenario, 1)
+    open_: set[str] = set()
+    if scenario in ("SingleStream", "MultiStream") and s.expected_latency_ms is None:
+        attr = "single_stream_expected_latency_ns" if scenario == "SingleStream" else "multi_stream_expected_latency_ns"
+        if getattr(probe, attr) == getattr(fresh, attr):
+            open_.add("expected_latency")
+    if scenario == "Offline" and s.expected_qps is None and probe.offline_expected_qps == fresh.offline_expected_qps:
+        open_.add("expected_qps")
+    if (scenario == "Server" and s.target_qps is None and not s.official
+            and probe.server_target_qps == fresh.server_target_qps):
+        open_.add("target_qps")
+    return open_
+
+
+def apply_hints(ts: Any, scenario: Scenario, open_: set[str], hints: Hints, samples_per_query: int,
+                batch: int) -> dict[str, Any]:
+    """Step 4: set the open hints from the calibration; returns what was set, for the record."""
+    applied: dict[str, Any] = {}
+    if "expected_latency" in open_:
+        requests = 1 if scenario == "SingleStream" else -(-samples_per_query // batch)
+        ns = int(max(1e3, LATENCY_HINT_FACTOR * requests * hints.request_latency_ms * 1e6))
+        if scenario == "SingleStream":
+            ts.single_stream_expected_latency_ns = ns
+        else:
+            ts.multi_stream_expected_latency_ns = ns
+        applied["expected_latency_ms"] = ns / 1e6
+    if "expected_qps" in open_:
+        ts.offline_expected_qps = max(1.0, OFFLINE_QPS_FACTOR * hints.capacity_sps)
+        applied["expected_qps"] = ts.offline_expected_qps
+    if "target_qps" in open_:
+        ts.server_target_qps = max(1.0, round(AUTO_SERVER_LOAD * hints.capacity_sps, 1))
+        applied["target_qps"] = ts.server_target_qps
+    return applied
