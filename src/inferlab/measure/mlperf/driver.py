@@ -86,9 +86,8 @@ class ScenarioRun:
         self.log_dir = log_dir
         self.accuracy = settings.test_mode == "AccuracyOnly"
         self.depth = in_flight_for(scenario, in_flight, session)
-        inline = scenario == "SingleStream" or (scenario == "MultiStream" and self.depth == 1)
         self.library = SampleLibrary(sample_specs, settings.sample_count, seed, session, batch)
-        self.sut = SystemUnderTest(self.lg, session, self.library, batch, self.depth, inline, self.accuracy,
+        self.sut = SystemUnderTest(self.lg, session, self.library, batch, self.depth, scenario == "Server", self.accuracy,
                                    settings.batch_timeout_ms / 1e3)
         self.total_requests = 0
         self.total_samples = 0
@@ -112,6 +111,7 @@ class ScenarioRun:
         self.session.run(lib.batch_of([0]))
         first = time.perf_counter_ns() - t0
         sut.respond = bare_respond
+        sut.tracking = True
         self._through_sut(max(self.warmup_iterations, 2 * self.depth))
         hints = None
         if not self.accuracy:
@@ -123,13 +123,14 @@ class ScenarioRun:
                 elapsed = time.perf_counter_ns() - start
                 if elapsed >= CALIBRATION_S * 1e9 and sut.requests_done >= CALIBRATION_REQUESTS:
                     break
-            if self.sut.inline:
+            if self.depth == 1 and not self.sut.dispatched:
                 capacity = sut.samples_done / (sum(sut.latencies) / 1e9)
             else:
                 capacity = sut.samples_done / (elapsed / 1e9)
             hints = Hints(float(np.median(sut.latencies)) / 1e6, capacity)
         lib.unload(warm)
         sut.reset_records()
+        sut.tracking = False
         sut.respond = self.lg.QuerySamplesComplete
         return first, hints
 

@@ -26,6 +26,8 @@ class SampleLibrary:
         self.batch = batch
         self.loaded: dict[int, dict[str, np.ndarray]] = {}
         self.prepared: dict[int, Any] = {}  # batch 1: each sample in the runtime's own form, made at load
+        self.slabs: dict[str, np.ndarray] = {}  # batch > 1: the loaded samples stacked, per input
+        self.slot: dict[int, int] = {}          # sample index -> row in the slabs
 
     def sample(self, index: int) -> dict[str, np.ndarray]:
         """Sample `index`'s feeds, the same every time."""
@@ -38,19 +40,32 @@ class SampleLibrary:
                 self.loaded[i] = feeds
                 if self.batch == 1:
                     self.prepared[i] = self.session.prepare(feeds)
+        self._restack()
 
     def unload(self, indices: Sequence[int]) -> None:
         for i in indices:
             self.loaded.pop(i, None)
             self.prepared.pop(i, None)
+        self._restack()
+
+    def _restack(self) -> None:
+        """Stack the loaded samples per input (untimed, at load), so forming a batch is one gather."""
+        if self.batch == 1:
+            return
+        order = sorted(self.loaded)
+        self.slot = {i: row for row, i in enumerate(order)}
+        self.slabs = {s.name: np.concatenate([self.loaded[i][s.name] for i in order], axis=0)
+                      for s in self.specs if order and self.loaded[order[0]][s.name].ndim}
 
     def batch_of(self, indices: Sequence[int]) -> Any:
         """The prepared input of one request holding these samples, padded to the batch with the last one."""
         if self.batch == 1:
             return self.prepared[indices[0]]
-        idx = list(indices) + [indices[-1]] * (self.batch - len(indices))
-        feeds = {}
-        for spec in self.specs:
-            parts = [self.loaded[i][spec.name] for i in idx]
-            feeds[spec.name] = np.concatenate(parts, axis=0) if parts[0].ndim else parts[0]
+        slot = self.slot
+        rows = [slot[i] for i in indices]
+        rows += [rows[-1]] * (self.batch - len(rows))
+        feeds = {name: slab.take(rows, axis=0) for name, slab in self.slabs.items()}
+        for spec in self.specs:  # rank-0 inputs are not batched
+            if spec.name not in feeds:
+                feeds[spec.name] = self.loaded[indices[0]][spec.name]
         return self.session.prepare(feeds)

@@ -1,11 +1,14 @@
 """The system under test LoadGen drives: any backend Session behind LoadGen's issue/flush callbacks.
 
 Paths (what is timed is LoadGen's business: from a query's scheduled time to QuerySamplesComplete):
-- inline (SingleStream, and MultiStream with one request in flight): `issue` runs the query's requests
-  one after another on LoadGen's issuing thread with `Session.run`, then completes them;
-- dispatched (Server, Offline, MultiStream with more in flight): `issue` queues the samples and returns;
-  a dispatcher thread forms batches of up to the trial's batch (optionally waiting `batch_timeout` for one
-  to fill) and keeps the runtime busy through the session's async path (`wait_slot` + `submit`).
+- on the issuing thread (SingleStream, MultiStream, Offline: LoadGen issues the next query only when this
+  one is done, or, Offline, issues one query): `issue` cuts the query into requests of the trial's batch;
+- dispatched (Server, whose `issue` must return at once to keep LoadGen's arrival schedule): `issue`
+  queues the samples; a dispatcher thread forms batches of up to the trial's batch from what is queued
+  (optionally waiting `batch_timeout` for one to fill).
+Either way, with several requests in flight the runtime is kept busy through the session's async path
+(`wait_slot` + `submit`); with one, each request runs with `Session.run` on that thread, as the async
+path would do inline, minus its hand-offs.
 In AccuracyOnly every request runs synchronously and each sample's outputs are returned to LoadGen as
 bytes; response buffers stay referenced until QuerySamplesComplete has returned (LoadGen copies them).
 Per-request latencies (submit to completion) are recorded SUT-side, as in inferlab's throughput mode.
@@ -29,24 +32,26 @@ Respond = Callable[[list[Any]], None]
 
 class SystemUnderTest:
     def __init__(self, lg: Any, session: Session, library: SampleLibrary, batch: int, depth: int,
-                 inline: bool, accuracy: bool, batch_timeout_s: float = 0.0) -> None:
+                 dispatched: bool, accuracy: bool, batch_timeout_s: float = 0.0) -> None:
         self.lg = lg
         self.session = session
         self.library = library
         self.batch = batch
         self.depth = depth
-        self.inline = inline
+        self.dispatched = dispatched
+        self._work = self._run_inline if accuracy or depth == 1 else self._submit
         self.accuracy = accuracy
         self.batch_timeout_s = batch_timeout_s
         self.respond: Respond = lg.QuerySamplesComplete
         self.latencies: list[int] = []
-        self.completions: list[int] = []
         self.errors: list[BaseException] = []
         self.samples_done = 0
         self.requests_done = 0
         self.record = True
+        self.tracking = False          # count outstanding samples (warm-up, so that `drain` can wait)
         self._pending: collections.deque[tuple[int, int]] = collections.deque()
-        self._cv = threading.Condition()
+        self._cv = threading.Condition()  # guards _pending
+        self._count_lock = threading.Lock()
         self._outstanding = 0          # samples issued and not yet completed
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -56,13 +61,20 @@ class SystemUnderTest:
 
     def issue(self, query_samples: Sequence[Any]) -> None:
         items = [(q.id, q.index) for q in query_samples]
-        if self.inline:
-            for start in range(0, len(items), self.batch):
-                self._run_inline(items[start:start + self.batch])
+        if self.tracking:
+            with self._count_lock:
+                self._outstanding += len(items)
+        if not self.dispatched:
+            work, batch = self._work, self.batch
+            for start in range(0, len(items), batch):
+                chunk = items[start:start + batch]
+                try:
+                    work(chunk)
+                except BaseException as exc:  # a failing runtime must not leave LoadGen waiting forever
+                    self._fail(chunk, exc)
             return
         with self._cv:
             self._pending.extend(items)
-            self._outstanding += len(items)
             self._cv.notify()
 
     def flush(self) -> None:
@@ -71,9 +83,9 @@ class SystemUnderTest:
     # lifecycle -----------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        if not self.inline:
-            if not self.accuracy:
-                self.session.start_async(self.depth)
+        if self._work == self._submit:
+            self.session.start_async(self.depth)
+        if self.dispatched:
             self._thread = threading.Thread(target=self._dispatch, name="inferlab-sut", daemon=True)
             self._thread.start()
 
@@ -84,19 +96,19 @@ class SystemUnderTest:
                 self._cv.notify_all()
             self._thread.join()
             self._thread = None
-            if not self.accuracy:
-                self.session.stop_async()
+        if self._work == self._submit:
+            self.session.stop_async()
         if self.errors:
             raise self.errors[0]
 
     def reset_records(self) -> None:
-        self.latencies, self.completions = [], []
+        self.latencies = []
         self.samples_done = self.requests_done = 0
 
     def drain(self) -> None:
-        """Block until every issued sample has completed (used between warm-up and the test)."""
-        with self._cv:
-            self._cv.wait_for(lambda: self._outstanding == 0 or bool(self.errors))
+        """Block until every sample issued while `tracking` has completed (warm-up, before LoadGen)."""
+        while self._outstanding and not self.errors:
+            time.sleep(0.001)
         if self.errors:
             raise self.errors[0]
 
@@ -104,22 +116,27 @@ class SystemUnderTest:
 
     def _dispatch(self) -> None:
         pending, cv, batch = self._pending, self._cv, self.batch
+        work = self._work
+        most = batch * 64  # taken from the queue at once, then run batch by batch in arrival order
         while True:
             with cv:
                 while not pending and not self._stopping:
                     cv.wait()
                 if not pending:
                     return
-                if self.batch_timeout_s > 0 and len(pending) < batch:
+                n = len(pending)
+                if self.batch_timeout_s > 0 and n < batch:
                     cv.wait_for(lambda: len(pending) >= batch or self._stopping, self.batch_timeout_s)
-                take = [pending.popleft() for _ in range(min(batch, len(pending)))]
-            try:
-                if self.accuracy:
-                    self._run_inline(take)
-                else:
-                    self._submit(take)
-            except BaseException as exc:  # a failing runtime must not leave LoadGen waiting forever
-                self._fail(take, exc)
+                    n = len(pending)
+                elif self.batch_timeout_s > 0:
+                    n -= n % batch  # whole batches now; a partial one waits for more samples or its timeout
+                take = [pending.popleft() for _ in range(min(n, most))]
+            for start in range(0, len(take), batch):
+                chunk = take[start:start + batch]
+                try:
+                    work(chunk)
+                except BaseException as exc:  # a failing runtime must not leave LoadGen waiting forever
+                    self._fail(chunk, exc)
 
     def _submit(self, take: list[tuple[int, int]]) -> None:
         prepared = self.library.batch_of([i for _, i in take])
@@ -132,29 +149,33 @@ class SystemUnderTest:
             if exc is not None:
                 self._fail(take, exc)
                 return
-            self._note(t0, t1, len(take))
+            if self.record:
+                self.latencies.append(t1 - t0)
+            self.samples_done += len(take)
+            self.requests_done += 1
             self._complete(take, None)
 
         self.session.submit(prepared, done)
 
     def _run_inline(self, take: list[tuple[int, int]]) -> None:
-        prepared = self.library.batch_of([i for _, i in take])
-        t0 = time.perf_counter_ns()
+        """One request, run synchronously on this thread (the hot path: kept flat on purpose)."""
+        lib = self.library
+        prepared = lib.prepared[take[0][1]] if lib.batch == 1 else lib.batch_of([i for _, i in take])
+        clock = time.perf_counter_ns
+        t0 = clock()
         raw = self.session.run(prepared)
-        t1 = time.perf_counter_ns()
-        self._note(t0, t1, len(take))
-        outputs = self.session.outputs_of(raw) if self.accuracy else None
-        if self.inline:
-            with self._cv:
-                self._outstanding += len(take)
-        self._complete(take, outputs)
-
-    def _note(self, t0: int, t1: int, samples: int) -> None:
+        t1 = clock()
         if self.record:
             self.latencies.append(t1 - t0)
-            self.completions.append(t1)
-        self.samples_done += samples
+        self.samples_done += len(take)
         self.requests_done += 1
+        if self.accuracy:
+            self._complete(take, self.session.outputs_of(raw))
+        else:
+            response = self.lg.QuerySampleResponse
+            self.respond([response(sid, 0, 0) for sid, _ in take])
+            if self.tracking:
+                self._settle(len(take))
 
     def _complete(self, take: list[tuple[int, int]], outputs: dict[str, np.ndarray] | None) -> None:
         lg = self.lg
@@ -165,10 +186,12 @@ class SystemUnderTest:
             self.respond([lg.QuerySampleResponse(sid, buf.ctypes.data, buf.nbytes)
                           for (sid, _), buf in zip(take, buffers, strict=True)])
             del buffers  # LoadGen has copied them by now
-        with self._cv:
-            self._outstanding -= len(take)
-            if self._outstanding == 0:
-                self._cv.notify_all()
+        if self.tracking:
+            self._settle(len(take))
+
+    def _settle(self, samples: int) -> None:
+        with self._count_lock:
+            self._outstanding -= samples
 
     def _sample_bytes(self, outputs: dict[str, np.ndarray], k: int) -> np.ndarray:
         """Sample k's outputs, each in native layout, concatenated; the layout is kept for the reader."""
@@ -179,6 +202,7 @@ class SystemUnderTest:
         return np.frombuffer(b"".join(p.tobytes() for p in parts), dtype=np.uint8)
 
     def _fail(self, take: list[tuple[int, int]], exc: BaseException) -> None:
+        """Record the error and complete the samples anyway: LoadGen must not wait forever for them."""
         self.errors.append(exc)
         self._complete(take, None)
 
