@@ -42,7 +42,8 @@ class Run:
 
     @property
     def ok(self) -> bool:
-        return all(r.status == "ok" for r in self.results)
+        """Every trial ran to a result: measured, or judged INVALID by LoadGen (a verdict, not a failure)."""
+        return all(r.status in ("ok", "invalid") for r in self.results)
 
 
 def execute(exp: Experiment, db: str | None = None, resume: str | None = None,

@@ -30,7 +30,7 @@ from inferlab.measure.mlperf.sut import SystemUnderTest, bare_respond
 from inferlab.measure.stats import latency_stats
 from inferlab.models.tensors import TensorSpec
 
-CALIBRATION_S = 0.5
+CALIBRATION_S = 0.25
 CALIBRATION_REQUESTS = 20
 PROGRESS_S = 0.5
 
@@ -115,19 +115,19 @@ class ScenarioRun:
         self._through_sut(max(self.warmup_iterations, 2 * self.depth))
         hints = None
         if not self.accuracy:
-            sut.reset_records()
-            start = time.perf_counter_ns()
-            chunk = max(2 * self.depth, 4)
+            # Rounds of growing size until one lasts CALIBRATION_S: the last one's rate is the steady state's
+            # (a round's ramp-up and drain matter less the longer it is).
+            requests = max(2 * self.depth, 4)
             while True:
-                self._through_sut(chunk)
+                sut.reset_records()
+                start = time.perf_counter_ns()
+                self._through_sut(requests)
                 elapsed = time.perf_counter_ns() - start
                 if elapsed >= CALIBRATION_S * 1e9 and sut.requests_done >= CALIBRATION_REQUESTS:
                     break
-            if self.depth == 1 and not self.sut.dispatched:
-                capacity = sut.samples_done / (sum(sut.latencies) / 1e9)
-            else:
-                capacity = sut.samples_done / (elapsed / 1e9)
-            hints = Hints(float(np.median(sut.latencies)) / 1e6, capacity)
+                requests *= 2
+            busy = sum(sut.latencies) if self.depth == 1 and not sut.dispatched else elapsed
+            hints = Hints(float(np.median(sut.latencies)) / 1e6, sut.samples_done / (busy / 1e9))
         lib.unload(warm)
         sut.reset_records()
         sut.tracking = False

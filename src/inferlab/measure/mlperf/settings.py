@@ -29,7 +29,7 @@ QUICK_MIN_QUERIES: dict[str, int] = {"SingleStream": 100, "MultiStream": 662, "S
 # Calibrated hints are set with a margin: more queries generated than needed (SingleStream, MultiStream),
 # an Offline query somewhat longer than the minimum duration.
 LATENCY_HINT_FACTOR = 0.5
-OFFLINE_QPS_FACTOR = 1.3
+OFFLINE_QPS_FACTOR = 1.5
 AUTO_SERVER_LOAD = 0.5  # Server's target QPS when none is given: this fraction of the measured capacity
 
 
