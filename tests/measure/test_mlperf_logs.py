@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from inferlab.measure.mlperf.logs import LogError, parse, read_accuracy_log, read_detail
+from inferlab.models.tensors import TensorSpec
 from inferlab.measure.mlperf.settings import (
     Hints,
     LoadGenSettings,
@@ -168,3 +169,23 @@ def test_names_are_canonical() -> None:
     assert canonical_test_mode("accuracy") == "AccuracyOnly"
     assert canonical_test_mode("find-peak") == "FindPeakPerformance"
     assert canonical_test_mode("fast") is None
+
+
+def test_a_calibrated_hint_too_far_off_is_retried_once(tmp_path: Path) -> None:
+    from inferlab.backends.null import NullSession
+    from inferlab.measure.budget import QuietEvents
+    from inferlab.measure.mlperf.driver import ScenarioRun
+    from inferlab.measure.mlperf.logs import ScenarioResult
+
+    spec = [TensorSpec("x", (1, 4), "float32")]
+    run = ScenarioRun(NullSession(spec), "Offline", LoadGenSettings(), spec, 1, None, 2, 0, "m", 1.0, tmp_path,
+                      QuietEvents())
+    ts = build_test_settings(lg, "Offline", LoadGenSettings(), "m", 1.0)
+    short = ScenarioResult("Offline", "PerformanceOnly", "INVALID", "throughput", 1000.0, "samples/s", True,
+                           criteria={"min duration": False}, samples_per_s=1000.0)
+    assert run._retry_hint(ts, short, {"expected_qps"})
+    assert ts.offline_expected_qps == pytest.approx(1500.0)
+    assert not run._retry_hint(ts, short, set())  # the user set the hint: LoadGen's verdict stands
+    valid = ScenarioResult("Offline", "PerformanceOnly", "VALID", "throughput", 1000.0, "samples/s", True,
+                           criteria={"min duration": True})
+    assert not run._retry_hint(ts, valid, {"expected_qps"})

@@ -115,3 +115,17 @@ def test_inferlab_peak_search_brackets_the_bound(tiny_models: dict[str, str], tm
         assert all(h["target_qps"] <= best["target_qps"] or h["validity"] == "INVALID" for h in lg.search)
     else:
         assert r.status == "invalid" and r.reason and "no Server QPS" in r.reason
+
+
+@pytest.mark.gpu
+def test_cuda_scenarios_valid(tiny_models: dict[str, str], tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device here; this runs on the GPU machine (benchmarks/device_mlperf.sh)")
+    run = _run(tmp_path, [{"name": "tiny", "path": tiny_models["tiny.pt2"]}],
+               [{"name": "torch", "params": {"cuda_graphs": True}}], ["SingleStream", "Server", "Offline"],
+               {"latency_bound_ms": 20}, devices=["cuda:0"])
+    for r in run.results:
+        assert r.status == "ok", (r.spec.mode, r.reason)
+        assert r.loadgen is not None and r.loadgen.valid
+        assert r.peak_gpu_mem_mb is not None  # NVML watched the trial process

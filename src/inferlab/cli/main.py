@@ -17,7 +17,9 @@ from inferlab.config.plan import Plan
 from inferlab.config.schema import Experiment
 from inferlab.errors import ConfigError, InferlabError
 from inferlab.execute import environment
-from inferlab.report.export import to_csv, to_json
+from inferlab.measure.trial import TrialResult
+from inferlab.report.export import rows_to_csv, to_csv, to_json
+from inferlab.report.mlperf import mlperf_rows, mlperf_table
 from inferlab.report.table import results_table
 from inferlab.store import Store
 
@@ -123,10 +125,36 @@ def bench(
     _execute(exp, db)
 
 
+MlperfOption = Annotated[bool, typer.Option("--mlperf", help="MLPerf-style table of the scenario results")]
+ReferenceOption = Annotated[str | None, typer.Option(help="with --mlperf: run whose results are the reference "
+                                                          "system (speedup column)")]
+ReferenceBackendOption = Annotated[str | None, typer.Option(help="with --reference: only this backend's results")]
+
+
+def _mlperf_rows(store: Store, run_id: str, reference: str | None,
+                 reference_backend: str | None) -> list[dict[str, object]]:
+    ref_results: list[TrialResult] = []
+    ref_name = None
+    if reference is not None:
+        ref_info = store.run_info(reference)
+        ref_results = [r for r in store.results(ref_info.id)
+                       if reference_backend is None or r.spec.backend == reference_backend]
+        if not any(r.loadgen is not None for r in ref_results):
+            raise ConfigError(f"--reference {reference}: run {ref_info.id} has no MLPerf scenario results"
+                              + (f" for backend '{reference_backend}'" if reference_backend else ""))
+        ref_name = f"run {ref_info.id}"
+    results = store.results(run_id)
+    if not any(r.loadgen is not None for r in results):
+        raise ConfigError(f"run {run_id} has no MLPerf scenario results; run a config with `scenario:` "
+                          "or `inferlab bench MODEL --scenario offline`")
+    return mlperf_rows(results, store.environment, ref_results, ref_name)
+
+
 @app.command()
 def results(run: Annotated[str | None, typer.Argument(help="run id (default: the latest)")] = None,
             runs: Annotated[bool, typer.Option("--runs", help="list the stored runs instead")] = False,
-            db: DbOption = None) -> None:
+            mlperf: MlperfOption = False, reference: ReferenceOption = None,
+            reference_backend: ReferenceBackendOption = None, db: DbOption = None) -> None:
     """Show a run's results as a table (or list the runs)."""
     store = Store(db)
     if runs:
@@ -136,6 +164,10 @@ def results(run: Annotated[str | None, typer.Argument(help="run id (default: the
         console.print(t)
         return
     info = store.run_info(run)
+    if mlperf:
+        rows = _mlperf_rows(store, info.id, reference, reference_backend)
+        console.print(mlperf_table(rows, title=f"run {info.id} ({info.name}): MLPerf Inference scenarios"))
+        return
     console.print(results_table(store.results(info.id), title=f"run {info.id} ({info.name}, {info.status})"))
 
 
@@ -144,19 +176,25 @@ def export(run: Annotated[str, typer.Argument(help="run id, or 'latest'")],
            format: Annotated[str, typer.Option("--format", "-f", help="csv or json")] = "csv",
            output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout)")] = None,
            samples: Annotated[bool, typer.Option(help="include raw latencies (json)")] = False,
-           db: DbOption = None) -> None:
-    """Export a run's results as CSV or JSON."""
+           mlperf: MlperfOption = False, reference: ReferenceOption = None,
+           reference_backend: ReferenceBackendOption = None, db: DbOption = None) -> None:
+    """Export a run's results as CSV or JSON (or its MLPerf-style table with --mlperf)."""
     if format not in ("csv", "json"):
         raise ConfigError(f"--format '{format}': choose csv or json")
     store = Store(db)
     info = store.run_info(run)
-    res = store.results(info.id, with_samples=samples)
-    text = to_csv(res, info.id) if format == "csv" else to_json(res, info.id, with_samples=samples)
+    if mlperf:
+        rows = _mlperf_rows(store, info.id, reference, reference_backend)
+        res: list[TrialResult] = []
+        text = rows_to_csv(rows) if format == "csv" else json.dumps({"run": info.id, "mlperf": rows}, indent=2)
+    else:
+        res = store.results(info.id, with_samples=samples)
+        text = to_csv(res, info.id) if format == "csv" else to_json(res, info.id, with_samples=samples)
     if output is None:
         sys.stdout.write(text)
     else:
         output.write_text(text)
-        err.print(f"wrote {len(res)} results to {output}")
+        err.print(f"wrote {len(rows) if mlperf else len(res)} results to {output}")
 
 
 @app.command("backends")

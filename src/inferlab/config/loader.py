@@ -54,8 +54,11 @@ def _message(err: dict[str, Any], source: str) -> str:
     if err.get("type") == "missing":
         return f"{source}: {where} is required"
     value = err.get("input")
-    shown = repr(value) if isinstance(value, str | int | float | bool) else type(value).__name__
-    return f"{source}: {where}: {err.get('msg', 'invalid')} (got {shown[:60]})"
+    scalar = (str, int, float, bool)
+    simple = isinstance(value, scalar) or (isinstance(value, list) and all(isinstance(v, scalar) for v in value))
+    shown = repr(value) if simple else type(value).__name__
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{source}: {where}: {msg} (got {shown[:60]})"
 
 
 def load_text(text: str, source: str = "<config>") -> Experiment:

@@ -107,7 +107,7 @@ def _check_inputs(artifact: Artifact, batches: list[int], where: str, checked: s
 def _loadgen_variants(exp: Experiment) -> list[LoadGenSettings]:
     """The LoadGen settings to sweep (test modes × target QPS), with files resolved and checked."""
     cfg: LoadGenConfig = exp.loadgen
-    where = f"{_src(exp)}loadgen"
+    where = f"{exp.source or exp.name}: loadgen"
     from inferlab.measure.mlperf.driver import import_loadgen
 
     lg = import_loadgen()

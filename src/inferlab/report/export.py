@@ -6,13 +6,18 @@ import csv
 import io
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from inferlab.measure.trial import TrialResult
 from inferlab.report.rows import flatten
 
 
 def to_csv(results: Sequence[TrialResult], run_id: str | None = None) -> str:
-    rows = [flatten(r, run_id) for r in results]
+    return rows_to_csv([flatten(r, run_id) for r in results])
+
+
+def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as CSV; the columns are every key in first-seen order (a missing cell is empty)."""
     columns: list[str] = []
     for row in rows:
         columns.extend(k for k in row if k not in columns)

@@ -44,6 +44,10 @@ def flatten(result: TrialResult, run_id: str | None = None) -> dict[str, Any]:
         "energy_j_per_sample": result.energy_j_per_sample, "energy_source": result.energy_source,
         "environment_id": result.environment_id, "spec_key": s.key(),
     }
+    lg = result.loadgen
+    if lg is not None:
+        row.update({"mlperf_test_mode": lg.test_mode, "mlperf_validity": lg.validity, "mlperf_metric": lg.metric,
+                    "mlperf_result": lg.value, "mlperf_unit": lg.unit, "mlperf_log_dir": lg.log_dir})
     for k, v in s.params:
         row[f"param.{k}"] = v
     for k, v in result.effective.items():
