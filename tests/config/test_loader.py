@@ -20,7 +20,7 @@ MINIMAL = "models: [{path: m.onnx}]\nbackends: [{name: onnxruntime}]\n"
 def test_minimal_config_defaults() -> None:
     exp = load_text(MINIMAL)
     assert exp.devices == ["cpu"]
-    assert exp.batch == 1 and exp.mode == "latency"
+    assert exp.batch == 1 and exp.mode is None and exp.modes() == ["latency"]
     assert exp.measure.min_iterations == 50
 
 

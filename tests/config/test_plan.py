@@ -150,3 +150,33 @@ def test_rules_that_remove_everything(tiny_models: dict[str, str]) -> None:
 def test_device_a_backend_cannot_name(tiny_models: dict[str, str]) -> None:
     with pytest.raises(BackendError, match=r"backends\[0\]\.devices: 'gpu' is not a device backend 'torch' can use"):
         plan(load_text(_exp(tiny_models, "backends: [{name: torch, devices: [gpu]}]\n")))
+
+
+def test_scenarios_beside_modes(tiny_models: dict[str, str]) -> None:
+    exp = load_text(_exp(tiny_models, """
+backends: [{name: onnxruntime}]
+batch: [1, 4]
+mode: latency
+scenario: [single_stream, server]
+loadgen: {target_qps: [100, 200], latency_bound_ms: 5}
+measure: {min_duration_s: 2}
+exclude: [{mode: server, batch: 1}]
+"""))
+    p = plan(exp)
+    got = sorted((s.mode, s.batch, s.loadgen.target_qps if s.loadgen else None) for s in p.specs)
+    # SingleStream at batch 4 is skipped (one sample per query); Server sweeps its two target rates, which
+    # SingleStream does not use (so it runs once)
+    assert got == [("Server", 4, 100), ("Server", 4, 200), ("SingleStream", 1, None), ("latency", 1, None),
+                   ("latency", 4, None)]
+    assert any("SingleStream sends one sample per query" in note for note in p.skipped)
+    lg = next(s.loadgen for s in p.specs if s.mode == "Server")
+    assert lg is not None and lg.min_duration_s == 2 and lg.latency_bound_ms == 5  # measure's duration by default
+    assert all(s.loadgen is None for s in p.specs if s.mode == "latency")
+
+
+def test_official_runs_get_a_time_out_that_fits(tiny_models: dict[str, str]) -> None:
+    body = "backends: [{name: onnxruntime}]\nscenario: Offline\nloadgen: {official: true}\n"
+    exp = load_text(_exp(tiny_models, body))
+    (spec,) = plan(exp).specs
+    assert spec.loadgen is not None and spec.loadgen.official and spec.loadgen.min_duration_s is None
+    assert spec.measure.timeout_s >= 600 * 2  # LoadGen's 600 s, with room for loading and calibration

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from inferlab.measure.mlperf.logs import LogError, parse, read_accuracy_log, read_detail
-from inferlab.models.tensors import TensorSpec
 from inferlab.measure.mlperf.settings import (
     Hints,
     LoadGenSettings,
@@ -21,6 +20,7 @@ from inferlab.measure.mlperf.settings import (
     canonical_test_mode,
     open_hints,
 )
+from inferlab.models.tensors import TensorSpec
 
 lg = pytest.importorskip("mlperf_loadgen")
 

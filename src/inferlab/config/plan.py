@@ -188,6 +188,8 @@ def plan(exp: Experiment) -> Plan:
                             if note not in skipped:
                                 skipped.append(note)
                             continue
+                        if mode != "Server":  # Server-only settings would make duplicate trials
+                            lg = replace(lg, target_qps=None, latency_bound_ms=None, find_peak_qps=False)
                         measure = _loadgen_timeout(settings, lg)
                     specs.append(TrialSpec(artifact, backend.name, device, _frozen(params), batch, mode,
                                            measure, None, rep, lg))
