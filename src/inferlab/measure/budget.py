@@ -3,7 +3,9 @@ as soon as the median's confidence interval is narrow enough."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import gc
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -49,3 +51,20 @@ class StopRule:
         if len(samples) >= 10 and ci_relative_width(np.asarray(samples)) <= target:
             return "ci_target"
         return None
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No garbage-collector pauses inside a measured window (as timeit does): what exists is collected and
+    frozen first, and collection resumes afterwards. A full collection in a process holding a runtime's
+    millions of objects takes milliseconds, which would land in some request's latency."""
+    gc.collect()
+    gc.freeze()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+        gc.unfreeze()

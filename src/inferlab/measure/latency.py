@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from inferlab.backends.base import Session
-from inferlab.measure.budget import CHECK_NS, Events, StopRule
+from inferlab.measure.budget import CHECK_NS, Events, StopRule, gc_paused
 from inferlab.measure.summary import Measurement
 from inferlab.measure.trial import MeasureSettings
 
@@ -37,23 +37,24 @@ def measure_latency(session: Session, prepared: list[Any], settings: MeasureSett
     min_it = settings.min_iterations
     planned_s = settings.min_duration_s
     events.phase("measure")
-    start = clock()
-    rule = StopRule(settings, start)
-    next_check = start + CHECK_NS
-    i = 0
-    t1 = start
-    while True:
-        feeds = prepared[i % n]
-        t0 = clock()
-        run(feeds)
-        t1 = clock()
-        append(t1 - t0)
-        i += 1
-        if t1 >= next_check or i == min_it:
-            reason = rule.check(i, t1, samples)
-            if reason is not None:
-                break
-            events.progress((t1 - start) / 1e9, planned_s, i)
-            next_check = t1 + CHECK_NS
+    with gc_paused():
+        start = clock()
+        rule = StopRule(settings, start)
+        next_check = start + CHECK_NS
+        i = 0
+        t1 = start
+        while True:
+            feeds = prepared[i % n]
+            t0 = clock()
+            run(feeds)
+            t1 = clock()
+            append(t1 - t0)
+            i += 1
+            if t1 >= next_check or i == min_it:
+                reason = rule.check(i, t1, samples)
+                if reason is not None:
+                    break
+                events.progress((t1 - start) / 1e9, planned_s, i)
+                next_check = t1 + CHECK_NS
     events.phase("measured")
     return Measurement("latency", np.asarray(samples, dtype=np.int64), t1 - start, i, batch, 1, first, reason)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from inferlab.backends.base import Session
-from inferlab.measure.budget import CHECK_NS, Events, StopRule
+from inferlab.measure.budget import CHECK_NS, Events, StopRule, gc_paused
 from inferlab.measure.latency import first_and_warmup
 from inferlab.measure.summary import Measurement
 from inferlab.measure.trial import MeasureSettings
@@ -63,22 +63,23 @@ def measure_throughput(session: Session, prepared: list[Any], settings: MeasureS
         flight.drain()
         clock = time.perf_counter_ns
         events.phase("measure")
-        flight.record = True
-        start = clock()
-        rule = StopRule(settings, start)
-        next_check = start + CHECK_NS
-        i = 0
-        while True:
-            flight.submit(prepared[i % n])
-            i += 1
-            now = clock()
-            if now >= next_check or i == settings.min_iterations:
-                reason = rule.check(len(flight.completions), now, flight.latencies)
-                if reason is not None:
-                    break
-                events.progress((now - start) / 1e9, settings.min_duration_s, i)
-                next_check = now + CHECK_NS
-        flight.drain()
+        with gc_paused():
+            flight.record = True
+            start = clock()
+            rule = StopRule(settings, start)
+            next_check = start + CHECK_NS
+            i = 0
+            while True:
+                flight.submit(prepared[i % n])
+                i += 1
+                now = clock()
+                if now >= next_check or i == settings.min_iterations:
+                    reason = rule.check(len(flight.completions), now, flight.latencies)
+                    if reason is not None:
+                        break
+                    events.progress((now - start) / 1e9, settings.min_duration_s, i)
+                    next_check = now + CHECK_NS
+            flight.drain()
     finally:
         session.stop_async()
     events.phase("measured")

@@ -15,7 +15,7 @@ import numpy as np
 
 from inferlab.backends.base import Session
 from inferlab.errors import ConfigError
-from inferlab.measure.budget import Events
+from inferlab.measure.budget import Events, gc_paused
 from inferlab.measure.mlperf.library import SampleLibrary
 from inferlab.measure.mlperf.logs import ScenarioResult, parse, read_detail
 from inferlab.measure.mlperf.settings import (
@@ -241,18 +241,19 @@ class ScenarioRun:
                                   capacity_sps=round(hints.capacity_sps, 1))
             self.events.phase("measure")
             history: list[dict[str, Any]] = []
-            if self.scenario == "Server" and s.find_peak_qps and s.test_mode == "PerformanceOnly":
-                result, wall, history, latencies = self._search_peak(ts, hints)
-            else:
-                result, wall = self._start_test(ts, self.log_dir)
-                if self._retry_hint(ts, result, open_):
-                    calibrated["retried"] = f"first run {result.verdict_reason()}; its logs are in attempt-1/"
-                    attempt = self.log_dir / "attempt-1"
-                    attempt.mkdir()
-                    for f in self.log_dir.glob("mlperf_log_*"):
-                        f.rename(attempt / f.name)
+            with gc_paused():
+                if self.scenario == "Server" and s.find_peak_qps and s.test_mode == "PerformanceOnly":
+                    result, wall, history, latencies = self._search_peak(ts, hints)
+                else:
                     result, wall = self._start_test(ts, self.log_dir)
-                latencies = list(self.sut.latencies)
+                    if self._retry_hint(ts, result, open_):
+                        calibrated["retried"] = f"first run {result.verdict_reason()}; its logs are in attempt-1/"
+                        attempt = self.log_dir / "attempt-1"
+                        attempt.mkdir()
+                        for f in self.log_dir.glob("mlperf_log_*"):
+                            f.rename(attempt / f.name)
+                        result, wall = self._start_test(ts, self.log_dir)
+                    latencies = list(self.sut.latencies)
             self.events.phase("measured")
         finally:
             self.sut.stop()
