@@ -15,7 +15,7 @@ python3 -m inferlab.cli.main run examples/mlperf_cuda.yaml 2>&1 | tee "$OUT/mlpe
 python3 -m inferlab.cli.main results --mlperf 2>&1 | tee "$OUT/mlperf_table.txt"
 python3 -m inferlab.cli.main export latest --mlperf -f csv -o "$OUT/mlperf_cuda.csv"
 python3 -m inferlab.cli.main bench examples/models/resnet_s.pt2 --backend torch --device cuda:0 --batch 8 \
-  --param dtype=float16 --param cuda_graphs=true --scenario server --find-peak --latency-ms 2 --time 2 \
+  --param dtype=float16 --param cuda_graphs=true --scenario server --find-peak --latency-ms 2 --time 1 \
   2>&1 | tee "$OUT/peak_cuda.txt"
 python3 -m pytest -q -p no:cacheprovider tests/measure/test_mlperf_scenarios.py -k cuda -rs 2>&1 | tee "$OUT/gpu_tests.txt"
 rm -rf "$OUT/artifacts"/*/*/mlperf_log_trace.json
