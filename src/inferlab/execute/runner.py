@@ -40,7 +40,7 @@ def _scenario(spec: TrialSpec, session: Session, declared: Sequence[TensorSpec],
                       spec.batch, m.in_flight, m.warmup_iterations, m.seed, spec.model.name, m.min_duration_s,
                       log_dir, events)
     fields, outcome = run.run()
-    status, reason = status_of(outcome, spec.loadgen)
+    status, reason = status_of(outcome)
     return {**fields, "status": status, "reason": reason, "loadgen": outcome}
 
 

@@ -285,7 +285,7 @@ class _Fake:
         self.index = index
 
 
-def status_of(res: ScenarioResult, settings: LoadGenSettings) -> tuple[str, str | None]:
+def status_of(res: ScenarioResult) -> tuple[str, str | None]:
     """The trial's status and reason from LoadGen's verdict (INVALID is a result, not an error)."""
     if res.test_mode == "AccuracyOnly":
         return ("ok", None) if not res.errors else ("failed", f"LoadGen reported: {res.errors[0]}")
