@@ -3,14 +3,8 @@
 # inferlab, build the example models, run the CUDA quickstart and a bench, run the GPU tests.
 # Usage there: bash benchmarks/device_cuda.sh "$OUT"
 set -uo pipefail
-OUT=${1:-/tmp/out}
-mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD
-python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site . >/dev/null
-export PATH=/tmp/site/bin:$PATH INFERLAB_DB=$OUT/cuda.db COLUMNS=200
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
-python3 examples/build_models.py
+source "$(dirname "$0")/device_setup.sh" "${1:-/tmp/out}"
+export INFERLAB_DB=$OUT/cuda.db
 python3 -m inferlab.cli.main env > "$OUT/env.json"
 python3 -m inferlab.cli.main bench examples/models/resnet_s.pt2 --backend torch --device cuda:0 --batch 1,8 \
   --mode latency,throughput --time 2 2>&1 | tee "$OUT/bench.txt"

@@ -3,14 +3,8 @@
 # scenarios through LoadGen with PyTorch CUDA, the MLPerf-style table, and the LoadGen GPU tests.
 # Usage there: bash benchmarks/device_mlperf.sh "$OUT"   (the wheels in .whl/ are carried along)
 set -uo pipefail
-OUT=${1:-/tmp/out}
-mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD
-python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site . >/dev/null
-export PATH=/tmp/site/bin:$PATH INFERLAB_DB=$OUT/mlperf_cuda.db INFERLAB_ARTIFACTS=$OUT/artifacts COLUMNS=200
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
-python3 examples/build_models.py >/dev/null
+source "$(dirname "$0")/device_setup.sh" "${1:-/tmp/out}"
+export INFERLAB_DB=$OUT/mlperf_cuda.db INFERLAB_ARTIFACTS=$OUT/artifacts
 python3 -m inferlab.cli.main run examples/mlperf_cuda.yaml 2>&1 | tee "$OUT/mlperf_cuda.txt"
 python3 -m inferlab.cli.main results --mlperf 2>&1 | tee "$OUT/mlperf_table.txt"
 python3 -m inferlab.cli.main export latest --mlperf -f csv -o "$OUT/mlperf_cuda.csv"

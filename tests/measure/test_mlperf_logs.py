@@ -18,7 +18,6 @@ from inferlab.measure.mlperf.settings import (
     build_test_settings,
     canonical_scenario,
     canonical_test_mode,
-    open_hints,
 )
 from inferlab.models.tensors import TensorSpec
 
@@ -138,26 +137,30 @@ def test_detail_log_errors_are_clear(tmp_path: Path) -> None:
 
 
 def test_settings_layers(tmp_path: Path) -> None:
-    quick = build_test_settings(lg, "Server", LoadGenSettings(), "m", 3.0)
+    quick, _ = build_test_settings(lg, "Server", LoadGenSettings(), "m", 3.0)
     assert quick.min_duration_ms == 3000 and quick.min_query_count == 600
-    official = build_test_settings(lg, "Server", LoadGenSettings(official=True), "m", 3.0)
+    official, _ = build_test_settings(lg, "Server", LoadGenSettings(official=True), "m", 3.0)
     assert official.min_duration_ms == 600_000
     conf = tmp_path / "user.conf"
     conf.write_text("m.Server.target_qps = 123\n*.Server.min_duration = 4500\n")
-    layered = build_test_settings(lg, "Server", LoadGenSettings(user_conf=str(conf), latency_bound_ms=7.5),
+    layered, _ = build_test_settings(lg, "Server", LoadGenSettings(user_conf=str(conf), latency_bound_ms=7.5),
                                   "m", 3.0)
     assert layered.server_target_qps == 123 and layered.min_duration_ms == 4500
     assert layered.server_target_latency_ns == 7_500_000
-    explicit = build_test_settings(lg, "Server", LoadGenSettings(user_conf=str(conf), min_duration_s=1.0), "m", 3.0)
+    explicit, _ = build_test_settings(lg, "Server", LoadGenSettings(user_conf=str(conf), min_duration_s=1.0), "m",
+                                      3.0)
     assert explicit.min_duration_ms == 1000  # the config's own field wins over user.conf
     # hints: a user.conf that sets the target QPS leaves nothing to calibrate; otherwise it is filled in
-    assert open_hints(lg, "Server", LoadGenSettings(user_conf=str(conf)), "m") == set()
-    assert open_hints(lg, "Server", LoadGenSettings(), "m") == {"target_qps"}
-    assert open_hints(lg, "Offline", LoadGenSettings(expected_qps=10.0), "m") == set()
-    ts = build_test_settings(lg, "Offline", LoadGenSettings(), "m", 3.0)
+    def open_hints(scenario: Any, s: LoadGenSettings) -> set[str]:
+        return build_test_settings(lg, scenario, s, "m", 3.0)[1]
+
+    assert open_hints("Server", LoadGenSettings(user_conf=str(conf))) == set()
+    assert open_hints("Server", LoadGenSettings()) == {"target_qps"}
+    assert open_hints("Offline", LoadGenSettings(expected_qps=10.0)) == set()
+    ts, _ = build_test_settings(lg, "Offline", LoadGenSettings(), "m", 3.0)
     applied = apply_hints(ts, "Offline", {"expected_qps"}, Hints(2.0, 1000.0), 8, 1)
     assert applied["expected_qps"] == pytest.approx(1500.0) and ts.offline_expected_qps == pytest.approx(1500.0)
-    ts = build_test_settings(lg, "MultiStream", LoadGenSettings(), "m", 3.0)
+    ts, _ = build_test_settings(lg, "MultiStream", LoadGenSettings(), "m", 3.0)
     applied = apply_hints(ts, "MultiStream", {"expected_latency"}, Hints(2.0, 1000.0), 8, 4)
     assert applied["expected_latency_ms"] == pytest.approx(0.5 * 2 * 2.0)  # two requests of 4 per query
 
@@ -180,7 +183,7 @@ def test_a_calibrated_hint_too_far_off_is_retried_once(tmp_path: Path) -> None:
     spec = [TensorSpec("x", (1, 4), "float32")]
     run = ScenarioRun(NullSession(spec), "Offline", LoadGenSettings(), spec, 1, None, 2, 0, "m", 1.0, tmp_path,
                       QuietEvents())
-    ts = build_test_settings(lg, "Offline", LoadGenSettings(), "m", 1.0)
+    ts, _ = build_test_settings(lg, "Offline", LoadGenSettings(), "m", 1.0)
     short = ScenarioResult("Offline", "PerformanceOnly", "INVALID", "throughput", 1000.0, "samples/s", True,
                            criteria={"min duration": False}, samples_per_s=1000.0)
     assert run._retry_hint(ts, short, {"expected_qps"})

@@ -185,16 +185,17 @@ def export(run: Annotated[str, typer.Argument(help="run id, or 'latest'")],
     info = store.run_info(run)
     if mlperf:
         rows = _mlperf_rows(store, info.id, reference, reference_backend)
-        res: list[TrialResult] = []
+        count = len(rows)
         text = rows_to_csv(rows) if format == "csv" else json.dumps({"run": info.id, "mlperf": rows}, indent=2)
     else:
         res = store.results(info.id, with_samples=samples)
+        count = len(res)
         text = to_csv(res, info.id) if format == "csv" else to_json(res, info.id, with_samples=samples)
     if output is None:
         sys.stdout.write(text)
     else:
         output.write_text(text)
-        err.print(f"wrote {len(rows) if mlperf else len(res)} results to {output}")
+        err.print(f"wrote {count} results to {output}")
 
 
 @app.command("backends")

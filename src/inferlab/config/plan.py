@@ -13,7 +13,7 @@ from inferlab.backends.base import Backend, Scalar
 from inferlab.config.schema import Experiment, InputOverride, LoadGenConfig, ModelEntry, Rule
 from inferlab.errors import BackendError, ConfigError, InputSpecError, ModelError
 from inferlab.measure.mlperf.settings import LoadGenSettings
-from inferlab.measure.trial import MeasureSettings, TrialSpec, is_scenario
+from inferlab.measure.trial import MeasureSettings, Mode, TrialSpec, is_scenario
 from inferlab.models.artifact import Artifact, resolve
 from inferlab.models.inputs import merge
 from inferlab.models.introspect import declared_inputs
@@ -135,25 +135,33 @@ def _loadgen_timeout(settings: MeasureSettings, lg: LoadGenSettings) -> MeasureS
     return settings if settings.timeout_s >= need else replace(settings, timeout_s=need)
 
 
-def _scenario_skip(mode: str, batch: int, lg: LoadGenSettings) -> str | None:
-    if mode == "SingleStream" and batch != 1:
-        return f"SingleStream sends one sample per query, so batch {batch} is skipped for it"
-    if lg.test_mode == "FindPeakPerformance" and mode != "Server":
-        return f"FindPeakPerformance is LoadGen's Server search; skipped for {mode}"
-    return None
+def _runs(exp: Experiment, settings: MeasureSettings,
+          skipped: list[str]) -> list[tuple[Mode, LoadGenSettings | None, MeasureSettings]]:
+    """Each mode with its measure settings, and each scenario with each LoadGen variant that applies to it."""
+    modes = exp.modes()
+    out: list[tuple[Mode, LoadGenSettings | None, MeasureSettings]] = [
+        (m, None, settings) for m in modes if not is_scenario(m)]
+    scenarios = [m for m in modes if is_scenario(m)]
+    for lg, mode in itertools.product(_loadgen_variants(exp) if scenarios else [], scenarios):
+        if lg.test_mode == "FindPeakPerformance" and mode != "Server":
+            note = f"FindPeakPerformance is LoadGen's Server search; skipped for {mode}"
+            if note not in skipped:
+                skipped.append(note)
+            continue
+        if mode != "Server":  # Server-only settings would make duplicate trials
+            lg = replace(lg, target_qps=None, latency_bound_ms=None, find_peak_qps=False)
+        out.append((mode, lg, _loadgen_timeout(settings, lg)))
+    return out
 
 
 def plan(exp: Experiment) -> Plan:
     """Expand and resolve the experiment. Raises an InferlabError naming the field for anything wrong."""
     settings = MeasureSettings(**exp.measure.model_dump())
     batches = _as_list(exp.batch)
-    modes = exp.modes()
-    variants: list[LoadGenSettings | None] = [None]
-    if any(is_scenario(m) for m in modes):
-        variants = [*_loadgen_variants(exp), None]
+    skipped: list[str] = []
+    runs = _runs(exp, settings, skipped)
     resolved = [_artifacts(m, i, exp) for i, m in enumerate(exp.models)]
     specs: list[TrialSpec] = []
-    skipped: list[str] = []
     checked: set[str] = set()
     for bi, entry in enumerate(exp.backends):
         where = f"{_src(exp)}backends[{bi}]"
@@ -177,20 +185,13 @@ def plan(exp: Experiment) -> Plan:
                                    f"({', '.join(a.format.value for a in artifacts)}); add an alternate format")
                     continue
                 _check_inputs(artifact, batches, f"{_src(exp)}models[{mi}]", checked)
-                for params, batch, mode, lg, rep in itertools.product(grids, batches, modes, variants,
-                                                                      range(exp.repeats)):
-                    if (lg is not None) != is_scenario(mode):
+                for params, batch, (mode, lg, measure), rep in itertools.product(grids, batches, runs,
+                                                                                 range(exp.repeats)):
+                    if mode == "SingleStream" and batch != 1:
+                        note = f"SingleStream sends one sample per query, so batch {batch} is skipped for it"
+                        if note not in skipped:
+                            skipped.append(note)
                         continue
-                    measure = settings
-                    if lg is not None:
-                        note = _scenario_skip(mode, batch, lg)
-                        if note is not None:
-                            if note not in skipped:
-                                skipped.append(note)
-                            continue
-                        if mode != "Server":  # Server-only settings would make duplicate trials
-                            lg = replace(lg, target_qps=None, latency_bound_ms=None, find_peak_qps=False)
-                        measure = _loadgen_timeout(settings, lg)
                     specs.append(TrialSpec(artifact, backend.name, device, _frozen(params), batch, mode,
                                            measure, None, rep, lg))
     if exp.include:

@@ -58,7 +58,7 @@ def results_table(results: Sequence[TrialResult], title: str | None = None) -> T
         s = r.spec
         head = [s.model.name, s.backend, s.device, precision(r), _knobs(r), str(s.batch), s.mode, _status(r)]
         scenario = [r.loadgen.short() if r.loadgen is not None else ""] if scenarios else []
-        if r.status not in ("ok", "invalid") or (r.status == "invalid" and r.loadgen is None):
+        if r.status in ("failed", "timeout"):  # no figures (INVALID has LoadGen's)
             t.add_row(*head, *([""] if scenarios else []), f"[dim]{(r.reason or '')[:70]}[/]", "", "", "", "",
                       _num(r.peak_rss_mb, "{:.0f}"), "")
             continue

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +19,12 @@ from inferlab.measure.budget import Events, gc_paused
 from inferlab.measure.mlperf.library import SampleLibrary
 from inferlab.measure.mlperf.logs import ScenarioResult, parse, read_detail
 from inferlab.measure.mlperf.settings import (
-    LATENCY_HINT_FACTOR,
-    OFFLINE_QPS_FACTOR,
     Hints,
     LoadGenSettings,
     Scenario,
     apply_hints,
     build_test_settings,
-    open_hints,
+    requests_per_query,
 )
 from inferlab.measure.mlperf.sut import SystemUnderTest, bare_respond
 from inferlab.measure.stats import latency_stats
@@ -52,6 +50,15 @@ def in_flight_for(scenario: str, configured: int | None, session: Session) -> in
     if configured is not None:
         return configured
     return session.recommended_in_flight() if scenario in ("Server", "Offline") else 1
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """One LoadGen run: its outcome, wall time and the SUT's request latencies during it."""
+
+    result: ScenarioResult
+    wall_s: float
+    latencies: list[int]
 
 
 class _Ticker:
@@ -138,7 +145,7 @@ class ScenarioRun:
 
     # LoadGen runs --------------------------------------------------------------------------------------
 
-    def _start_test(self, ts: Any, out_dir: Path) -> tuple[ScenarioResult, float]:
+    def _start_test(self, ts: Any, out_dir: Path) -> _Probe:
         lg = self.lg
         out_dir.mkdir(parents=True, exist_ok=True)
         self.sut.reset_records()
@@ -164,61 +171,51 @@ class ScenarioRun:
         self.total_samples += self.sut.samples_done
         if self.sut.errors:
             raise self.sut.errors[0]
-        return parse(read_detail(out_dir / "mlperf_log_detail.txt"), out_dir), wall
+        return _Probe(parse(read_detail(out_dir / "mlperf_log_detail.txt"), out_dir), wall, self.sut.latencies)
 
-    def _search_peak(self, ts: Any, hints: Hints | None) -> tuple[ScenarioResult, float, list[dict[str, Any]],
-                                                                   list[int]]:
+    def _search_peak(self, ts: Any, hints: Hints | None) -> tuple[_Probe, list[dict[str, Any]]]:
         """inferlab's search for the highest Server QPS LoadGen calls VALID: grow or shrink until the
-        bound is bracketed, then bisect until the bracket is `peak_tolerance` wide."""
+        bound is bracketed, then bisect until the bracket is `peak_tolerance` wide. Returns the best VALID
+        probe (else the last one) and the history."""
         s = self.settings
         qps = s.target_qps or (0.8 * hints.capacity_sps if hints else ts.server_target_qps)
-        best: tuple[float, ScenarioResult, float, list[int]] | None = None
-        last: tuple[ScenarioResult, float, list[int]] | None = None
+        best: _Probe | None = None
+        low: float | None = None
         high: float | None = None
         history: list[dict[str, Any]] = []
         for step in range(s.peak_max_runs):
             ts.server_target_qps = qps
             self.events.phase(f"search {step + 1}/{s.peak_max_runs}: {qps:.1f} qps")
-            res, wall = self._start_test(ts, self.log_dir / f"search-{step + 1:02d}")
-            lat = list(self.sut.latencies)
+            probe = self._start_test(ts, self.log_dir / f"search-{step + 1:02d}")
+            res = probe.result
             history.append({"target_qps": qps, "validity": res.validity, "scheduled_qps": res.scheduled_qps,
                             "p99_ms": res.percentiles_ms.get("99"), "unmet": res.unmet(), "log_dir": res.log_dir})
-            last = (res, wall, lat)
             if res.valid:
-                best = (qps, res, wall, lat)
+                best, low = probe, qps
             else:
                 high = qps if high is None else min(high, qps)
-            low = best[0] if best else None
             if low is not None and high is not None:
                 if (high - low) / low <= s.peak_tolerance:
                     break
                 qps = (low + high) / 2
-            elif low is not None:
-                qps = low * 1.5
             else:
-                qps = qps * 0.6
+                qps = low * 1.5 if low is not None else qps * 0.6
             if qps < 1:
                 break
-        assert last is not None
-        if best is not None:
-            return best[1], best[2], history, best[3]
-        return last[0], last[1], history, last[2]
+        return best or probe, history
 
     def _retry_hint(self, ts: Any, res: ScenarioResult, open_: set[str]) -> bool:
         """When a hint inferlab calibrated was too far off for LoadGen to fill the min duration, set it from
-        LoadGen's own measurement and say so (once): what a person would do on reading the recommendation."""
-        if res.valid or res.criteria.get("min duration", True) or not open_ & {"expected_qps", "expected_latency"}:
+        LoadGen's own measurement (once): what a person would do on reading LoadGen's recommendation."""
+        retry = open_ & {"expected_qps", "expected_latency"}
+        if res.valid or res.criteria.get("min duration", True) or not retry:
             return False
-        if self.scenario == "Offline" and res.samples_per_s:
-            ts.offline_expected_qps = OFFLINE_QPS_FACTOR * res.samples_per_s
-        elif self.scenario in ("SingleStream", "MultiStream") and res.percentiles_ms.get("50"):
-            ns = int(LATENCY_HINT_FACTOR * res.percentiles_ms["50"] * 1e6)
-            if self.scenario == "SingleStream":
-                ts.single_stream_expected_latency_ns = ns
-            else:
-                ts.multi_stream_expected_latency_ns = ns
-        else:
+        query_ms = res.percentiles_ms.get("50")
+        if ("expected_qps" in retry and not res.samples_per_s) or ("expected_latency" in retry and not query_ms):
             return False
+        spq = int(ts.multi_stream_samples_per_query)
+        per_request = (query_ms or 0.0) / requests_per_query(self.scenario, spq, self.batch)
+        apply_hints(ts, self.scenario, retry, Hints(per_request, res.samples_per_s or 0.0), spq, self.batch)
         return True
 
     def run(self) -> tuple[dict[str, Any], ScenarioResult]:
@@ -228,11 +225,7 @@ class ScenarioRun:
         try:
             self.events.phase("warmup")
             first, hints = self.warm_up()
-            try:
-                ts = build_test_settings(lg, self.scenario, s, self.model_name, self.default_min_duration_s)
-            except ValueError as exc:
-                raise ConfigError(str(exc)) from None
-            open_ = open_hints(lg, self.scenario, s, self.model_name)
+            ts, open_ = build_test_settings(lg, self.scenario, s, self.model_name, self.default_min_duration_s)
             calibrated: dict[str, Any] = {}
             if hints is not None:
                 spq = int(ts.multi_stream_samples_per_query)
@@ -243,32 +236,32 @@ class ScenarioRun:
             history: list[dict[str, Any]] = []
             with gc_paused():
                 if self.scenario == "Server" and s.find_peak_qps and s.test_mode == "PerformanceOnly":
-                    result, wall, history, latencies = self._search_peak(ts, hints)
+                    probe, history = self._search_peak(ts, hints)
                 else:
-                    result, wall = self._start_test(ts, self.log_dir)
-                    if self._retry_hint(ts, result, open_):
-                        calibrated["retried"] = f"first run {result.verdict_reason()}; its logs are in attempt-1/"
+                    probe = self._start_test(ts, self.log_dir)
+                    if self._retry_hint(ts, probe.result, open_):
+                        calibrated["retried"] = (f"first run {probe.result.verdict_reason()}; "
+                                                 "its logs are in attempt-1/")
                         attempt = self.log_dir / "attempt-1"
                         attempt.mkdir()
                         for f in self.log_dir.glob("mlperf_log_*"):
                             f.rename(attempt / f.name)
-                        result, wall = self._start_test(ts, self.log_dir)
-                    latencies = list(self.sut.latencies)
+                        probe = self._start_test(ts, self.log_dir)
             self.events.phase("measured")
         finally:
             self.sut.stop()
-        result = replace(result, calibrated=calibrated, search=history, accuracy_layout=self.sut.layout)
-        return self._fields(result, first, wall, latencies), result
+        result = replace(probe.result, calibrated=calibrated, search=history, accuracy_layout=self.sut.layout)
+        return self._fields(result, first, probe), result
 
-    def _fields(self, res: ScenarioResult, first_ns: int, wall_s: float, latencies: list[int]) -> dict[str, Any]:
-        ns = np.asarray(latencies, dtype=np.int64)
+    def _fields(self, res: ScenarioResult, first_ns: int, probe: _Probe) -> dict[str, Any]:
+        ns = np.asarray(probe.latencies, dtype=np.int64)
         return {
             "first_inference_ms": first_ns / 1e6,
             "latency": latency_stats(ns) if ns.size else None,
             "throughput_sps": res.samples_per_s,
             "requests": self.total_requests,
             "samples": self.total_samples,
-            "duration_s": wall_s,
+            "duration_s": probe.wall_s,
             "in_flight": self.depth,
             "stop_reason": "loadgen",
             "latencies_ns": ns if ns.size else None,

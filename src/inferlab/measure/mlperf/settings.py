@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from inferlab.errors import ConfigError
+
 Scenario = Literal["SingleStream", "MultiStream", "Server", "Offline"]
 TestMode = Literal["PerformanceOnly", "AccuracyOnly", "FindPeakPerformance"]
 SCENARIOS: tuple[Scenario, ...] = ("SingleStream", "MultiStream", "Server", "Offline")
@@ -100,29 +102,44 @@ class Hints:
     capacity_sps: float         # samples/s with the trial's requests in flight
 
 
-def lg_scenario(lg: Any, scenario: str) -> Any:
-    return getattr(lg.TestScenario, scenario)
+_HINT_ATTRS = {"expected_latency": ("single_stream_expected_latency_ns", "multi_stream_expected_latency_ns"),
+               "expected_qps": ("offline_expected_qps",), "target_qps": ("server_target_qps",)}
+
+
+def _hints_for(scenario: Scenario, s: LoadGenSettings) -> set[str]:
+    """The hints this scenario needs that the config itself leaves open."""
+    if s.test_mode == "AccuracyOnly":
+        return set()
+    if scenario in ("SingleStream", "MultiStream"):
+        return {"expected_latency"} if s.expected_latency_ms is None else set()
+    if scenario == "Offline":
+        return {"expected_qps"} if s.expected_qps is None else set()
+    return {"target_qps"} if s.target_qps is None and not s.official else set()
 
 
 def build_test_settings(lg: Any, scenario: Scenario, s: LoadGenSettings, model_name: str,
-                        default_min_duration_s: float) -> Any:
-    """Steps 1-3 of the module docstring: LoadGen's TestSettings before calibration."""
+                        default_min_duration_s: float) -> tuple[Any, set[str]]:
+    """Steps 1-3 of the module docstring: LoadGen's TestSettings before calibration, and the hints left
+    open for it (those neither the config nor the user.conf set)."""
     ts = lg.TestSettings()
-    ts.scenario = lg_scenario(lg, scenario)
+    ts.scenario = getattr(lg.TestScenario, scenario)
     ts.mode = getattr(lg.TestMode, s.test_mode)
     conf_model = s.conf_model or model_name
     if s.official:
         rc = ts.FromConfig("", conf_model, scenario, 0)
         if rc != 0:
-            raise ValueError(f"LoadGen could not apply its mlperf.conf for {conf_model}/{scenario} (code {rc})")
+            raise ConfigError(f"LoadGen could not apply its mlperf.conf for {conf_model}/{scenario} (code {rc})")
     else:
         ts.min_duration_ms = int(default_min_duration_s * 1000)
         ts.min_query_count = QUICK_MIN_QUERIES[scenario]
+    open_ = _hints_for(scenario, s)
     if s.user_conf:
+        before = {h: [getattr(ts, a) for a in _HINT_ATTRS[h]] for h in open_}
         rc = ts.FromConfig(s.user_conf, conf_model, scenario, 1)
         if rc != 0:
-            raise ValueError(f"loadgen.user_conf: LoadGen could not read {s.user_conf} (code {rc}); "
-                             "check the file's lines (model.scenario.key = value)")
+            raise ConfigError(f"loadgen.user_conf: LoadGen could not read {s.user_conf} (code {rc}); "
+                              "check the file's lines (model.scenario.key = value)")
+        open_ = {h for h in open_ if [getattr(ts, a) for a in _HINT_ATTRS[h]] == before[h]}
     ms_to_ns = 1_000_000
     if s.min_duration_s is not None:
         ts.min_duration_ms = int(s.min_duration_s * 1000)
@@ -156,30 +173,12 @@ def build_test_settings(lg: Any, scenario: Scenario, s: LoadGenSettings, model_n
         value = getattr(s, seed)
         if value is not None:
             setattr(ts, seed, value)
-    return ts
+    return ts, open_
 
 
-def open_hints(lg: Any, scenario: Scenario, s: LoadGenSettings, model_name: str) -> set[str]:
-    """The hints neither the config nor a user.conf set (those calibration fills in)."""
-    if s.test_mode == "AccuracyOnly":
-        return set()
-    fresh = lg.TestSettings()
-    fresh.scenario = lg_scenario(lg, scenario)
-    probe = lg.TestSettings()
-    probe.scenario = fresh.scenario
-    if s.user_conf:
-        probe.FromConfig(s.user_conf, s.conf_model or model_name, scenario, 1)
-    open_: set[str] = set()
-    if scenario in ("SingleStream", "MultiStream") and s.expected_latency_ms is None:
-        attr = "single_stream_expected_latency_ns" if scenario == "SingleStream" else "multi_stream_expected_latency_ns"
-        if getattr(probe, attr) == getattr(fresh, attr):
-            open_.add("expected_latency")
-    if scenario == "Offline" and s.expected_qps is None and probe.offline_expected_qps == fresh.offline_expected_qps:
-        open_.add("expected_qps")
-    if (scenario == "Server" and s.target_qps is None and not s.official
-            and probe.server_target_qps == fresh.server_target_qps):
-        open_.add("target_qps")
-    return open_
+def requests_per_query(scenario: Scenario, samples_per_query: int, batch: int) -> int:
+    """How many requests of the trial's batch one query of this scenario makes."""
+    return -(-samples_per_query // batch) if scenario == "MultiStream" else 1
 
 
 def apply_hints(ts: Any, scenario: Scenario, open_: set[str], hints: Hints, samples_per_query: int,
@@ -187,7 +186,7 @@ def apply_hints(ts: Any, scenario: Scenario, open_: set[str], hints: Hints, samp
     """Step 4: set the open hints from the calibration; returns what was set, for the record."""
     applied: dict[str, Any] = {}
     if "expected_latency" in open_:
-        requests = 1 if scenario == "SingleStream" else -(-samples_per_query // batch)
+        requests = requests_per_query(scenario, samples_per_query, batch)
         ns = int(max(1e3, LATENCY_HINT_FACTOR * requests * hints.request_latency_ms * 1e6))
         if scenario == "SingleStream":
             ts.single_stream_expected_latency_ns = ns

@@ -47,7 +47,6 @@ class SystemUnderTest:
         self.errors: list[BaseException] = []
         self.samples_done = 0
         self.requests_done = 0
-        self.record = True
         self.tracking = False          # count outstanding samples (warm-up, so that `drain` can wait)
         self._pending: collections.deque[tuple[int, int]] = collections.deque()
         self._cv = threading.Condition()  # guards _pending
@@ -65,13 +64,7 @@ class SystemUnderTest:
             with self._count_lock:
                 self._outstanding += len(items)
         if not self.dispatched:
-            work, batch = self._work, self.batch
-            for start in range(0, len(items), batch):
-                chunk = items[start:start + batch]
-                try:
-                    work(chunk)
-                except BaseException as exc:  # a failing runtime must not leave LoadGen waiting forever
-                    self._fail(chunk, exc)
+            self._run_batches(items)
             return
         with self._cv:
             self._pending.extend(items)
@@ -114,9 +107,18 @@ class SystemUnderTest:
 
     # work ----------------------------------------------------------------------------------------------
 
+    def _run_batches(self, items: list[tuple[int, int]]) -> None:
+        """Cut samples into requests of the trial's batch, in order, and run each."""
+        work, batch = self._work, self.batch
+        for start in range(0, len(items), batch):
+            chunk = items[start:start + batch]
+            try:
+                work(chunk)
+            except BaseException as exc:  # a failing runtime must not leave LoadGen waiting forever
+                self._fail(chunk, exc)
+
     def _dispatch(self) -> None:
         pending, cv, batch = self._pending, self._cv, self.batch
-        work = self._work
         most = batch * 64  # taken from the queue at once, then run batch by batch in arrival order
         while True:
             with cv:
@@ -131,12 +133,7 @@ class SystemUnderTest:
                 elif self.batch_timeout_s > 0:
                     n -= n % batch  # whole batches now; a partial one waits for more samples or its timeout
                 take = [pending.popleft() for _ in range(min(n, most))]
-            for start in range(0, len(take), batch):
-                chunk = take[start:start + batch]
-                try:
-                    work(chunk)
-                except BaseException as exc:  # a failing runtime must not leave LoadGen waiting forever
-                    self._fail(chunk, exc)
+            self._run_batches(take)
 
     def _submit(self, take: list[tuple[int, int]]) -> None:
         prepared = self.library.batch_of([i for _, i in take])
@@ -149,33 +146,24 @@ class SystemUnderTest:
             if exc is not None:
                 self._fail(take, exc)
                 return
-            if self.record:
-                self.latencies.append(t1 - t0)
-            self.samples_done += len(take)
-            self.requests_done += 1
+            self._note(t1 - t0, len(take))
             self._complete(take, None)
 
         self.session.submit(prepared, done)
 
     def _run_inline(self, take: list[tuple[int, int]]) -> None:
-        """One request, run synchronously on this thread (the hot path: kept flat on purpose)."""
-        lib = self.library
-        prepared = lib.prepared[take[0][1]] if lib.batch == 1 else lib.batch_of([i for _, i in take])
+        """One request, run synchronously on this thread."""
+        prepared = self.library.batch_of([i for _, i in take])
         clock = time.perf_counter_ns
         t0 = clock()
         raw = self.session.run(prepared)
-        t1 = clock()
-        if self.record:
-            self.latencies.append(t1 - t0)
-        self.samples_done += len(take)
+        self._note(clock() - t0, len(take))
+        self._complete(take, self.session.outputs_of(raw) if self.accuracy else None)
+
+    def _note(self, latency_ns: int, samples: int) -> None:
+        self.latencies.append(latency_ns)
+        self.samples_done += samples
         self.requests_done += 1
-        if self.accuracy:
-            self._complete(take, self.session.outputs_of(raw))
-        else:
-            response = self.lg.QuerySampleResponse
-            self.respond([response(sid, 0, 0) for sid, _ in take])
-            if self.tracking:
-                self._settle(len(take))
 
     def _complete(self, take: list[tuple[int, int]], outputs: dict[str, np.ndarray] | None) -> None:
         lg = self.lg
@@ -187,11 +175,8 @@ class SystemUnderTest:
                           for (sid, _), buf in zip(take, buffers, strict=True)])
             del buffers  # LoadGen has copied them by now
         if self.tracking:
-            self._settle(len(take))
-
-    def _settle(self, samples: int) -> None:
-        with self._count_lock:
-            self._outstanding -= samples
+            with self._count_lock:
+                self._outstanding -= len(take)
 
     def _sample_bytes(self, outputs: dict[str, np.ndarray], k: int) -> np.ndarray:
         """Sample k's outputs, each in native layout, concatenated; the layout is kept for the reader."""
