@@ -129,6 +129,21 @@ class TinyEncoder(nn.Module):
         return self.head(self.norm(x).mean(dim=1))
 
 
+class DigitsCNN(nn.Module):
+    """A small CNN for scikit-learn's digits upscaled to 32x32: four conv-BN-ReLU layers (32..128 channels,
+    two stride-2), global pool, 10 classes. Trained by train_digits.py."""
+
+    def __init__(self, widths: tuple[int, int, int, int] = (32, 64, 64, 128)) -> None:
+        super().__init__()
+        a, b, c, d = widths
+        self.features = nn.Sequential(_conv_bn(1, a, 3), _conv_bn(a, b, 3, 2), _conv_bn(b, c, 3),
+                                      _conv_bn(c, d, 3, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(d, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
 def _init(module: nn.Module, seed: int) -> nn.Module:
     torch.manual_seed(seed)
     for m in module.modules():

@@ -40,3 +40,11 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return "; did you mean 'x'?" for the closest choice, or "" when none is close."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
+
+
+class DatasetError(InferlabError):
+    """A dataset file, image or annotation is missing, corrupt or does not fit the model."""
+
+
+class OptimizeError(InferlabError):
+    """A model cannot be converted or quantized as asked."""

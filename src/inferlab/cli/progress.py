@@ -18,6 +18,7 @@ class RichReporter:
         self.trials: TaskID | None = None
         self.current: TaskID | None = None
         self.label = ""
+        self.phase = ""
 
     def __enter__(self) -> RichReporter:
         self.progress.start()
@@ -33,11 +34,15 @@ class RichReporter:
         self.current = self.progress.add_task(f"  {self.label}: starting", total=None, detail="")
 
     def trial_phase(self, name: str) -> None:
+        self.phase = name
         if self.current is not None:
             self.progress.update(self.current, description=f"  {self.label}: {name}")
 
     def trial_progress(self, elapsed_s: float, planned_s: float, requests: int) -> None:
-        if self.current is not None:
+        if self.current is not None and self.phase == "accuracy":  # progress counts samples here
+            self.progress.update(self.current, total=max(planned_s, 1), completed=elapsed_s,
+                                 description=f"  {self.label}: accuracy", detail=f"{requests}/{planned_s:.0f} samples")
+        elif self.current is not None:
             self.progress.update(self.current, total=max(planned_s, elapsed_s, 1e-9), completed=elapsed_s,
                                  description=f"  {self.label}: measuring ({requests} requests)",
                                  detail=f"{elapsed_s:.1f}/{planned_s:.1f} s")
@@ -59,6 +64,10 @@ class RichReporter:
                                + (f" ({result.reason})" if result.reason else ""))
         elif result.status == "ok" and result.throughput_sps is not None and result.latency is not None:
             self.console.print(f"[green]✓[/] {result.spec.label()}: {result.throughput_sps:.1f} FPS, "
-                               f"median {result.latency.median_3sigma_ms:.2f} ms")
+                               f"median {result.latency.median_3sigma_ms:.2f} ms"
+                               + (f", {result.accuracy.headline()}" if result.accuracy else ""))
+        elif result.status == "ok" and result.accuracy is not None:
+            self.console.print(f"[green]✓[/] {result.spec.label()}: {result.accuracy.headline()} "
+                               f"({result.accuracy.samples} samples)")
         else:
             self.console.print(f"[red]✗[/] {result.spec.label()}: {result.status}: {result.reason}")

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from inferlab import backends
+from inferlab.accuracy.datasets import open_dataset
+from inferlab.accuracy.spec import METRIC_TASK, AccuracySpec, ResolvedDataset
 from inferlab.backends.base import Backend, Scalar
 from inferlab.config.schema import Experiment, InputOverride, LoadGenConfig, ModelEntry, Rule
 from inferlab.errors import BackendError, ConfigError, InputSpecError, ModelError
@@ -104,6 +106,31 @@ def _check_inputs(artifact: Artifact, batches: list[int], where: str, checked: s
             raise InputSpecError(f"{where}: {exc}") from None
 
 
+def _dataset(exp: Experiment) -> ResolvedDataset | None:
+    """Open and hash the dataset once; say what is wrong with the accuracy settings, naming the field."""
+    wants = "accuracy" in exp.modes() or exp.accuracy.with_speed
+    if exp.dataset is None:
+        if wants:
+            raise ConfigError(f"{_src(exp)}dataset: mode 'accuracy' (or accuracy.with_speed) needs a dataset; add a "
+                              "'dataset:' block, e.g. {format: digits, split: test}")
+        return None
+    if not wants:
+        raise ConfigError(f"{_src(exp)}dataset: no trial uses it; add 'accuracy' to mode, or set "
+                          "accuracy.with_speed: true")
+    for m in exp.accuracy.metrics or []:
+        if METRIC_TASK[m] != exp.dataset.task:
+            raise ConfigError(f"{_src(exp)}accuracy.metrics: '{m}' is a {METRIC_TASK[m]} metric, but a "
+                              f"'{exp.dataset.format}' dataset is for {exp.dataset.task}")
+    return open_dataset(exp.dataset, exp.base_dir()).resolved()
+
+
+def _accuracy(exp: Experiment, entry: ModelEntry, data: ResolvedDataset | None, mode: Mode) -> AccuracySpec | None:
+    if data is None or is_scenario(mode) or (mode != "accuracy" and not exp.accuracy.with_speed):
+        return None
+    return AccuracySpec(dataset=data, preprocess=entry.preprocess, postprocess=entry.postprocess,
+                        metrics=tuple(exp.accuracy.metrics or ()), keep_outputs=exp.accuracy.keep_outputs)
+
+
 def _loadgen_variants(exp: Experiment) -> list[LoadGenSettings]:
     """The LoadGen settings to sweep (test modes × target QPS), with files resolved and checked."""
     cfg: LoadGenConfig = exp.loadgen
@@ -160,6 +187,7 @@ def plan(exp: Experiment) -> Plan:
     batches = _as_list(exp.batch)
     skipped: list[str] = []
     runs = _runs(exp, settings, skipped)
+    data = _dataset(exp)
     resolved = [_artifacts(m, i, exp) for i, m in enumerate(exp.models)]
     specs: list[TrialSpec] = []
     checked: set[str] = set()
@@ -193,7 +221,7 @@ def plan(exp: Experiment) -> Plan:
                             skipped.append(note)
                         continue
                     specs.append(TrialSpec(artifact, backend.name, device, _frozen(params), batch, mode,
-                                           measure, None, rep, lg))
+                                           measure, rep, lg, _accuracy(exp, exp.models[mi], data, mode)))
     if exp.include:
         specs = [s for s in specs if any(_matches(r, s) for r in exp.include)]
     specs = [s for s in specs if not any(_matches(r, s) for r in exp.exclude)]

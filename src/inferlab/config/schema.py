@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
+from inferlab.accuracy.spec import DatasetConfig, MetricName, Postprocess, Preprocess
 from inferlab.backends.base import Scalar
 from inferlab.measure.mlperf.settings import (
     SCENARIOS,
@@ -21,6 +22,9 @@ from inferlab.measure.trial import Mode
 
 def _as_list(v: Any) -> list[Any]:
     return [] if v is None else v if isinstance(v, list) else [v]
+
+
+DriverMode = Literal["latency", "throughput", "accuracy"]
 
 
 class _Strict(BaseModel):
@@ -48,6 +52,8 @@ class ModelEntry(_Strict):
     alternates: list[str] = Field(default_factory=list,
                                   description="the same model in other formats, for backends that need them")
     inputs: dict[str, InputOverride] = Field(default_factory=dict)
+    preprocess: Preprocess = Field(Preprocess(), description="dataset sample → input tensor (accuracy checks)")
+    postprocess: Postprocess = Field(Postprocess(), description="how to read the outputs (accuracy checks)")
 
     def display_name(self) -> str:
         if self.name:
@@ -81,7 +87,7 @@ def _canonical(value: Any, canon: Any, names: tuple[str, ...]) -> Any:
         return [_canonical(v, canon, names) for v in value]
     if isinstance(value, str):
         found = canon(value)
-        if found is None and value not in ("latency", "throughput"):
+        if found is None and value not in ("latency", "throughput", "accuracy"):
             raise ValueError(f"'{value}' is not one of {', '.join(names)}")
         return found or value
     return value
@@ -131,6 +137,16 @@ class LoadGenConfig(_Strict):
         return v
 
 
+class AccuracyConfig(_Strict):
+    """What the accuracy check measures, on the experiment's `dataset`."""
+
+    metrics: list[MetricName] | None = Field(None, description="default: top1, top5 (classification); coco_map, "
+                                             "coco_ap50, voc_map (detection)")
+    with_speed: bool = Field(False, description="latency/throughput trials also check accuracy on the same "
+                                                "session, after measuring (their inputs come from the dataset)")
+    keep_outputs: bool = Field(True, description="store each trial's outputs, for agreement checks (compare)")
+
+
 class Rule(_Strict):
     """Matches trials: every key given must match (a list matches any of its values)."""
 
@@ -144,7 +160,7 @@ class Rule(_Strict):
     @field_validator("mode", mode="before")
     @classmethod
     def _mode(cls, v: Any) -> Any:
-        return _canonical(v, canonical_scenario, ("latency", "throughput", *SCENARIOS))
+        return _canonical(v, canonical_scenario, ("latency", "throughput", "accuracy", *SCENARIOS))
 
 
 class Experiment(_Strict):
@@ -153,11 +169,14 @@ class Experiment(_Strict):
     backends: list[BackendEntry] = Field(min_length=1)
     devices: list[str] = Field(default_factory=lambda: ["cpu"], min_length=1)
     batch: int | list[int] = 1
-    mode: Literal["latency", "throughput"] | list[Literal["latency", "throughput"]] | None = Field(
-        None, description="inferlab's drivers (default: latency, unless scenarios are given)")
+    mode: DriverMode | list[DriverMode] | None = Field(
+        None, description="latency, throughput (inferlab's drivers) or accuracy (the dataset check alone); "
+        "default: latency, unless scenarios are given")
     scenario: Scenario | list[Scenario] | None = Field(
         None, description="MLPerf scenarios, run through LoadGen: SingleStream, MultiStream, Server, Offline")
     loadgen: LoadGenConfig = LoadGenConfig()
+    dataset: DatasetConfig | None = Field(None, description="the data for accuracy checks (and real inputs)")
+    accuracy: AccuracyConfig = AccuracyConfig()
     measure: MeasureConfig = MeasureConfig()
     repeats: int = Field(1, ge=1, le=1000)
     include: list[Rule] = Field(default_factory=list, description="keep only trials matching one of these")

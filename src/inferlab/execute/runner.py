@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from inferlab import backends
+from inferlab.accuracy.evaluator import AccuracyResult
 from inferlab.backends.base import Session
 from inferlab.errors import InferlabError
 from inferlab.execute.protocol import Channel, encode_result
@@ -44,6 +45,28 @@ def _scenario(spec: TrialSpec, session: Session, declared: Sequence[TensorSpec],
     return {**fields, "status": status, "reason": reason, "loadgen": outcome}
 
 
+def _accuracy(spec: TrialSpec, session: Session, events: Events, log_dir: Path | None) -> AccuracyResult:
+    from inferlab.accuracy.evaluator import evaluate
+
+    assert spec.accuracy is not None
+    events.phase("accuracy")
+    return evaluate(session, spec.accuracy, spec.batch, spec.model.name, log_dir,
+                    progress=lambda done, total: events.progress(done, total, done))
+
+
+def _speed(spec: TrialSpec, session: Session, inputs: list[TensorSpec], events: Events) -> dict[str, Any]:
+    if spec.accuracy is not None:  # real data: the dataset's first samples, batched
+        from inferlab.accuracy.evaluator import dataset_feeds
+
+        pool = dataset_feeds(session, spec.accuracy, spec.batch, spec.measure.input_pool, spec.model.name)
+    else:
+        pool = make_pool(inputs, spec.measure.input_pool, spec.measure.seed)
+    prepared = [session.prepare(feeds) for feeds in pool]
+    driver = measure_latency if spec.mode == "latency" else measure_throughput
+    measurement = driver(session, prepared, spec.measure, spec.batch, events)
+    return {"status": "ok", **summarise(measurement, spec.measure.min_iterations)}
+
+
 def run(spec: TrialSpec, events: Events, log_dir: Path | None = None) -> TrialResult:
     """Measure one trial in this process. User errors propagate as InferlabError."""
     started = utc_now()
@@ -60,12 +83,12 @@ def run(spec: TrialSpec, events: Events, log_dir: Path | None = None) -> TrialRe
         if is_scenario(spec.mode):
             fields = _scenario(spec, session, declared, events,
                                log_dir or Path(tempfile.mkdtemp(prefix="inferlab-mlperf-")))
+        elif spec.mode == "accuracy":
+            fields = {"status": "ok"}
         else:
-            pool = make_pool(inputs, spec.measure.input_pool, spec.measure.seed)
-            prepared = [session.prepare(feeds) for feeds in pool]
-            driver = measure_latency if spec.mode == "latency" else measure_throughput
-            measurement = driver(session, prepared, spec.measure, spec.batch, events)
-            fields = {"status": "ok", **summarise(measurement, spec.measure.min_iterations)}
+            fields = _speed(spec, session, inputs, events)
+        if spec.accuracy is not None:  # on the same session, after any speed measurement
+            fields["accuracy"] = _accuracy(spec, session, events, log_dir)
     finally:
         session.close()
     return TrialResult(spec=spec, load_s=load_s, effective=dict(session.info.effective),

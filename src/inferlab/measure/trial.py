@@ -10,13 +10,15 @@ from typing import Any, Literal
 
 import numpy as np
 
+from inferlab.accuracy.evaluator import AccuracyResult
+from inferlab.accuracy.spec import AccuracySpec
 from inferlab.backends.base import Scalar
 from inferlab.measure.mlperf.logs import ScenarioResult
 from inferlab.measure.mlperf.settings import SCENARIOS, LoadGenSettings
 from inferlab.models.artifact import Artifact
 
-# inferlab's own drivers, then MLPerf's scenarios (run through LoadGen)
-Mode = Literal["latency", "throughput", "SingleStream", "MultiStream", "Server", "Offline"]
+# inferlab's own drivers, the accuracy check alone, then MLPerf's scenarios (run through LoadGen)
+Mode = Literal["latency", "throughput", "accuracy", "SingleStream", "MultiStream", "Server", "Offline"]
 
 
 def is_scenario(mode: str) -> bool:
@@ -57,9 +59,14 @@ class TrialSpec:
     batch: int
     mode: Mode
     measure: MeasureSettings = MeasureSettings()
-    dataset: str | None = None
     repeat: int = 0
     loadgen: LoadGenSettings | None = None  # MLPerf scenarios only
+    accuracy: AccuracySpec | None = None    # the accuracy mode, or a speed trial that also checks accuracy
+
+    @property
+    def dataset(self) -> str | None:
+        """The dataset's content hash, when the trial reads one."""
+        return self.accuracy.dataset.hash if self.accuracy is not None else None
 
     @property
     def param_dict(self) -> dict[str, Scalar]:
@@ -71,15 +78,18 @@ class TrialSpec:
                "measure": asdict(self.measure), "dataset": self.dataset, "repeat": self.repeat}
         if self.loadgen is not None:  # absent otherwise, so the keys of other trials stay as they were
             out["loadgen"] = self.loadgen.to_json()
+        if self.accuracy is not None:
+            out["accuracy"] = self.accuracy.to_json()
         return out
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> TrialSpec:
-        lg = d.get("loadgen")
+        lg, acc = d.get("loadgen"), d.get("accuracy")
         return TrialSpec(Artifact.from_json(d["model"]), d["backend"], d["device"],
                          tuple(sorted(d["params"].items())), int(d["batch"]), d["mode"],
-                         MeasureSettings(**d["measure"]), d.get("dataset"), int(d.get("repeat", 0)),
-                         LoadGenSettings.from_json(lg) if lg else None)
+                         MeasureSettings(**d["measure"]), int(d.get("repeat", 0)),
+                         LoadGenSettings.from_json(lg) if lg else None,
+                         AccuracySpec.from_json(acc) if acc else None)
 
     def key(self) -> str:
         """Stable identity of the spec (its canonical JSON's hash): what resume matches on."""
@@ -89,7 +99,9 @@ class TrialSpec:
     def label(self) -> str:
         knobs = ",".join(f"{k}={v}" for k, v in self.params if v not in (None, 0, "", False))
         scenario = self.loadgen.describe() if self.loadgen else ""
-        return (f"{self.model.name} {self.backend}/{self.device} b{self.batch} {self.mode}"
+        data = f" +accuracy on {self.accuracy.dataset.name}" if self.accuracy and self.mode != "accuracy" else (
+            f" on {self.accuracy.dataset.name}" if self.accuracy else "")
+        return (f"{self.model.name} {self.backend}/{self.device} b{self.batch} {self.mode}{data}"
                 + (f" ({scenario})" if scenario else "") + (f" [{knobs}]" if knobs else "")
                 + (f" #{self.repeat}" if self.repeat else ""))
 
@@ -145,6 +157,7 @@ class TrialResult:
     finished_at: str | None = None
     environment_id: str | None = None
     loadgen: ScenarioResult | None = None  # LoadGen's outcome, for MLPerf scenarios
+    accuracy: AccuracyResult | None = None
     latencies_ns: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def with_(self, **changes: Any) -> TrialResult:
@@ -164,7 +177,7 @@ class TrialResult:
                 value = value.tolist() if value is not None else None
             elif f.name == "warnings":
                 value = list(value)
-            elif f.name == "loadgen":
+            elif f.name in ("loadgen", "accuracy"):
                 value = value.to_json() if value is not None else None
             out[f.name] = value
         return out
@@ -176,6 +189,7 @@ class TrialResult:
         d["latency"] = LatencyStats(**d["latency"]) if d.get("latency") else None
         d["warnings"] = tuple(d.get("warnings") or ())
         d["loadgen"] = ScenarioResult.from_json(d["loadgen"]) if d.get("loadgen") else None
+        d["accuracy"] = AccuracyResult.from_json(d["accuracy"]) if d.get("accuracy") else None
         samples = d.get("latencies_ns")
         d["latencies_ns"] = np.asarray(samples, dtype=np.int64) if samples is not None else None
         return TrialResult(**d)

@@ -48,6 +48,10 @@ def flatten(result: TrialResult, run_id: str | None = None) -> dict[str, Any]:
     if lg is not None:
         row.update({"mlperf_test_mode": lg.test_mode, "mlperf_validity": lg.validity, "mlperf_metric": lg.metric,
                     "mlperf_result": lg.value, "mlperf_unit": lg.unit, "mlperf_log_dir": lg.log_dir})
+    acc = result.accuracy
+    if acc is not None:
+        row.update({"dataset": acc.dataset, "dataset_hash": acc.dataset_hash[:12], "accuracy_samples": acc.samples})
+        row.update({f"accuracy.{k}": v for k, v in acc.metrics.items()})
     for k, v in s.params:
         row[f"param.{k}"] = v
     for k, v in result.effective.items():

@@ -45,10 +45,13 @@ def _latencies(r: TrialResult) -> tuple[float | None, float | None]:
 def results_table(results: Sequence[TrialResult], title: str | None = None) -> Table:
     t = Table(title=title, header_style="bold", show_lines=False)
     scenarios = any(r.loadgen is not None for r in results)
+    accuracy = any(r.accuracy is not None for r in results)
     columns = [("model", "left"), ("backend", "left"), ("device", "left"), ("prec", "left"), ("knobs", "left"),
                ("batch", "right"), ("mode", "left"), ("status", "left"), ("FPS", "right"), ("95% CI", "right"),
                ("median ms", "right"), ("p99 ms", "right"), ("load s", "right"), ("RSS MB", "right"),
                ("J/sample", "right")]
+    if accuracy:
+        columns.insert(8, ("accuracy", "right"))
     if scenarios:
         columns.insert(8, ("MLPerf result", "right"))
         t.caption = "MLPerf result: LoadGen's headline metric (* its early-stopping estimate); median/p99 per query"
@@ -58,8 +61,9 @@ def results_table(results: Sequence[TrialResult], title: str | None = None) -> T
         s = r.spec
         head = [s.model.name, s.backend, s.device, precision(r), _knobs(r), str(s.batch), s.mode, _status(r)]
         scenario = [r.loadgen.short() if r.loadgen is not None else ""] if scenarios else []
+        scenario += [r.accuracy.headline() if r.accuracy is not None else ""] if accuracy else []
         if r.status in ("failed", "timeout"):  # no figures (INVALID has LoadGen's)
-            t.add_row(*head, *([""] if scenarios else []), f"[dim]{(r.reason or '')[:70]}[/]", "", "", "", "",
+            t.add_row(*head, *([""] * (scenarios + accuracy)), f"[dim]{(r.reason or '')[:70]}[/]", "", "", "", "",
                       _num(r.peak_rss_mb, "{:.0f}"), "")
             continue
         ci = (f"{r.throughput_ci_low_sps:.1f}–{r.throughput_ci_high_sps:.1f}"

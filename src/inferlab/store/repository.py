@@ -3,6 +3,7 @@ run keeps every finished trial and never a half-written row."""
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import zlib
@@ -14,14 +15,15 @@ from typing import Any
 import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import create_engine, delete, event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from inferlab.errors import StoreError
 from inferlab.measure.trial import TrialResult, TrialSpec, utc_now
-from inferlab.store.schema import EnvironmentRow, ResultRow, RunRow, TrialRow
+from inferlab.optimize.lineage import Lineage
+from inferlab.store.schema import ArtifactRow, EnvironmentRow, MetricRow, ResultRow, RunRow, TrialRow
 
 DEFAULT_DB = "inferlab.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -125,16 +127,23 @@ class Store:
                 raise StoreError(f"run {run_id} has no trial {result.spec.label()}")
             old = s.scalar(select(ResultRow).where(ResultRow.trial_id == trial.id))
             if old is not None:
+                s.execute(delete(MetricRow).where(MetricRow.result_id == old.id))
                 s.delete(old)
                 s.flush()
-            s.add(ResultRow(
+            row = ResultRow(
                 trial_id=trial.id, environment_id=result.environment_id, status=result.status,
                 reason=result.reason, throughput_sps=result.throughput_sps,
                 latency_median_ms=lat.median_3sigma_ms if lat else None,
                 latency_p99_ms=lat.p99_ms if lat else None, load_s=result.load_s,
                 effective=dict(result.effective), record=result.to_json(with_samples=False),
                 latencies=pack_latencies(result.latencies_ns) if result.latencies_ns is not None else None,
-                finished_at=result.finished_at))
+                finished_at=result.finished_at)
+            s.add(row)
+            if result.accuracy is not None:
+                s.flush()
+                acc = result.accuracy
+                s.add_all(MetricRow(result_id=row.id, name=name, value=None if math.isnan(value) else value,
+                                    dataset_hash=acc.dataset_hash) for name, value in acc.metrics.items())
 
     def finish_run(self, run_id: str, status: str) -> None:
         with self.sessions.begin() as s:
@@ -199,10 +208,59 @@ class Store:
                 out.append(r)
             return out
 
+    def metrics(self, dataset_hash: str | None = None) -> list[tuple[str, str, str, float | None]]:
+        """(run id, trial label, metric, value) for every stored metric, optionally on one dataset."""
+        with self.sessions() as s:
+            q = (select(TrialRow.run_id, TrialRow.label, MetricRow.name, MetricRow.value)
+                 .join(ResultRow, ResultRow.id == MetricRow.result_id).join(TrialRow, TrialRow.id == ResultRow.trial_id)
+                 .order_by(TrialRow.run_id, TrialRow.position, MetricRow.name))
+            if dataset_hash is not None:
+                q = q.where(MetricRow.dataset_hash == dataset_hash)
+            return [tuple(r) for r in s.execute(q).all()]  # type: ignore[misc]
+
+    # lineage ------------------------------------------------------------------------------------------
+
+    def save_artifact(self, lineage: Lineage) -> None:
+        """Record a derived artifact (replacing an earlier record of the same content)."""
+        data = lineage.to_json()
+        with self.sessions.begin() as s:
+            old = s.get(ArtifactRow, lineage.hash)
+            if old is not None:
+                s.delete(old)
+                s.flush()
+            s.add(ArtifactRow(**data))
+
+    def artifact(self, ref: str) -> Lineage | None:
+        """A derived artifact by content hash (or a unique prefix of it), or by its path."""
+        with self.sessions() as s:
+            row = s.get(ArtifactRow, ref) or s.scalar(select(ArtifactRow).where(ArtifactRow.path == ref))
+            if row is None and len(ref) >= 6:
+                rows = s.scalars(select(ArtifactRow).where(ArtifactRow.hash.like(f"{ref}%"))).all()
+                row = rows[0] if len(rows) == 1 else None
+            return _lineage(row) if row is not None else None
+
+    def lineage(self, ref: str) -> list[Lineage]:
+        """The artifact and its ancestors that inferlab derived, newest first."""
+        chain: list[Lineage] = []
+        current = self.artifact(ref)
+        while current is not None and all(c.hash != current.hash for c in chain):
+            chain.append(current)
+            current = self.artifact(current.parent_hash) if current.parent_hash else None
+        return chain
+
+    def artifacts(self) -> list[Lineage]:
+        with self.sessions() as s:
+            return [_lineage(r) for r in s.scalars(select(ArtifactRow).order_by(ArtifactRow.created_at)).all()]
+
     def environment(self, env_id: str) -> dict[str, Any] | None:
         with self.sessions() as s:
             row = s.get(EnvironmentRow, env_id)
             return dict(row.data) if row else None
+
+
+def _lineage(row: ArtifactRow) -> Lineage:
+    return Lineage(row.hash, row.name, row.path, row.format, row.parent_hash, row.parent_path, row.method,
+                   dict(row.params), row.calibration_hash, dict(row.outcome), row.size_bytes, row.created_at)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -3,7 +3,7 @@ raw per-request latencies are kept compressed so any statistic can be recomputed
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -62,3 +62,33 @@ class ResultRow(Base):
     record: Mapped[dict] = mapped_column(JSON)
     latencies: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     finished_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+
+class MetricRow(Base):
+    """One accuracy metric of one result, as a fraction or score (not ×100), for queries across runs."""
+
+    __tablename__ = "metrics"
+    __table_args__ = (UniqueConstraint("result_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("results.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    dataset_hash: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class ArtifactRow(Base):
+    """A model file inferlab derived from another (FP16, INT8 ...): its lineage."""
+
+    __tablename__ = "artifacts"
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    path: Mapped[str] = mapped_column(Text)
+    format: Mapped[str] = mapped_column(String(32))
+    parent_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    parent_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    method: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict] = mapped_column(JSON)
+    calibration_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    outcome: Mapped[dict] = mapped_column(JSON)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[str] = mapped_column(String(40))

@@ -1,0 +1,1 @@
+"""Accuracy: datasets, pre- and post-processing, metrics and the evaluator."""

@@ -1,0 +1,153 @@
+"""The evaluator: runs a dataset through a loaded session in batches and scores it; keeps the outputs so
+another trial (an optimised model) can be checked against them without labels."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inferlab.accuracy.datasets import Dataset, reopen
+from inferlab.accuracy.metrics import INFO, Detections, GroundTruth, coco_metrics, format_metric, topk, voc_map
+from inferlab.accuracy.postprocess import class_scores, detections
+from inferlab.accuracy.preprocess import Geometry, preprocess
+from inferlab.accuracy.spec import AccuracySpec
+from inferlab.backends.base import Session
+from inferlab.errors import DatasetError
+
+OUTPUTS_FILE = "outputs.npz"
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class AccuracyResult:
+    """Metric values (fractions for accuracies, not ×100) on a named, hashed dataset."""
+
+    dataset: str
+    dataset_hash: str
+    samples: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    duration_s: float = 0.0
+    outputs_path: str | None = None   # the first output per sample, for agreement checks
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "metrics": {k: (None if math.isnan(v) else v) for k, v in self.metrics.items()}}
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> AccuracyResult:
+        d = dict(d)
+        d["metrics"] = {k: (math.nan if v is None else float(v)) for k, v in d.get("metrics", {}).items()}
+        return AccuracyResult(**d)
+
+    def headline(self) -> str:
+        """The first metric as people read it, e.g. 'top-1 97.41%'."""
+        if not self.metrics:
+            return "outputs kept" if self.outputs_path else ""
+        name, value = next(iter(self.metrics.items()))
+        return f"{INFO[name].label if name in INFO else name} {format_metric(name, value)}"
+
+    def load_outputs(self) -> np.ndarray | None:
+        if not self.outputs_path or not Path(self.outputs_path).is_file():
+            return None
+        with np.load(self.outputs_path) as z:
+            return z["output"]
+
+
+def _input(session: Session, model: str) -> tuple[str, str]:
+    if len(session.inputs) != 1:
+        raise DatasetError(f"{model}: a dataset feeds one input, but the model has {len(session.inputs)} "
+                           f"({[s.name for s in session.inputs]})")
+    return session.inputs[0].name, session.inputs[0].dtype
+
+
+def batches(ds: Dataset, spec: AccuracySpec, name: str, dtype: str, batch: int,
+            limit: int | None = None) -> list[tuple[dict[str, np.ndarray], int, list[Geometry]]]:
+    """Preprocessed feeds of `batch` samples (the last one padded by repeating its final sample), with the
+    number of real samples in each and each sample's geometry."""
+    n = len(ds) if limit is None else min(limit, len(ds))
+    out = []
+    for start in range(0, n, batch):
+        idx = list(range(start, min(start + batch, n)))
+        pairs = [preprocess(ds.sample(i), spec.preprocess, dtype, ds.items[i].key) for i in idx]
+        arrays = [a for a, _ in pairs] + [pairs[-1][0]] * (batch - len(idx))
+        out.append(({name: np.ascontiguousarray(np.stack(arrays))}, len(idx), [g for _, g in pairs]))
+    return out
+
+
+def dataset_feeds(session: Session, spec: AccuracySpec, batch: int, count: int,
+                  model: str) -> list[dict[str, np.ndarray]]:
+    """Real inputs for a speed measurement: the dataset's first `count` batches."""
+    name, dtype = _input(session, model)
+    ds = reopen(spec.dataset)
+    return [feeds for feeds, _, _ in batches(ds, spec, name, dtype, batch, limit=count * batch)]
+
+
+def _first_output(outs: dict[str, np.ndarray], batch: int, real: int) -> np.ndarray | None:
+    first = next(iter(outs.values()))
+    return first[:real] if first.ndim and first.shape[0] == batch else None
+
+
+def evaluate(session: Session, spec: AccuracySpec, batch: int, model: str, out_dir: Path | None = None,
+             progress: Progress | None = None) -> AccuracyResult:
+    """Score `session` on the spec's dataset. Raises DatasetError naming the file for bad samples or labels."""
+    t0 = time.perf_counter()
+    ds = reopen(spec.dataset)
+    name, dtype = _input(session, model)
+    wanted = spec.metric_names()
+    scores: list[np.ndarray] = []
+    dets: list[Detections] = []
+    kept: list[np.ndarray] | None = [] if spec.keep_outputs else None
+    n = len(ds)
+    done = 0
+    for start in range(0, n, batch):
+        [(feeds, real, geometry)] = batches(_Window(ds, start, batch), spec, name, dtype, batch)
+        outs = session.infer(feeds)
+        if ds.task == "classification":
+            s = class_scores(outs, spec.postprocess, model)[:real]
+            if start == 0 and ds.has_labels():
+                ds.check_classes(s.shape[1], model)
+            scores.append(s)
+        else:
+            dets += [detections(outs, spec.postprocess, i, geometry[i], model) for i in range(real)]
+        if kept is not None:
+            first = _first_output(outs, batch, real)
+            kept = None if first is None else [*kept, first]
+        done += real
+        if progress is not None:
+            progress(done, n)
+    metrics: dict[str, float] = {}
+    if ds.has_labels():
+        if ds.task == "classification":
+            all_scores, labels = np.concatenate(scores), ds.labels()
+            for k, metric in ((1, "top1"), (5, "top5")):
+                if metric in wanted:
+                    metrics[metric] = topk(all_scores, labels, k)
+        else:
+            truths = [it.truth or GroundTruth(np.zeros((0, 4)), np.zeros(0, np.int64), 0, 0) for it in ds.items]
+            if {"coco_map", "coco_ap50"} & set(wanted):
+                coco = coco_metrics(dets, truths, ds.category_ids)
+                metrics.update({k: v for k, v in coco.items() if k in wanted})
+            if "voc_map" in wanted:
+                metrics["voc_map"] = voc_map(dets, truths, len(ds.classes))
+    outputs_path = None
+    if kept and out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        outputs_path = str(out_dir / OUTPUTS_FILE)
+        np.savez_compressed(outputs_path, output=np.concatenate(kept))
+    return AccuracyResult(ds.name, spec.dataset.hash, n, metrics, time.perf_counter() - t0, outputs_path)
+
+
+class _Window(Dataset):
+    """`batch` samples of a dataset from `start`: one batch at a time keeps memory flat."""
+
+    def __init__(self, ds: Dataset, start: int, batch: int) -> None:
+        super().__init__(ds.config, ds.name, ds.classes, ds.items[start:start + batch], category_ids=ds.category_ids)
+        self._base, self._start = ds, start
+
+    def sample(self, i: int) -> np.ndarray:
+        return self._base.sample(self._start + i)

@@ -1,0 +1,1 @@
+"""Derived artifacts: FP16, INT8 and accuracy-aware INT8, each with its lineage."""
