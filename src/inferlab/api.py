@@ -13,12 +13,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inferlab import config as cfg
+from inferlab.accuracy.datasets import open_dataset
+from inferlab.accuracy.spec import AccuracySpec
 from inferlab.config.plan import Plan
 from inferlab.config.schema import Experiment
-from inferlab.errors import ConfigError, Interrupted
+from inferlab.errors import ConfigError, Interrupted, StoreError
 from inferlab.execute import environment
 from inferlab.execute.local import LocalExecutor, Reporter
 from inferlab.measure.trial import TrialResult
+from inferlab.optimize.derive import Method, Request, derive
+from inferlab.optimize.lineage import Lineage
 from inferlab.report.rows import flatten
 from inferlab.store import Store
 
@@ -80,7 +84,7 @@ def execute(exp: Experiment, db: str | None = None, resume: str | None = None,
             raise Interrupted(f"run {run_id} interrupted; finished trials are stored; "
                               f"continue it with `inferlab run CONFIG --resume {run_id}`") from None
         store.finish_run(run_id, "finished")
-        return Run(run_id, store.url, store.results(run_id), plan.skipped)
+        return Run(run_id, store.url, store.results(run_id, with_samples=True), plan.skipped)
     finally:
         store.close()
 
@@ -91,21 +95,43 @@ def run(config_path: str | Path, db: str | None = None, resume: str | None = Non
     return execute(cfg.load(config_path), db=db, resume=resume, reporter=reporter)
 
 
-def bench_experiment(model: str, backends: list[str], devices: list[str], batch: list[int], modes: list[str],
-                     params: dict[str, Any] | None = None, measure: dict[str, Any] | None = None,
+@dataclass(frozen=True)
+class DataOptions:
+    """A dataset and how a model reads it, for the commands that take them without a config."""
+
+    dataset: dict[str, Any]
+    preprocess: dict[str, Any] = field(default_factory=dict)
+    postprocess: dict[str, Any] = field(default_factory=dict)
+    metrics: list[str] | None = None
+
+
+def _model_ref(model: str) -> str:
+    return str(Path(model).resolve()) if ":" not in model or "/" in model else model
+
+
+def bench_experiment(model: str | list[str], backends: list[str], devices: list[str], batch: list[int],
+                     modes: list[str], params: dict[str, Any] | None = None, measure: dict[str, Any] | None = None,
                      name: str = "bench", scenarios: list[str] | None = None,
-                     loadgen: dict[str, Any] | None = None) -> Experiment:
-    """The experiment behind an ad-hoc `bench` (benchmark_app's role, or MLPerf's with scenarios)."""
-    data: dict[str, Any] = {
-        "name": name,
-        "models": [{"path": str(Path(model).resolve()) if ":" not in model or "/" in model else model}],
+                     loadgen: dict[str, Any] | None = None, data: DataOptions | None = None,
+                     with_speed: bool = False) -> Experiment:
+    """The experiment behind an ad-hoc `bench` (benchmark_app's role, or MLPerf's with scenarios), `accuracy`,
+    `quantize` and `compare`."""
+    models = [model] if isinstance(model, str) else model
+    entries: list[dict[str, Any]] = [{"path": _model_ref(m)} for m in models]
+    exp: dict[str, Any] = {
+        "name": name, "models": entries,
         "backends": [{"name": b, "params": params or {}} for b in backends],
         "devices": devices, "batch": batch, "mode": modes or None, "measure": measure or {},
     }
     if scenarios:
-        data["scenario"] = scenarios
-        data["loadgen"] = loadgen or {}
-    return cfg.loader.from_data(data, "bench")
+        exp["scenario"] = scenarios
+        exp["loadgen"] = loadgen or {}
+    if data is not None:
+        exp["dataset"] = data.dataset
+        exp["accuracy"] = {"with_speed": with_speed, "metrics": data.metrics}
+        for e in entries:
+            e.update({"preprocess": data.preprocess, "postprocess": data.postprocess})
+    return cfg.loader.from_data(exp, name)
 
 
 def benchmark(model: str, backend: str = "onnxruntime", device: str = "cpu", batch: int = 1,
@@ -114,3 +140,73 @@ def benchmark(model: str, backend: str = "onnxruntime", device: str = "cpu", bat
     """Measure one model on one backend and device in a fresh process; the result is stored too."""
     exp = bench_experiment(model, [backend], [device], [batch], [mode], knobs, measure)
     return execute(exp, db=db).results[0]
+
+
+@dataclass
+class QuantizeOutcome:
+    lineage: Lineage
+    run: Run                 # the original and the derived model measured side by side (speed + accuracy)
+
+
+def _calibration(validation: AccuracySpec, size: int, split: str | None) -> AccuracySpec:
+    """The calibration set: a seeded random subset of the dataset (digits: of its training split when the
+    validation uses the test split, so calibration never sees the test samples)."""
+    config = validation.dataset.config
+    chosen = split or ("train" if config.format == "digits" and config.split == "test" else config.split)
+    cal = config.model_copy(update={"split": chosen, "subset": size, "subset_mode": "random"})
+    return validation.model_copy(update={"dataset": open_dataset(cal).resolved()})
+
+
+def quantize(model: str, backend: str, data: DataOptions, method: Method = "int8", max_drop: float | None = None,
+             calibration_size: int = 300, calibration_split: str | None = None, batch: int = 1,
+             measure: dict[str, Any] | None = None, db: str | None = None, reporter: Reporter | None = None,
+             note: Callable[[str], None] | None = None, output_dir: Path | None = None) -> QuantizeOutcome:
+    """Derive an FP16 or INT8 model (accuracy-aware with `max_drop`), store its lineage, then measure the
+    original and the derived model side by side: latency and accuracy on the same sessions."""
+    params = {"inference_precision": "f32"} if backend == "openvino" else {}
+    probe = cfg.plan(bench_experiment(model, [backend], ["cpu"], [batch], ["accuracy"], params, measure,
+                                      name="quantize", data=data))
+    spec = probe.specs[0]
+    assert spec.accuracy is not None
+    calibration = _calibration(spec.accuracy, calibration_size, calibration_split) if method == "int8" else None
+    request = Request(backend, method, max_drop, calibration_size, batch=batch, output_dir=output_dir)
+    lineage = derive(spec.model, request, spec.accuracy, calibration, note)
+    store = Store(db)
+    try:
+        store.save_artifact(lineage)
+    finally:
+        store.close()
+    exp = bench_experiment([spec.model.ref, lineage.path], [backend], ["cpu"], [batch], ["latency"], params,
+                           measure, name=f"quantize {Path(model).name} {lineage.method}", data=data, with_speed=True)
+    return QuantizeOutcome(lineage, execute(exp, db=db, reporter=reporter))
+
+
+def trial(ref: str, db: str | None = None) -> TrialResult:
+    """A stored trial by 'RUN:N' (the N-th result of run RUN, from 1; RUN may be 'latest')."""
+    run_ref, sep, index = ref.rpartition(":")
+    if not sep or not index.isdigit():
+        raise ConfigError(f"'{ref}': name a trial as RUN:N (the N-th row of `inferlab results RUN`), or give "
+                          "two model files")
+    store = Store(db)
+    try:
+        info = store.run_info(run_ref)
+        results = store.results(info.id, with_samples=True)
+    finally:
+        store.close()
+    n = int(index)
+    if not 1 <= n <= len(results):
+        raise StoreError(f"'{ref}': run {info.id} has {len(results)} results; N is 1..{len(results)}")
+    return results[n - 1]
+
+
+def lineage(ref: str, db: str | None = None) -> list[Lineage]:
+    """A derived model's lineage (itself first, then what it came from), by path or content hash."""
+    store = Store(db)
+    try:
+        key = str(Path(ref).resolve()) if Path(ref).exists() else ref
+        chain = store.lineage(key)
+    finally:
+        store.close()
+    if not chain:
+        raise StoreError(f"'{ref}': no derived model with that path or hash; `inferlab quantize` records them")
+    return chain

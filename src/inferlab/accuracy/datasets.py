@@ -364,3 +364,23 @@ def reopen(resolved: ResolvedDataset) -> Dataset:
         raise DatasetError(f"{resolved.config.path or resolved.name}: the dataset changed since the trial was "
                            "planned; plan the run again")
     return ds
+
+
+def guess_format(path: str, labels: str | None = None) -> str:
+    """The dataset format a path most likely is: 'digits', a .npz file, a VOC or COCO tree, an image folder
+    with a labels file, or class subfolders."""
+    if path == "digits":
+        return "digits"
+    p = Path(path)
+    if p.suffix == ".npz":
+        return "npz"
+    if (p / "JPEGImages").is_dir():
+        return "voc"
+    if (p / "annotations.json").is_file():
+        return "coco"
+    if labels is not None and p.is_dir() and _images_in(p):
+        return "image-list"
+    if p.is_dir():
+        return "imagenet"
+    raise DatasetError(f"{path}: cannot tell the dataset format; give --dataset-format "
+                       "(digits, npz, imagenet, image-list, voc, coco)")

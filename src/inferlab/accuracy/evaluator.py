@@ -92,54 +92,76 @@ def _first_output(outs: dict[str, np.ndarray], batch: int, real: int) -> np.ndar
     return first[:real] if first.ndim and first.shape[0] == batch else None
 
 
+class Scorer:
+    """Collects outputs batch by batch (any order, any subset of samples) and computes the metrics."""
+
+    def __init__(self, ds: Dataset, spec: AccuracySpec, model: str, keep_outputs: bool = False) -> None:
+        self.ds, self.spec, self.model = ds, spec, model
+        self.indices: list[int] = []
+        self.scores: list[np.ndarray] = []
+        self.dets: list[Detections] = []
+        self.kept: list[np.ndarray] | None = [] if keep_outputs else None
+
+    def add(self, outs: dict[str, np.ndarray], indices: list[int], geometry: list[Geometry], batch: int) -> None:
+        """The outputs of one batch whose first len(indices) rows are those samples (the rest padding)."""
+        real = len(indices)
+        if self.ds.task == "classification":
+            s = class_scores(outs, self.spec.postprocess, self.model)[:real]
+            if not self.scores and self.ds.has_labels():
+                self.ds.check_classes(s.shape[1], self.model)
+            self.scores.append(s)
+        else:
+            self.dets += [detections(outs, self.spec.postprocess, i, geometry[i], self.model) for i in range(real)]
+        if self.kept is not None:
+            first = _first_output(outs, batch, real)
+            self.kept = None if first is None else [*self.kept, first]
+        self.indices += indices
+
+    def metrics(self) -> dict[str, float]:
+        wanted = self.spec.metric_names()
+        out: dict[str, float] = {}
+        if not self.ds.has_labels() or not self.indices:
+            return out
+        items = [self.ds.items[i] for i in self.indices]
+        if self.ds.task == "classification":
+            labels = np.array([it.label if it.label is not None else -1 for it in items], np.int64)
+            scores = np.concatenate(self.scores)
+            for k, metric in ((1, "top1"), (5, "top5")):
+                if metric in wanted:
+                    out[metric] = topk(scores, labels, k)
+            return out
+        truths = [it.truth or GroundTruth(np.zeros((0, 4)), np.zeros(0, np.int64), 0, 0) for it in items]
+        if {"coco_map", "coco_ap50"} & set(wanted):
+            coco = coco_metrics(self.dets, truths, self.ds.category_ids)
+            out.update({k: v for k, v in coco.items() if k in wanted})
+        if "voc_map" in wanted:
+            out["voc_map"] = voc_map(self.dets, truths, len(self.ds.classes))
+        return out
+
+    def outputs(self) -> np.ndarray | None:
+        return np.concatenate(self.kept) if self.kept else None
+
+
 def evaluate(session: Session, spec: AccuracySpec, batch: int, model: str, out_dir: Path | None = None,
              progress: Progress | None = None) -> AccuracyResult:
     """Score `session` on the spec's dataset. Raises DatasetError naming the file for bad samples or labels."""
     t0 = time.perf_counter()
     ds = reopen(spec.dataset)
     name, dtype = _input(session, model)
-    wanted = spec.metric_names()
-    scores: list[np.ndarray] = []
-    dets: list[Detections] = []
-    kept: list[np.ndarray] | None = [] if spec.keep_outputs else None
+    scorer = Scorer(ds, spec, model, keep_outputs=spec.keep_outputs and out_dir is not None)
     n = len(ds)
-    done = 0
     for start in range(0, n, batch):
         [(feeds, real, geometry)] = batches(_Window(ds, start, batch), spec, name, dtype, batch)
-        outs = session.infer(feeds)
-        if ds.task == "classification":
-            s = class_scores(outs, spec.postprocess, model)[:real]
-            if start == 0 and ds.has_labels():
-                ds.check_classes(s.shape[1], model)
-            scores.append(s)
-        else:
-            dets += [detections(outs, spec.postprocess, i, geometry[i], model) for i in range(real)]
-        if kept is not None:
-            first = _first_output(outs, batch, real)
-            kept = None if first is None else [*kept, first]
-        done += real
+        scorer.add(session.infer(feeds), list(range(start, start + real)), geometry, batch)
         if progress is not None:
-            progress(done, n)
-    metrics: dict[str, float] = {}
-    if ds.has_labels():
-        if ds.task == "classification":
-            all_scores, labels = np.concatenate(scores), ds.labels()
-            for k, metric in ((1, "top1"), (5, "top5")):
-                if metric in wanted:
-                    metrics[metric] = topk(all_scores, labels, k)
-        else:
-            truths = [it.truth or GroundTruth(np.zeros((0, 4)), np.zeros(0, np.int64), 0, 0) for it in ds.items]
-            if {"coco_map", "coco_ap50"} & set(wanted):
-                coco = coco_metrics(dets, truths, ds.category_ids)
-                metrics.update({k: v for k, v in coco.items() if k in wanted})
-            if "voc_map" in wanted:
-                metrics["voc_map"] = voc_map(dets, truths, len(ds.classes))
+            progress(start + real, n)
     outputs_path = None
-    if kept and out_dir is not None:
+    kept = scorer.outputs()
+    if kept is not None and out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         outputs_path = str(out_dir / OUTPUTS_FILE)
-        np.savez_compressed(outputs_path, output=np.concatenate(kept))
-    return AccuracyResult(ds.name, spec.dataset.hash, n, metrics, time.perf_counter() - t0, outputs_path)
+        np.savez_compressed(outputs_path, output=kept)
+    return AccuracyResult(ds.name, spec.dataset.hash, n, scorer.metrics(), time.perf_counter() - t0, outputs_path)
 
 
 class _Window(Dataset):

@@ -198,6 +198,174 @@ def export(run: Annotated[str, typer.Argument(help="run id, or 'latest'")],
         err.print(f"wrote {count} results to {output}")
 
 
+DatasetOption = Annotated[str | None, typer.Option("--dataset", help="'digits', a .npz file, or a dataset folder "
+                                                                    "(imagenet, image list, VOC, COCO)")]
+DatasetFormatOption = Annotated[str | None, typer.Option("--dataset-format", help="digits, npz, imagenet, "
+                                                         "image-list, voc, coco (default: guessed)")]
+SplitOption = Annotated[str, typer.Option(help="digits: all, train or test")]
+LabelsOption = Annotated[str | None, typer.Option(help="labels file (image-list) or class names (imagenet, voc)")]
+AnnotationsOption = Annotated[str | None, typer.Option(help="COCO instances JSON")]
+SubsetOption = Annotated[int | None, typer.Option(help="use the first N samples")]
+PreOption = Annotated[list[str] | None, typer.Option("--preprocess", help="KEY=VALUE, e.g. resize=[32,32] "
+                                                     "scale=0.0625 (repeatable)")]
+PostOption = Annotated[list[str] | None, typer.Option("--postprocess", help="KEY=VALUE, e.g. layout=ssd "
+                                                      "(repeatable)")]
+MetricOption = Annotated[str | None, typer.Option("--metric", help="metrics, comma-separated (default: by task)")]
+
+
+def _data(dataset: str | None, dataset_format: str | None, split: str, labels: str | None, annotations: str | None,
+          subset: int | None, preprocess: list[str] | None, postprocess: list[str] | None,
+          metric: str | None) -> api.DataOptions | None:
+    if dataset is None:
+        return None
+    from inferlab.accuracy.datasets import guess_format
+
+    fmt = dataset_format or guess_format(dataset, labels)
+    data = {"format": fmt, "path": None if fmt == "digits" else str(Path(dataset).resolve()), "split": split,
+            "labels": labels, "annotations": annotations, "subset": subset}
+    return api.DataOptions({k: v for k, v in data.items() if v is not None},
+                           dict(_param(p) for p in preprocess or []), dict(_param(p) for p in postprocess or []),
+                           _split(metric, "metric") if metric else None)
+
+
+@app.command()
+def accuracy(
+    target: Annotated[str, typer.Argument(help="experiment YAML (its trials run in accuracy mode) or a model file")],
+    dataset: DatasetOption = None, dataset_format: DatasetFormatOption = None, split: SplitOption = "all",
+    labels: LabelsOption = None, annotations: AnnotationsOption = None, subset: SubsetOption = None,
+    preprocess: PreOption = None, postprocess: PostOption = None, metric: MetricOption = None,
+    backend: Annotated[str, typer.Option(help="backend(s), comma-separated (model only)")] = "onnxruntime",
+    batch: Annotated[str, typer.Option(help="batch size(s), comma-separated (model only)")] = "1",
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="KNOB=VALUE (repeatable)")] = None,
+    db: DbOption = None,
+) -> None:
+    """Check accuracy on a dataset: every trial of a config, or one model on the given backends."""
+    from inferlab import config as cfg
+
+    data = _data(dataset, dataset_format, split, labels, annotations, subset, preprocess, postprocess, metric)
+    if target.endswith((".yaml", ".yml")):
+        exp = cfg.load(Path(target))
+        update: dict[str, object] = {"mode": ["accuracy"], "scenario": None}
+        if data is not None:
+            update["dataset"] = cfg.loader.from_data({**exp.model_dump(), "dataset": data.dataset}, target).dataset
+        exp = exp.model_copy(update=update)
+    else:
+        if data is None:
+            raise ConfigError("--dataset: give the data to check the model on, e.g. --dataset digits")
+        try:
+            batches = [int(b) for b in _split(batch, "batch")]
+        except ValueError:
+            raise ConfigError(f"--batch '{batch}': give integers, e.g. --batch 1,8") from None
+        exp = api.bench_experiment(target, _split(backend, "backend"), ["cpu"], batches, ["accuracy"],
+                                   dict(_param(p) for p in (param or [])), name="accuracy", data=data)
+    from inferlab.cli.progress import RichReporter
+    from inferlab.report.accuracy import accuracy_table
+
+    with RichReporter(console) as reporter:
+        run = api.execute(exp, db=db, reporter=reporter, on_plan=_show_plan)
+    console.print(accuracy_table(run.results, title=f"run {run.id}: accuracy"))
+    console.print(f"results stored in [bold]{run.db}[/] as run [bold]{run.id}[/]")
+    if not run.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def quantize(
+    model: Annotated[str, typer.Argument(help="an .onnx model (or OpenVINO .xml for --backend openvino)")],
+    backend: Annotated[str, typer.Option(help="onnxruntime (QDQ INT8) or openvino (NNCF)")] = "onnxruntime",
+    dataset: DatasetOption = None, dataset_format: DatasetFormatOption = None, split: SplitOption = "all",
+    labels: LabelsOption = None, annotations: AnnotationsOption = None, subset: SubsetOption = None,
+    preprocess: PreOption = None, postprocess: PostOption = None, metric: MetricOption = None,
+    precision: Annotated[str, typer.Option(help="int8 or fp16")] = "int8",
+    max_drop: Annotated[float | None, typer.Option(help="accuracy-aware INT8: the largest allowed drop of the first "
+                                                        "metric, absolute in its unit (0.01 = 1 pp of top-1)")] = None,
+    calibration: Annotated[int, typer.Option(help="calibration samples (a seeded random subset)")] = 300,
+    calibration_split: Annotated[str | None, typer.Option(help="digits: split to calibrate on (default: train "
+                                                               "when validating on test)")] = None,
+    batch: Annotated[int, typer.Option(help="batch for the speed comparison")] = 1,
+    time: Annotated[float, typer.Option("--time", help="seconds of latency measurement per model")] = 3.0,
+    output: Annotated[Path | None, typer.Option(help="folder for the derived model (default: beside it)")] = None,
+    db: DbOption = None,
+) -> None:
+    """Derive an FP16 or INT8 model (within --max-drop), store its lineage, and compare it with the original:
+    accuracy, drop and speed, measured side by side."""
+    from inferlab.cli.progress import RichReporter
+    from inferlab.report.compare import compare, comparison_table
+
+    if precision not in ("int8", "fp16"):
+        raise ConfigError(f"--precision '{precision}': choose int8 or fp16")
+    data = _data(dataset, dataset_format, split, labels, annotations, subset, preprocess, postprocess, metric)
+    if data is None:
+        raise ConfigError("--dataset: quantization needs data to calibrate and check on, e.g. --dataset digits")
+    if time <= 0:
+        raise ConfigError(f"--time {time}: give a positive number of seconds")
+    with RichReporter(console) as reporter:
+        out = api.quantize(model, backend, data, precision, max_drop, calibration, calibration_split,  # type: ignore[arg-type]
+                           batch, {"min_duration_s": time}, db, reporter,
+                           note=lambda msg: console.print(f"[dim]{msg}[/]"), output_dir=output)
+    lin, results = out.lineage, out.run.results
+    console.print(f"derived [bold]{lin.path}[/] ({lin.method}, {lin.hash[:12]}) from {lin.parent_path}")
+    if len(results) == 2:
+        rows, notes = compare(results[0], results[1])
+        console.print(comparison_table(rows, f"original vs {lin.method} on {backend} (run {out.run.id})",
+                                       "original", lin.method))
+        for n in notes:
+            console.print(f"[yellow]note:[/] {n}")
+    drop = lin.outcome.get("drop")
+    if max_drop is not None and isinstance(drop, float) and drop > max_drop + 1e-12:
+        console.print(f"[yellow]the best reachable drop is {drop:+.4f}, over --max-drop {max_drop}[/]")
+    if not out.run.ok:
+        raise typer.Exit(1)
+
+
+@app.command("compare")
+def compare_cmd(
+    a: Annotated[str, typer.Argument(help="a trial RUN:N (N-th row of `inferlab results RUN`) or a model file")],
+    b: Annotated[str, typer.Argument(help="the other trial or model")],
+    backend: Annotated[str, typer.Option(help="models: the backend to run both on")] = "onnxruntime",
+    dataset: DatasetOption = None, dataset_format: DatasetFormatOption = None, split: SplitOption = "all",
+    labels: LabelsOption = None, annotations: AnnotationsOption = None, subset: SubsetOption = None,
+    preprocess: PreOption = None, postprocess: PostOption = None, metric: MetricOption = None,
+    batch: Annotated[int, typer.Option(help="models: batch size")] = 1,
+    time: Annotated[float, typer.Option("--time", help="models: seconds of latency measurement each")] = 3.0,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="KNOB=VALUE (repeatable)")] = None,
+    db: DbOption = None,
+) -> None:
+    """Two trials or two models side by side: accuracy, drop, agreement, latency, throughput, speed-up, size."""
+    from inferlab.report.compare import compare, comparison_table
+
+    if Path(a).is_file() and Path(b).is_file():
+        data = _data(dataset, dataset_format, split, labels, annotations, subset, preprocess, postprocess, metric)
+        exp = api.bench_experiment([a, b], [backend], ["cpu"], [batch], ["latency"],
+                                   dict(_param(p) for p in (param or [])), {"min_duration_s": time},
+                                   name="compare", data=data, with_speed=data is not None)
+        from inferlab.cli.progress import RichReporter
+
+        with RichReporter(console) as reporter:
+            run = api.execute(exp, db=db, reporter=reporter, on_plan=_show_plan)
+        ra, rb = run.results[:2]
+        title = f"{Path(a).name} vs {Path(b).name} on {backend} (run {run.id})"
+    else:
+        ra, rb = api.trial(a, db), api.trial(b, db)
+        title = f"{a} vs {b}"
+    rows, notes = compare(ra, rb)
+    console.print(comparison_table(rows, title))
+    for n in notes:
+        console.print(f"[yellow]note:[/] {n}")
+
+
+@app.command("lineage")
+def lineage_cmd(model: Annotated[str, typer.Argument(help="a derived model's path or content hash")],
+                db: DbOption = None) -> None:
+    """Where a derived model came from: parent, method, parameters, calibration data, outcome."""
+    t = Table("model", "hash", "method", "parent", "parameters", "calibration", "outcome", header_style="bold")
+    for lin in api.lineage(model, db):
+        outcome = {k: v for k, v in lin.outcome.items() if k != "steps"}
+        t.add_row(lin.path, lin.hash[:12], lin.method, f"{lin.parent_path} ({(lin.parent_hash or '')[:12]})",
+                  json.dumps(lin.params), (lin.calibration_hash or "—")[:12], json.dumps(outcome))
+    console.print(t)
+
+
 @app.command("backends")
 def list_backends() -> None:
     """List backends: version, whether usable here, devices and knobs."""

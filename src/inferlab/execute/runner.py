@@ -27,7 +27,7 @@ from inferlab.measure.summary import summarise
 from inferlab.measure.throughput import measure_throughput
 from inferlab.measure.trial import TrialResult, TrialSpec, is_scenario, utc_now
 from inferlab.models.inputs import make_pool, merge
-from inferlab.models.introspect import declared_inputs
+from inferlab.models.introspect import declared_inputs, stored_precision
 from inferlab.models.tensors import TensorSpec
 
 
@@ -91,8 +91,10 @@ def run(spec: TrialSpec, events: Events, log_dir: Path | None = None) -> TrialRe
             fields["accuracy"] = _accuracy(spec, session, events, log_dir)
     finally:
         session.close()
-    return TrialResult(spec=spec, load_s=load_s, effective=dict(session.info.effective),
-                       runtime=dict(session.info.runtime), started_at=started, finished_at=utc_now(), **fields)
+    stored = stored_precision(spec.model)
+    runtime = {**session.info.runtime, **({"model_precision": stored} if stored else {})}
+    return TrialResult(spec=spec, load_s=load_s, effective=dict(session.info.effective), runtime=runtime,
+                       started_at=started, finished_at=utc_now(), **fields)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,3 +60,26 @@ def declared_inputs(artifact: Artifact, cheap_only: bool = False) -> tuple[Tenso
     from inferlab.models.convert import torch_inputs
 
     return torch_inputs(artifact)
+
+
+def stored_precision(artifact: Artifact) -> str | None:
+    """What the model file itself is: 'int8' (quantize/dequantize or FakeQuantize ops), 'f16' (float16
+    weights), 'f32'; None for PyTorch models, which carry no such marks."""
+    if artifact.format is ModelFormat.ONNX:
+        import onnx
+
+        model = onnx.load(str(artifact.path), load_external_data=False)
+        ops = {n.op_type for n in model.graph.node}
+        if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulInteger"}:
+            return "int8"
+        f16 = onnx.TensorProto.FLOAT16
+        return "f16" if any(t.data_type == f16 for t in model.graph.initializer) else "f32"
+    if artifact.format is ModelFormat.OPENVINO:
+        root = ET.parse(artifact.path).getroot()
+        layers = root.iter("layer")
+        types = [(layer.get("type"), (layer.find("data").get("element_type") if layer.find("data") is not None
+                                      else None)) for layer in layers]
+        if any(t == "FakeQuantize" for t, _ in types):
+            return "int8"
+        return "f16" if any(t == "Const" and e == "f16" for t, e in types) else "f32"
+    return None

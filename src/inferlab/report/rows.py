@@ -13,7 +13,11 @@ _SHORT = {"float32": "f32", "float16": "f16", "bfloat16": "bf16", "float64": "f6
 
 
 def precision(result: TrialResult) -> str:
-    """The compute precision a trial ran at, from its effective settings (what the runtime really used)."""
+    """The precision a trial ran at: an INT8 or FP16 model file says so itself; otherwise the compute
+    precision from the effective settings (what the runtime really used)."""
+    stored = result.runtime.get("model_precision")
+    if stored in ("int8", "f16"):
+        return str(stored)
     eff = result.effective
     params = result.spec.param_dict
     value = next((eff[k] for k in ("inference_precision_hint", "dtype") if eff.get(k)), None)
