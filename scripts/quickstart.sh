@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # The main job: set up, build the example models, benchmark them on every usable backend in latency and
-# throughput modes at batch 1 and 8, store the results in ./inferlab.db and export them under results/.
+# throughput modes at batch 1 and 8, train the digits CNN and check its accuracy with its speed, store the
+# results in ./inferlab.db and export them under results/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 .venv/bin/python examples/build_models.py
+.venv/bin/python examples/train_digits.py
 status=0
 .venv/bin/inferlab run examples/quickstart.yaml || status=$?
 mkdir -p results
 .venv/bin/inferlab export latest --format csv -o results/quickstart.csv
 .venv/bin/inferlab export latest --format json -o results/quickstart.json
-echo "results: ./inferlab.db (inferlab results), results/quickstart.csv, results/quickstart.json"
+.venv/bin/inferlab run examples/accuracy.yaml || status=$?
+.venv/bin/inferlab export latest --format csv -o results/accuracy.csv
+echo "results: ./inferlab.db (inferlab results), results/quickstart.{csv,json}, results/accuracy.csv"
 exit "$status"

@@ -157,15 +157,14 @@ def _calibration(validation: AccuracySpec, size: int, split: str | None) -> Accu
     return validation.model_copy(update={"dataset": open_dataset(cal).resolved()})
 
 
-def quantize(model: str, backend: str, data: DataOptions, method: Method = "int8", max_drop: float | None = None,
-             calibration_size: int = 300, calibration_split: str | None = None, batch: int = 1,
-             measure: dict[str, Any] | None = None, db: str | None = None, reporter: Reporter | None = None,
-             note: Callable[[str], None] | None = None, output_dir: Path | None = None) -> QuantizeOutcome:
-    """Derive an FP16 or INT8 model (accuracy-aware with `max_drop`), store its lineage, then measure the
-    original and the derived model side by side: latency and accuracy on the same sessions."""
+def derive_model(model: str, backend: str, data: DataOptions, method: Method = "int8",
+                 max_drop: float | None = None, calibration_size: int = 300, calibration_split: str | None = None,
+                 batch: int = 1, db: str | None = None, note: Callable[[str], None] | None = None,
+                 output_dir: Path | None = None) -> Lineage:
+    """Derive an FP16 or INT8 model (accuracy-aware with `max_drop`) and store its lineage."""
     params = {"inference_precision": "f32"} if backend == "openvino" else {}
-    probe = cfg.plan(bench_experiment(model, [backend], ["cpu"], [batch], ["accuracy"], params, measure,
-                                      name="quantize", data=data))
+    probe = cfg.plan(bench_experiment(model, [backend], ["cpu"], [batch], ["accuracy"], params, name="derive",
+                                      data=data))
     spec = probe.specs[0]
     assert spec.accuracy is not None
     calibration = _calibration(spec.accuracy, calibration_size, calibration_split) if method == "int8" else None
@@ -176,7 +175,19 @@ def quantize(model: str, backend: str, data: DataOptions, method: Method = "int8
         store.save_artifact(lineage)
     finally:
         store.close()
-    exp = bench_experiment([spec.model.ref, lineage.path], [backend], ["cpu"], [batch], ["latency"], params,
+    return lineage
+
+
+def quantize(model: str, backend: str, data: DataOptions, method: Method = "int8", max_drop: float | None = None,
+             calibration_size: int = 300, calibration_split: str | None = None, batch: int = 1,
+             measure: dict[str, Any] | None = None, db: str | None = None, reporter: Reporter | None = None,
+             note: Callable[[str], None] | None = None, output_dir: Path | None = None) -> QuantizeOutcome:
+    """Derive a model (see derive_model), then measure the original and the derived model side by side:
+    latency and accuracy on the same sessions, each trial in its own process."""
+    lineage = derive_model(model, backend, data, method, max_drop, calibration_size, calibration_split, batch, db,
+                           note, output_dir)
+    params = {"inference_precision": "f32"} if backend == "openvino" else {}
+    exp = bench_experiment([str(lineage.parent_path), lineage.path], [backend], ["cpu"], [batch], ["latency"], params,
                            measure, name=f"quantize {Path(model).name} {lineage.method}", data=data, with_speed=True)
     return QuantizeOutcome(lineage, execute(exp, db=db, reporter=reporter))
 

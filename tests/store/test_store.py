@@ -69,11 +69,31 @@ def test_schema_is_versioned_by_alembic(tmp_path: Path) -> None:
     path = tmp_path / "v.db"
     Store(str(path))
     con = sqlite3.connect(path)
-    assert con.execute("select version_num from alembic_version").fetchone() == ("0001",)
+    assert con.execute("select version_num from alembic_version").fetchone() == ("0002",)
     tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
-    assert {"runs", "trials", "results", "environments"} <= tables
+    assert {"runs", "trials", "results", "environments", "metrics", "artifacts"} <= tables
     con.close()
     Store(str(path))  # opening again is a no-op migration
+
+
+def test_a_version_1_database_is_migrated_keeping_its_runs(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from inferlab.store.repository import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", f"sqlite:///{path}")
+    command.upgrade(cfg, "0001")
+    con = sqlite3.connect(path)
+    con.execute("insert into runs (id, name, config, status, created_at) values ('r1', 'old', '{}', 'finished', 't')")
+    con.commit()
+    con.close()
+    store = Store(str(path))
+    assert [r.id for r in store.runs()] == ["r1"] and store.artifacts() == []
+    store.close()
 
 
 def test_latest_and_partial_run_ids(tmp_path: Path) -> None:

@@ -76,9 +76,10 @@ def stored_precision(artifact: Artifact) -> str | None:
         return "f16" if any(t.data_type == f16 for t in model.graph.initializer) else "f32"
     if artifact.format is ModelFormat.OPENVINO:
         root = ET.parse(artifact.path).getroot()
-        layers = root.iter("layer")
-        types = [(layer.get("type"), (layer.find("data").get("element_type") if layer.find("data") is not None
-                                      else None)) for layer in layers]
+        types = []
+        for layer in root.iter("layer"):
+            data = layer.find("data")
+            types.append((layer.get("type"), data.get("element_type") if data is not None else None))
         if any(t == "FakeQuantize" for t, _ in types):
             return "int8"
         return "f16" if any(t == "Const" and e == "f16" for t, e in types) else "f32"
