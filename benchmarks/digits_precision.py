@@ -16,6 +16,7 @@ from pathlib import Path
 
 from inferlab import api
 from inferlab.measure.trial import TrialResult
+from inferlab.models.artifact import model_size
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "examples" / "models" / "digits_cnn.onnx"
@@ -24,8 +25,7 @@ VARIANTS = [("fp16", None), ("int8", None), ("int8", 0.01)]
 
 
 def _measure(models: list[str], backend: str, time_s: float, db: str) -> list[TrialResult]:
-    params = {"inference_precision": "f32"} if backend == "openvino" else {}
-    exp = api.bench_experiment(models, [backend], ["cpu"], [1, 32], ["latency"], params,
+    exp = api.bench_experiment(models, [backend], ["cpu"], [1, 32], ["latency"], api.exact_params(backend),
                                {"min_duration_s": time_s, "warmup_iterations": 20}, name=f"digits {backend}",
                                data=DATA, with_speed=True)
     return api.execute(exp, db=db).results
@@ -53,12 +53,12 @@ def main() -> None:
             assert r1.accuracy and r1.latency and r32.throughput_sps and base1.accuracy and base1.latency
             top1 = r1.accuracy.metrics["top1"]
             drop = 100 * (base1.accuracy.metrics["top1"] - top1)
-            size = Path(path).stat().st_size + (Path(path).with_suffix(".bin").stat().st_size
-                                                if path.endswith(".xml") else 0)
+            size = model_size(path) or 0
             note = ""
             if lin is not None and lin.outcome:
-                note = (f"search drop {100 * lin.outcome['drop']:+.2f} pp, kept in float: "
-                        f"{lin.outcome.get('kept_float') or lin.outcome.get('steps')}")
+                note = f"search drop {100 * lin.outcome['drop']:+.2f} pp, kept in float: {lin.outcome['kept_float']}"
+                if lin.outcome.get("fake_quantize_ops") is not None:
+                    note += f", {lin.outcome['fake_quantize_ops']} FakeQuantize ops"
             print(f"| {backend} | {label} | {100 * top1:.2f}% | {drop:+.2f} | {r1.latency.median_3sigma_ms:.3f} | "
                   f"{base1.latency.median_3sigma_ms / r1.latency.median_3sigma_ms:.2f}× | {r32.throughput_sps:.0f} | "
                   f"{r32.throughput_sps / (base32.throughput_sps or 1):.2f}× | {size / 1e6:.3f} | {note} |")

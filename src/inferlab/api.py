@@ -148,6 +148,12 @@ class QuantizeOutcome:
     run: Run                 # the original and the derived model measured side by side (speed + accuracy)
 
 
+def exact_params(backend: str) -> dict[str, Any]:
+    """Knobs that make a backend compute at the model's own precision (OpenVINO defaults to bf16 on CPUs
+    that have it), so accuracies of original and derived models compare what the files hold."""
+    return {"inference_precision": "f32"} if backend == "openvino" else {}
+
+
 def _calibration(validation: AccuracySpec, size: int, split: str | None) -> AccuracySpec:
     """The calibration set: a seeded random subset of the dataset (digits: of its training split when the
     validation uses the test split, so calibration never sees the test samples)."""
@@ -162,8 +168,8 @@ def derive_model(model: str, backend: str, data: DataOptions, method: Method = "
                  batch: int = 1, db: str | None = None, note: Callable[[str], None] | None = None,
                  output_dir: Path | None = None) -> Lineage:
     """Derive an FP16 or INT8 model (accuracy-aware with `max_drop`) and store its lineage."""
-    params = {"inference_precision": "f32"} if backend == "openvino" else {}
-    probe = cfg.plan(bench_experiment(model, [backend], ["cpu"], [batch], ["accuracy"], params, name="derive",
+    probe = cfg.plan(bench_experiment(model, [backend], ["cpu"], [batch], ["accuracy"], exact_params(backend),
+                                      name="derive",
                                       data=data))
     spec = probe.specs[0]
     assert spec.accuracy is not None
@@ -186,9 +192,9 @@ def quantize(model: str, backend: str, data: DataOptions, method: Method = "int8
     latency and accuracy on the same sessions, each trial in its own process."""
     lineage = derive_model(model, backend, data, method, max_drop, calibration_size, calibration_split, batch, db,
                            note, output_dir)
-    params = {"inference_precision": "f32"} if backend == "openvino" else {}
-    exp = bench_experiment([str(lineage.parent_path), lineage.path], [backend], ["cpu"], [batch], ["latency"], params,
-                           measure, name=f"quantize {Path(model).name} {lineage.method}", data=data, with_speed=True)
+    exp = bench_experiment([str(lineage.parent_path), lineage.path], [backend], ["cpu"], [batch], ["latency"],
+                           exact_params(backend), measure, name=f"quantize {Path(model).name} {lineage.method}",
+                           data=data, with_speed=True)
     return QuantizeOutcome(lineage, execute(exp, db=db, reporter=reporter))
 
 

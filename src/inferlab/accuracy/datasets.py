@@ -5,10 +5,11 @@ A sample is an HWC array: images decode to uint8 RGB; digits and .npz samples st
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ class Item:
     source: str                           # the file a label came from ("labels.txt:7", a folder, an XML file)
     label: int | None = None              # classification
     truth: GroundTruth | None = None      # detection
+    digest: str = ""                      # sha256 of an image file's bytes (read once, when checked)
 
 
 class Dataset:
@@ -79,7 +81,7 @@ class Dataset:
             if self._arrays is not None:
                 h.update(np.ascontiguousarray(self._arrays[i]).tobytes())
             else:
-                h.update(Path(it.key).read_bytes())
+                h.update(it.digest.encode())
             h.update(repr(it.label).encode())
             if it.truth is not None:
                 h.update(it.truth.boxes.astype(np.float64).tobytes() + it.truth.labels.astype(np.int64).tobytes())
@@ -104,15 +106,19 @@ def read_image(path: Path) -> np.ndarray:
                            "replace or remove the file") from None
 
 
-def _verify_image(path: Path) -> None:
+def _checked(item: Item) -> Item:
+    """The item with its file's digest, after PIL has checked the file is an image (one read of the file)."""
     from PIL import Image
 
+    path = Path(item.key)
+    data = path.read_bytes()
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(data)) as img:
             img.verify()
     except Exception as exc:
         raise DatasetError(f"{path}: not a readable image ({type(exc).__name__}: {_first(exc)}); "
                            "replace or remove the file") from None
+    return replace(item, digest=hashlib.sha256(data).hexdigest())
 
 
 def _first(exc: BaseException) -> str:
@@ -248,9 +254,7 @@ def _image_subset(cfg: DatasetConfig, name: str, classes: Sequence[str], items: 
                   category_ids: Sequence[int] | None = None) -> Dataset:
     if not items:
         raise DatasetError(f"{cfg.path}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
-    chosen = [items[i] for i in _subset(len(items), cfg)]
-    for it in chosen:
-        _verify_image(Path(it.key))
+    chosen = [_checked(items[i]) for i in _subset(len(items), cfg)]
     return Dataset(cfg, cfg.name or name, classes, chosen, category_ids=category_ids)
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from inferlab.accuracy.datasets import Dataset, reopen
+from inferlab.accuracy.datasets import Dataset
 from inferlab.accuracy.metrics import INFO, Detections, GroundTruth, coco_metrics, format_metric, topk, voc_map
 from inferlab.accuracy.postprocess import class_scores, detections
 from inferlab.accuracy.preprocess import Geometry, preprocess
@@ -66,24 +66,21 @@ def _input(session: Session, model: str) -> tuple[str, str]:
 
 
 def batches(ds: Dataset, spec: AccuracySpec, name: str, dtype: str, batch: int,
-            limit: int | None = None) -> list[tuple[dict[str, np.ndarray], int, list[Geometry]]]:
-    """Preprocessed feeds of `batch` samples (the last one padded by repeating its final sample), with the
-    number of real samples in each and each sample's geometry."""
+            limit: int | None = None) -> Iterator[tuple[dict[str, np.ndarray], list[int], list[Geometry]]]:
+    """Preprocessed feeds of `batch` samples, one batch at a time (the last one padded by repeating its final
+    sample), with the indices of the real samples in each and each sample's geometry."""
     n = len(ds) if limit is None else min(limit, len(ds))
-    out = []
     for start in range(0, n, batch):
         idx = list(range(start, min(start + batch, n)))
         pairs = [preprocess(ds.sample(i), spec.preprocess, dtype, ds.items[i].key) for i in idx]
         arrays = [a for a, _ in pairs] + [pairs[-1][0]] * (batch - len(idx))
-        out.append(({name: np.ascontiguousarray(np.stack(arrays))}, len(idx), [g for _, g in pairs]))
-    return out
+        yield {name: np.ascontiguousarray(np.stack(arrays))}, idx, [g for _, g in pairs]
 
 
-def dataset_feeds(session: Session, spec: AccuracySpec, batch: int, count: int,
+def dataset_feeds(session: Session, ds: Dataset, spec: AccuracySpec, batch: int, count: int,
                   model: str) -> list[dict[str, np.ndarray]]:
     """Real inputs for a speed measurement: the dataset's first `count` batches."""
     name, dtype = _input(session, model)
-    ds = reopen(spec.dataset)
     return [feeds for feeds, _, _ in batches(ds, spec, name, dtype, batch, limit=count * batch)]
 
 
@@ -114,7 +111,10 @@ class Scorer:
             self.dets += [detections(outs, self.spec.postprocess, i, geometry[i], self.model) for i in range(real)]
         if self.kept is not None:
             first = _first_output(outs, batch, real)
-            self.kept = None if first is None else [*self.kept, first]
+            if first is None:  # not per sample: nothing to compare later
+                self.kept = None
+            else:
+                self.kept.append(first)
         self.indices += indices
 
     def metrics(self) -> dict[str, float]:
@@ -142,34 +142,22 @@ class Scorer:
         return np.concatenate(self.kept) if self.kept else None
 
 
-def evaluate(session: Session, spec: AccuracySpec, batch: int, model: str, out_dir: Path | None = None,
-             progress: Progress | None = None) -> AccuracyResult:
-    """Score `session` on the spec's dataset. Raises DatasetError naming the file for bad samples or labels."""
+def evaluate(session: Session, ds: Dataset, spec: AccuracySpec, batch: int, model: str,
+             out_dir: Path | None = None, progress: Progress | None = None) -> AccuracyResult:
+    """Score `session` on `ds` (the spec's dataset, opened by `reopen`). Raises DatasetError naming the file
+    for bad samples or labels."""
     t0 = time.perf_counter()
-    ds = reopen(spec.dataset)
     name, dtype = _input(session, model)
     scorer = Scorer(ds, spec, model, keep_outputs=spec.keep_outputs and out_dir is not None)
-    n = len(ds)
-    for start in range(0, n, batch):
-        [(feeds, real, geometry)] = batches(_Window(ds, start, batch), spec, name, dtype, batch)
-        scorer.add(session.infer(feeds), list(range(start, start + real)), geometry, batch)
+    for feeds, indices, geometry in batches(ds, spec, name, dtype, batch):
+        scorer.add(session.infer(feeds), indices, geometry, batch)
         if progress is not None:
-            progress(start + real, n)
+            progress(indices[-1] + 1, len(ds))
     outputs_path = None
     kept = scorer.outputs()
     if kept is not None and out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         outputs_path = str(out_dir / OUTPUTS_FILE)
         np.savez_compressed(outputs_path, output=kept)
-    return AccuracyResult(ds.name, spec.dataset.hash, n, scorer.metrics(), time.perf_counter() - t0, outputs_path)
-
-
-class _Window(Dataset):
-    """`batch` samples of a dataset from `start`: one batch at a time keeps memory flat."""
-
-    def __init__(self, ds: Dataset, start: int, batch: int) -> None:
-        super().__init__(ds.config, ds.name, ds.classes, ds.items[start:start + batch], category_ids=ds.category_ids)
-        self._base, self._start = ds, start
-
-    def sample(self, i: int) -> np.ndarray:
-        return self._base.sample(self._start + i)
+    return AccuracyResult(ds.name, spec.dataset.hash, len(ds), scorer.metrics(), time.perf_counter() - t0,
+                          outputs_path)

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from inferlab import backends
-from inferlab.accuracy.evaluator import AccuracyResult
+from inferlab.accuracy.datasets import Dataset, reopen
+from inferlab.accuracy.evaluator import AccuracyResult, dataset_feeds, evaluate
 from inferlab.backends.base import Session
 from inferlab.errors import InferlabError
 from inferlab.execute.protocol import Channel, encode_result
@@ -45,20 +46,18 @@ def _scenario(spec: TrialSpec, session: Session, declared: Sequence[TensorSpec],
     return {**fields, "status": status, "reason": reason, "loadgen": outcome}
 
 
-def _accuracy(spec: TrialSpec, session: Session, events: Events, log_dir: Path | None) -> AccuracyResult:
-    from inferlab.accuracy.evaluator import evaluate
-
+def _accuracy(spec: TrialSpec, session: Session, ds: Dataset, events: Events,
+              log_dir: Path | None) -> AccuracyResult:
     assert spec.accuracy is not None
     events.phase("accuracy")
-    return evaluate(session, spec.accuracy, spec.batch, spec.model.name, log_dir,
+    return evaluate(session, ds, spec.accuracy, spec.batch, spec.model.name, log_dir,
                     progress=lambda done, total: events.progress(done, total, done))
 
 
-def _speed(spec: TrialSpec, session: Session, inputs: list[TensorSpec], events: Events) -> dict[str, Any]:
-    if spec.accuracy is not None:  # real data: the dataset's first samples, batched
-        from inferlab.accuracy.evaluator import dataset_feeds
-
-        pool = dataset_feeds(session, spec.accuracy, spec.batch, spec.measure.input_pool, spec.model.name)
+def _speed(spec: TrialSpec, session: Session, inputs: list[TensorSpec], ds: Dataset | None,
+           events: Events) -> dict[str, Any]:
+    if ds is not None and spec.accuracy is not None:  # real data: the dataset's first samples, batched
+        pool = dataset_feeds(session, ds, spec.accuracy, spec.batch, spec.measure.input_pool, spec.model.name)
     else:
         pool = make_pool(inputs, spec.measure.input_pool, spec.measure.seed)
     prepared = [session.prepare(feeds) for feeds in pool]
@@ -80,15 +79,16 @@ def run(spec: TrialSpec, events: Events, log_dir: Path | None = None) -> TrialRe
     session = backend.load(spec.model, spec.device, params, inputs)
     load_s = (time.perf_counter_ns() - t0) / 1e9
     try:
+        ds = reopen(spec.accuracy.dataset) if spec.accuracy is not None else None  # read and checked once
         if is_scenario(spec.mode):
             fields = _scenario(spec, session, declared, events,
                                log_dir or Path(tempfile.mkdtemp(prefix="inferlab-mlperf-")))
         elif spec.mode == "accuracy":
             fields = {"status": "ok"}
         else:
-            fields = _speed(spec, session, inputs, events)
-        if spec.accuracy is not None:  # on the same session, after any speed measurement
-            fields["accuracy"] = _accuracy(spec, session, events, log_dir)
+            fields = _speed(spec, session, inputs, ds, events)
+        if ds is not None:  # on the same session, after any speed measurement
+            fields["accuracy"] = _accuracy(spec, session, ds, events, log_dir)
     finally:
         session.close()
     stored = stored_precision(spec.model)

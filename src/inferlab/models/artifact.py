@@ -136,6 +136,15 @@ def resolve(name: str, ref: str, base_dir: Path | None = None,
     return Artifact(name, str(path), fmt, _sha256_files(files), inputs)
 
 
+def model_size(path: str | Path) -> int | None:
+    """Bytes on disk of a model file (an IR's .xml plus its .bin); None when it is not a file."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    files = [p, p.with_suffix(".bin")] if p.suffix == ".xml" else [p]
+    return sum(f.stat().st_size for f in files if f.is_file())
+
+
 def _is_zip(path: Path) -> bool:
     with path.open("rb") as f:
         return f.read(4) == b"PK\x03\x04"

@@ -35,7 +35,8 @@ class Outcome:
     quantized: float
     max_drop: float
     kept_float: list[str] = field(default_factory=list)
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)  # ONNX Runtime: each operator's recovery
+    fake_quantize_ops: int | None = None                       # OpenVINO: quantizers left in the model
 
     @property
     def drop(self) -> float:
@@ -47,7 +48,8 @@ class Outcome:
 
     def to_json(self) -> dict[str, Any]:
         return {"metric": self.metric, "original": self.original, "quantized": self.quantized, "drop": self.drop,
-                "max_drop": self.max_drop, "met": self.met, "kept_float": self.kept_float, "steps": self.steps}
+                "max_drop": self.max_drop, "met": self.met, "kept_float": self.kept_float, "steps": self.steps,
+                "fake_quantize_ops": self.fake_quantize_ops}
 
 
 def ort_accuracy_aware(src: Path, dst: Path, calibration: Sequence[Feeds], score: Score, metric: str,
@@ -104,7 +106,7 @@ def ov_accuracy_aware(src: Path, dst: Path, calibration: Sequence[Feeds], ds: Da
     import openvino as ov
 
     items: list[tuple[Feeds, int, Geometry]] = [
-        (feeds, i, geometry[0]) for i, (feeds, _, geometry) in enumerate(batches(ds, spec, input_name, dtype, 1))]
+        (feeds, index, geometry) for feeds, [index], [geometry] in batches(ds, spec, input_name, dtype, 1)]
 
     def validate(compiled: Any, data: Any) -> tuple[float, None]:
         scorer = Scorer(ds, spec, model_name)
@@ -122,6 +124,4 @@ def ov_accuracy_aware(src: Path, dst: Path, calibration: Sequence[Feeds], ds: Da
     ov.save_model(quantized, str(dst), compress_to_fp16=False)
     final = validate(core.compile_model(quantized, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}), items)[0]
     fq = sum(1 for op in quantized.get_ops() if op.get_type_name() == "FakeQuantize")
-    outcome = Outcome(metric, original, final, max_drop)
-    outcome.steps = [{"fake_quantize_ops": fq}]
-    return outcome
+    return Outcome(metric, original, final, max_drop, fake_quantize_ops=fq)

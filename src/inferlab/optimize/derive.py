@@ -15,7 +15,7 @@ from inferlab.accuracy.evaluator import batches, evaluate
 from inferlab.accuracy.spec import AccuracySpec
 from inferlab.errors import DatasetError, OptimizeError
 from inferlab.measure.trial import utc_now
-from inferlab.models.artifact import Artifact, ModelFormat, resolve
+from inferlab.models.artifact import Artifact, ModelFormat, model_size, resolve
 from inferlab.models.inputs import merge
 from inferlab.models.introspect import declared_inputs
 from inferlab.optimize import accuracy_aware, fp16, int8
@@ -72,8 +72,9 @@ def _input(parent: Artifact) -> tuple[str, str]:
     return declared[0].name, declared[0].dtype
 
 
-def _scorer(parent: Artifact, spec: AccuracySpec, metric: str, batch: int) -> Callable[[Path], float]:
-    """Score an ONNX file with ONNX Runtime in this process."""
+def _scorer(parent: Artifact, ds: Dataset, spec: AccuracySpec, metric: str,
+            batch: int) -> Callable[[Path], float]:
+    """Score an ONNX file with ONNX Runtime in this process, on the already opened validation set."""
     backend = backends.get("onnxruntime")
 
     def score(path: Path) -> float:
@@ -83,7 +84,7 @@ def _scorer(parent: Artifact, spec: AccuracySpec, metric: str, batch: int) -> Ca
         session = backend.load(artifact, "cpu", backend.check_params("cpu", {}, "params"),
                                merge(declared, artifact.inputs, batch, artifact.name))
         try:
-            result = evaluate(session, spec, batch, parent.name)
+            result = evaluate(session, ds, spec, batch, parent.name)
         finally:
             session.close()
         if metric not in result.metrics:
@@ -106,7 +107,7 @@ def derive(parent: Artifact, req: Request, validation: AccuracySpec | None = Non
     else:
         assert calibration is not None
         name, dtype = _input(parent)
-        cal_ds: Dataset = reopen(calibration.dataset)
+        cal_ds = reopen(calibration.dataset)
         cal_hash = calibration.dataset.hash
         feeds = [f for f, _, _ in batches(cal_ds, calibration, name, dtype, 1, limit=req.calibration_size)]
         params.update({"calibration_samples": len(feeds), "calibration_dataset": calibration.dataset.name})
@@ -123,20 +124,19 @@ def derive(parent: Artifact, req: Request, validation: AccuracySpec | None = Non
             metric = validation.metric_names()[0]
             params.update({"max_drop": req.max_drop, "metric": metric,
                            "validation_dataset": validation.dataset.name, "validation_hash": validation.dataset.hash})
+            val_ds = reopen(validation.dataset)
             if req.backend == "openvino":
                 found = accuracy_aware.ov_accuracy_aware(
-                    parent.path, dst, feeds, reopen(validation.dataset), validation, parent.name, name, dtype,
-                    metric, req.max_drop, req.preset)
+                    parent.path, dst, feeds, val_ds, validation, parent.name, name, dtype, metric, req.max_drop,
+                    req.preset)
                 params["preset"] = req.preset
             else:
                 found = accuracy_aware.ort_accuracy_aware(
-                    parent.path, dst, feeds, _scorer(parent, validation, metric, req.batch), metric, req.max_drop,
-                    step=say)
+                    parent.path, dst, feeds, _scorer(parent, val_ds, validation, metric, req.batch), metric,
+                    req.max_drop, step=say)
             outcome = found.to_json()
             say(f"{metric}: float {found.original:.4f}, INT8 {found.quantized:.4f}, drop {found.drop:+.4f} "
                 f"({'within' if found.met else 'over'} the budget of {req.max_drop})")
     child = resolve(f"{parent.name}-{req.tag()}", str(dst), inputs=parent.inputs)
-    files = [dst, dst.with_suffix(".bin")] if dst.suffix == ".xml" else [dst]
     return Lineage(child.hash, child.name, str(dst), child.format.value, parent.hash, parent.ref,
-                   req.tag(), params, cal_hash, outcome, sum(f.stat().st_size for f in files if f.is_file()),
-                   utc_now())
+                   req.tag(), params, cal_hash, outcome, model_size(dst) or 0, utc_now())

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from rich.table import Table
 
 from inferlab.accuracy.metrics import INFO, agreement, format_drop, format_metric
 from inferlab.measure.trial import TrialResult
+from inferlab.models.artifact import model_size
 from inferlab.report.rows import precision
 
 SIGNIFICANCE = 0.01      # p-value below which a latency difference is called significant
@@ -24,14 +24,6 @@ class Row:
     a: str
     b: str
     change: str = ""
-
-
-def model_size(ref: str) -> int | None:
-    p = Path(ref)
-    if not p.is_file():
-        return None
-    files = [p, p.with_suffix(".bin")] if p.suffix == ".xml" else [p]
-    return sum(f.stat().st_size for f in files if f.is_file())
 
 
 def _mb(n: int | None) -> str:
