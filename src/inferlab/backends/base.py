@@ -37,6 +37,9 @@ class Knob:
     low: int | None = None          # for integer knobs
     high: int | None = None
     kind: str = "choice"            # "choice" | "int" | "bool"
+    per_core: int = 1               # an open-ended integer knob is searched up to per_core × the CPU count
+    async_only: bool = False        # matters only with requests in flight (throughput mode, MLPerf scenarios)
+    searched: bool = True           # a tuning searches it when left open (not: compute precision, compilers)
 
     def domain(self) -> str:
         if self.kind == "int":
@@ -44,6 +47,16 @@ class Knob:
         if self.kind == "bool":
             return "true|false"
         return "|".join(str(c) for c in self.choices)
+
+    def candidates(self, cores: int) -> tuple[Scalar, ...]:
+        """Every value a search tries when the user leaves this knob open."""
+        if self.kind == "bool":
+            return (False, True)
+        if self.kind == "int":
+            low = self.low or 0
+            high = self.high if self.high is not None else max(low, self.per_core * cores)
+            return tuple(range(low, high + 1))
+        return self.choices
 
     def validate(self, value: Any, where: str) -> Scalar:
         """Return the value in canonical form, or raise naming `where` (the config field)."""
@@ -67,16 +80,23 @@ class Knob:
         return canon[key]
 
 
-def int_knob(name: str, doc: str, default: int | None, low: int = 0, high: int | None = None) -> Knob:
-    return Knob(name, doc, default, low=low, high=high, kind="int")
+def int_knob(name: str, doc: str, default: int | None, low: int = 0, high: int | None = None, per_core: int = 1,
+             async_only: bool = False) -> Knob:
+    return Knob(name, doc, default, low=low, high=high, kind="int", per_core=per_core, async_only=async_only)
 
 
-def choice_knob(name: str, doc: str, default: Scalar, choices: Sequence[Scalar]) -> Knob:
-    return Knob(name, doc, default, choices=tuple(choices))
+def cpus_knob() -> Knob:
+    """Thread placement every CPU backend shares: the trial process is pinned (sched_setaffinity) to this many
+    of the CPUs it may use, before the runtime starts its threads."""
+    return int_knob("cpus", "pin the trial process to its first N allowed CPUs (0: no pinning)", 0)
 
 
-def bool_knob(name: str, doc: str, default: bool) -> Knob:
-    return Knob(name, doc, default, kind="bool")
+def choice_knob(name: str, doc: str, default: Scalar, choices: Sequence[Scalar], searched: bool = True) -> Knob:
+    return Knob(name, doc, default, choices=tuple(choices), searched=searched)
+
+
+def bool_knob(name: str, doc: str, default: bool, searched: bool = True) -> Knob:
+    return Knob(name, doc, default, kind="bool", searched=searched)
 
 
 @dataclass(frozen=True)

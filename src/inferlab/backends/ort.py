@@ -15,7 +15,9 @@ from inferlab.backends.base import (
     Scalar,
     Session,
     SessionInfo,
+    bool_knob,
     choice_knob,
+    cpus_knob,
     int_knob,
 )
 from inferlab.errors import BackendError, InputSpecError, ModelError
@@ -82,8 +84,10 @@ class OnnxRuntimeBackend(Backend):
             choice_knob("execution_mode", "run operators one by one or in parallel", "sequential",
                         ["sequential", "parallel"]),
             choice_knob("graph_optimization_level", "graph rewrites applied at load", "all", list(_LEVELS)),
+            bool_knob("spinning", "intra-op threads spin while waiting for work (lower latency, more CPU)", True),
             int_knob("in_flight", "requests kept in flight in throughput mode (0: one per "
-                     "core group of intra_op_threads)", 0),
+                     "core group of intra_op_threads)", 0, per_core=2, async_only=True),
+            cpus_knob(),
         )}
 
     def thread_environment(self, params: Mapping[str, Scalar]) -> dict[str, str]:
@@ -108,6 +112,9 @@ class OnnxRuntimeBackend(Backend):
                                else ort.ExecutionMode.ORT_SEQUENTIAL)
         level = str(params.get("graph_optimization_level") or "all")
         opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[level])
+        spinning = bool(params.get("spinning", True))
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "1" if spinning else "0")
         if device == "cpu":
             providers: list[Any] = ["CPUExecutionProvider"]
         else:
@@ -122,13 +129,13 @@ class OnnxRuntimeBackend(Backend):
             raise ModelError(f"{path}: onnxruntime cannot load the model ({str(exc).splitlines()[0]})") from exc
         import os
 
-        cores = os.cpu_count() or 1
+        cores = len(os.sched_getaffinity(0))
         intra = opts.intra_op_num_threads
         recommended = int(params.get("in_flight") or 0) or (max(1, cores // intra) if intra else 1)
         info = SessionInfo(
             effective={"intra_op_threads": intra or cores, "inter_op_threads": opts.inter_op_num_threads,
                        "execution_mode": str(params.get("execution_mode")),
-                       "graph_optimization_level": level, "in_flight": recommended,
+                       "graph_optimization_level": level, "in_flight": recommended, "spinning": spinning,
                        "providers": ",".join(sess.get_providers())},
             runtime={"onnxruntime": ort.__version__, "device": device},
         )

@@ -18,6 +18,7 @@ from inferlab.backends.base import (
     SessionInfo,
     bool_knob,
     choice_knob,
+    cpus_knob,
     int_knob,
 )
 from inferlab.errors import BackendError, ModelError
@@ -121,11 +122,12 @@ class OpenVinoBackend(Backend):
                         ["LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT", "none"]),
             int_knob("num_streams", "parallel execution streams (0: chosen by the hint)", 0),
             int_knob("num_requests", "infer requests kept in flight in throughput mode (0: the device's "
-                     "optimal number)", 0),
+                     "optimal number)", 0, per_core=2, async_only=True),
             int_knob("inference_threads", "CPU threads for inference (0: all)", 0),
             choice_knob("inference_precision", "precision of computation (set explicitly: this CPU "
-                        "defaults to bf16)", "f32", ["f32", "bf16", "f16"]),
+                        "defaults to bf16)", "f32", ["f32", "bf16", "f16"], searched=False),
             bool_knob("pinning", "pin inference threads to cores", True),
+            cpus_knob(),
         )}
 
     def load(self, model: Artifact, device: str, params: Mapping[str, Scalar],

@@ -18,6 +18,7 @@ from inferlab.backends.base import (
     SessionInfo,
     bool_knob,
     choice_knob,
+    cpus_knob,
     int_knob,
 )
 from inferlab.errors import BackendError
@@ -149,15 +150,16 @@ class TorchBackend(Backend):
             int_knob("threads", "intra-op CPU threads (0: torch's default)", 0),
             int_knob("interop_threads", "inter-op CPU threads (0: torch's default)", 0),
             choice_knob("dtype", "compute precision of weights and float inputs", "float32",
-                        ["float32", "float16", "bfloat16"]),
+                        ["float32", "float16", "bfloat16"], searched=False),
             bool_knob("channels_last", "NHWC memory layout for 4-D tensors", False),
             choice_knob("compile", "torch.compile mode", "off",
-                        ["off", "default", "reduce-overhead", "max-autotune"]),
+                        ["off", "default", "reduce-overhead", "max-autotune"], searched=False),
             bool_knob("cuda_graphs", "capture the forward pass as a CUDA graph and replay it (CUDA only)",
-                      False),
+                      False, searched=device != "cpu"),
             bool_knob("inference_mode", "torch.inference_mode instead of no_grad", True),
             int_knob("in_flight", "requests kept in flight in throughput mode, each on its own thread "
-                     "(and CUDA stream); 0: one", 0),
+                     "(and CUDA stream); 0: one", 0, per_core=2, async_only=True),
+            cpus_knob(),
         )}
 
     def thread_environment(self, params: Mapping[str, Scalar]) -> dict[str, str]:

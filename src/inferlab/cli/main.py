@@ -168,7 +168,33 @@ def results(run: Annotated[str | None, typer.Argument(help="run id (default: the
         rows = _mlperf_rows(store, info.id, reference, reference_backend)
         console.print(mlperf_table(rows, title=f"run {info.id} ({info.name}): MLPerf Inference scenarios"))
         return
-    console.print(results_table(store.results(info.id), title=f"run {info.id} ({info.name}, {info.status})"))
+    res = store.results(info.id)
+    from inferlab.report.html import environment_label
+    from inferlab.report.published import published, to_rich
+
+    table = published(res, lambda env_id: environment_label(store.environment(env_id) if env_id else None, env_id))
+    if table.rows:
+        console.print(to_rich(table, title=f"run {info.id} ({info.name}): published table"))
+    console.print(results_table(res, title=f"run {info.id} ({info.name}, {info.status}): every trial"))
+
+
+@app.command()
+def report(runs: Annotated[list[str] | None, typer.Argument(help="run ids (default: the latest)")] = None,
+           output: Annotated[Path, typer.Option("--output", "-o", help="report.html (charts), report.md or "
+                                                                       "report.csv (tables)")] = Path("report.html"),
+           latency_ms: Annotated[float | None, typer.Option(help="latency threshold of the sweet spot (default: "
+                                                                 "a tuning's max_latency_ms)")] = None,
+           percentile: Annotated[str | None, typer.Option(help="latency percentile of the charts: median, p50, p90, "
+                                                               "p95, p99")] = None,
+           db: DbOption = None) -> None:
+    """Write a report of stored runs: one self-contained HTML file (tables and interactive charts, offline),
+    or its tables as Markdown or CSV."""
+    if percentile is not None and percentile not in ("median", "p50", "p90", "p95", "p99"):
+        raise ConfigError(f"--percentile '{percentile}': choose median, p50, p90, p95 or p99")
+    if latency_ms is not None and latency_ms <= 0:
+        raise ConfigError(f"--latency-ms {latency_ms}: give a positive threshold in milliseconds")
+    path = api.report(runs or ["latest"], output, db, latency_ms, percentile)
+    console.print(f"wrote [bold]{path}[/] ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 @app.command()
@@ -393,6 +419,11 @@ def env() -> None:
 def schema() -> None:
     """Print the experiment config's JSON Schema (for editor completion)."""
     sys.stdout.write(json.dumps(Experiment.model_json_schema(), indent=2) + "\n")
+
+
+from inferlab.cli import tuning  # noqa: E402  (commands in their own modules register on the app)
+
+app.command()(tuning.tune)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -74,6 +74,8 @@ def load_text(text: str, source: str = "<config>") -> Experiment:
 def from_data(data: Any, source: str = "<config>") -> Experiment:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping with 'models' and 'backends'")
+    if "backends" not in data and "tune" not in data:  # only a tuning may leave the backends open
+        raise ConfigError(f"{source}: backends is required")
     try:
         return Experiment.model_validate(data)
     except ValidationError as exc:

@@ -47,7 +47,7 @@ def _overrides(entry: ModelEntry, where: str) -> tuple[TensorSpec, ...]:
     return tuple(out)
 
 
-def _artifacts(entry: ModelEntry, index: int, exp: Experiment) -> list[Artifact]:
+def model_artifacts(entry: ModelEntry, index: int, exp: Experiment) -> list[Artifact]:
     where = f"models[{index}]"
     overrides = _overrides(entry, where)
     out = []
@@ -64,7 +64,7 @@ def _src(exp: Experiment) -> str:
     return f"{exp.source}: " if exp.source else ""
 
 
-def _choose(artifacts: list[Artifact], backend: Backend) -> Artifact | None:
+def choose(artifacts: list[Artifact], backend: Backend) -> Artifact | None:
     for fmt in backend.formats:
         for a in artifacts:
             if a.format is fmt:
@@ -92,7 +92,7 @@ def _matches(rule: Rule, spec: TrialSpec) -> bool:
     return True
 
 
-def _check_inputs(artifact: Artifact, batches: list[int], where: str, checked: set[str]) -> None:
+def check_inputs(artifact: Artifact, batches: list[int], where: str, checked: set[str]) -> None:
     if artifact.hash in checked:
         return  # the same file, already checked for another backend
     checked.add(artifact.hash)
@@ -106,7 +106,7 @@ def _check_inputs(artifact: Artifact, batches: list[int], where: str, checked: s
             raise InputSpecError(f"{where}: {exc}") from None
 
 
-def _dataset(exp: Experiment) -> ResolvedDataset | None:
+def resolve_dataset(exp: Experiment) -> ResolvedDataset | None:
     """Open and hash the dataset once; say what is wrong with the accuracy settings, naming the field."""
     wants = "accuracy" in exp.modes() or exp.accuracy.with_speed
     if exp.dataset is None:
@@ -124,7 +124,7 @@ def _dataset(exp: Experiment) -> ResolvedDataset | None:
     return open_dataset(exp.dataset, exp.base_dir()).resolved()
 
 
-def _accuracy(exp: Experiment, entry: ModelEntry, data: ResolvedDataset | None, mode: Mode) -> AccuracySpec | None:
+def accuracy_spec(exp: Experiment, entry: ModelEntry, data: ResolvedDataset | None, mode: Mode) -> AccuracySpec | None:
     if data is None or is_scenario(mode) or (mode != "accuracy" and not exp.accuracy.with_speed):
         return None
     return AccuracySpec(dataset=data, preprocess=entry.preprocess, postprocess=entry.postprocess,
@@ -183,12 +183,14 @@ def _runs(exp: Experiment, settings: MeasureSettings,
 
 def plan(exp: Experiment) -> Plan:
     """Expand and resolve the experiment. Raises an InferlabError naming the field for anything wrong."""
+    if not exp.backends:
+        raise ConfigError(f"{_src(exp)}backends: list at least one backend ({', '.join(backends.names())})")
     settings = MeasureSettings(**exp.measure.model_dump())
     batches = _as_list(exp.batch)
     skipped: list[str] = []
     runs = _runs(exp, settings, skipped)
-    data = _dataset(exp)
-    resolved = [_artifacts(m, i, exp) for i, m in enumerate(exp.models)]
+    data = resolve_dataset(exp)
+    resolved = [model_artifacts(m, i, exp) for i, m in enumerate(exp.models)]
     specs: list[TrialSpec] = []
     checked: set[str] = set()
     for bi, entry in enumerate(exp.backends):
@@ -207,12 +209,12 @@ def plan(exp: Experiment) -> Plan:
                 continue
             grids = [backend.check_params(device, combo, f"{where}.params") for combo in _param_grid(entry.params)]
             for mi, artifacts in enumerate(resolved):
-                artifact = _choose(artifacts, backend)
+                artifact = choose(artifacts, backend)
                 if artifact is None:
                     skipped.append(f"{backend.name} cannot load model '{artifacts[0].name}' "
                                    f"({', '.join(a.format.value for a in artifacts)}); add an alternate format")
                     continue
-                _check_inputs(artifact, batches, f"{_src(exp)}models[{mi}]", checked)
+                check_inputs(artifact, batches, f"{_src(exp)}models[{mi}]", checked)
                 for params, batch, (mode, lg, measure), rep in itertools.product(grids, batches, runs,
                                                                                  range(exp.repeats)):
                     if mode == "SingleStream" and batch != 1:
@@ -220,8 +222,8 @@ def plan(exp: Experiment) -> Plan:
                         if note not in skipped:
                             skipped.append(note)
                         continue
-                    specs.append(TrialSpec(artifact, backend.name, device, _frozen(params), batch, mode,
-                                           measure, rep, lg, _accuracy(exp, exp.models[mi], data, mode)))
+                    specs.append(TrialSpec(artifact, backend.name, device, frozen_params(params), batch, mode,
+                                           measure, rep, lg, accuracy_spec(exp, exp.models[mi], data, mode)))
     if exp.include:
         specs = [s for s in specs if any(_matches(r, s) for r in exp.include)]
     specs = [s for s in specs if not any(_matches(r, s) for r in exp.exclude)]
@@ -232,8 +234,9 @@ def plan(exp: Experiment) -> Plan:
     return Plan(unique, skipped)
 
 
-def _frozen(params: dict[str, Scalar]) -> tuple[tuple[str, Scalar], ...]:
+def frozen_params(params: dict[str, Scalar]) -> tuple[tuple[str, Scalar], ...]:
     return tuple(sorted(params.items()))
 
 
-__all__ = ["Plan", "plan"]
+__all__ = ["Plan", "accuracy_spec", "check_inputs", "choose", "frozen_params", "model_artifacts", "plan",
+           "resolve_dataset"]

@@ -18,6 +18,7 @@ from inferlab.measure.mlperf.settings import (
     canonical_test_mode,
 )
 from inferlab.measure.trial import Mode
+from inferlab.tune.spec import TuneConfig
 
 
 def _as_list(v: Any) -> list[Any]:
@@ -166,7 +167,8 @@ class Rule(_Strict):
 class Experiment(_Strict):
     name: str = "experiment"
     models: list[ModelEntry] = Field(min_length=1)
-    backends: list[BackendEntry] = Field(min_length=1)
+    backends: list[BackendEntry] = Field(default_factory=list, description="required, except when tuning: "
+                                         "left out there, every available backend is searched")
     devices: list[str] = Field(default_factory=lambda: ["cpu"], min_length=1)
     batch: int | list[int] = 1
     mode: DriverMode | list[DriverMode] | None = Field(
@@ -179,6 +181,8 @@ class Experiment(_Strict):
     accuracy: AccuracyConfig = AccuracyConfig()
     measure: MeasureConfig = MeasureConfig()
     repeats: int = Field(1, ge=1, le=1000)
+    tune: TuneConfig | None = Field(None, description="`inferlab tune`: search this space for the best "
+                                    "configuration under constraints")
     include: list[Rule] = Field(default_factory=list, description="keep only trials matching one of these")
     exclude: list[Rule] = Field(default_factory=list, description="drop trials matching any of these")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -20,7 +21,7 @@ from inferlab import backends
 from inferlab.accuracy.datasets import Dataset, reopen
 from inferlab.accuracy.evaluator import AccuracyResult, dataset_feeds, evaluate
 from inferlab.backends.base import Session
-from inferlab.errors import InferlabError
+from inferlab.errors import BackendError, InferlabError
 from inferlab.execute.protocol import Channel, encode_result
 from inferlab.measure.budget import Events
 from inferlab.measure.latency import measure_latency
@@ -66,11 +67,28 @@ def _speed(spec: TrialSpec, session: Session, inputs: list[TensorSpec], ds: Data
     return {"status": "ok", **summarise(measurement, spec.measure.min_iterations)}
 
 
+def pin(count: int) -> str:
+    """Pin this process to the first `count` CPUs it may use, before the runtime starts its threads (they
+    inherit the mask). Returns the CPU list, as the effective setting to record."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if count > len(allowed):
+        raise BackendError(f"params.cpus: {count} CPUs asked for, but this process may use {len(allowed)} "
+                           f"({_cpu_list(allowed)}); use at most {len(allowed)}")
+    chosen = allowed[:count]
+    os.sched_setaffinity(0, chosen)
+    return _cpu_list(chosen)
+
+
+def _cpu_list(cpus: list[int]) -> str:
+    return ",".join(str(c) for c in cpus)
+
+
 def run(spec: TrialSpec, events: Events, log_dir: Path | None = None) -> TrialResult:
     """Measure one trial in this process. User errors propagate as InferlabError."""
     started = utc_now()
     backend = backends.get(spec.backend)
     params = spec.param_dict
+    pinned = pin(int(params.get("cpus") or 0)) if params.get("cpus") else None
     declared = declared_inputs(spec.model)
     assert declared is not None
     inputs = merge(declared, spec.model.inputs, spec.batch, spec.model.name)
@@ -93,7 +111,8 @@ def run(spec: TrialSpec, events: Events, log_dir: Path | None = None) -> TrialRe
         session.close()
     stored = stored_precision(spec.model)
     runtime = {**session.info.runtime, **({"model_precision": stored} if stored else {})}
-    return TrialResult(spec=spec, load_s=load_s, effective=dict(session.info.effective), runtime=runtime,
+    effective = {**session.info.effective, **({"cpus": pinned} if pinned else {})}
+    return TrialResult(spec=spec, load_s=load_s, effective=effective, runtime=runtime,
                        started_at=started, finished_at=utc_now(), **fields)
 
 

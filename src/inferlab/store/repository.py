@@ -23,7 +23,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from inferlab.errors import StoreError
 from inferlab.measure.trial import TrialResult, TrialSpec, utc_now
 from inferlab.optimize.lineage import Lineage
-from inferlab.store.schema import ArtifactRow, EnvironmentRow, MetricRow, ResultRow, RunRow, TrialRow
+from inferlab.store.schema import (
+    ArtifactRow,
+    EnvironmentRow,
+    MetricRow,
+    ResultRow,
+    RunRow,
+    StudyRow,
+    StudyTrialRow,
+    TrialRow,
+)
 
 DEFAULT_DB = "inferlab.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -112,11 +121,20 @@ class Store:
         with self.sessions.begin() as s:
             s.add(RunRow(id=run_id, name=name, config_path=config_path, config=config, status="running",
                          environment_id=environment_id, created_at=utc_now()))
-            for i, spec in enumerate(specs):
-                s.add(TrialRow(run_id=run_id, position=i, spec_key=spec.key(), label=spec.label(),
-                               model=spec.model.name, model_hash=spec.model.hash, backend=spec.backend,
-                               device=spec.device, batch=spec.batch, mode=spec.mode, spec=spec.to_json()))
+            s.add_all(_trial_row(run_id, i, spec) for i, spec in enumerate(specs))
         return run_id
+
+    def add_trials(self, run_id: str, specs: list[TrialSpec]) -> None:
+        """Append trials to a run (a tuning plans them one at a time); a spec already there is kept."""
+        with self.sessions.begin() as s:
+            have = set(s.scalars(select(TrialRow.spec_key).where(TrialRow.run_id == run_id)))
+            position = s.scalar(select(func.count()).select_from(TrialRow).where(TrialRow.run_id == run_id)) or 0
+            for spec in specs:
+                if spec.key() in have:
+                    continue
+                have.add(spec.key())
+                s.add(_trial_row(run_id, position, spec))
+                position += 1
 
     def save_result(self, run_id: str, result: TrialResult) -> None:
         key = result.spec.key()
@@ -252,10 +270,49 @@ class Store:
         with self.sessions() as s:
             return [_lineage(r) for r in s.scalars(select(ArtifactRow).order_by(ArtifactRow.created_at)).all()]
 
+    # tuning studies -----------------------------------------------------------------------------------
+
+    def create_study(self, run_id: str, data: dict[str, Any]) -> None:
+        with self.sessions.begin() as s:
+            s.add(StudyRow(run_id=run_id, data=data, status="running", created_at=utc_now()))
+
+    def save_study_trial(self, run_id: str, position: int, state: str, spec_key: str | None,
+                         record: dict[str, Any]) -> None:
+        with self.sessions.begin() as s:
+            s.add(StudyTrialRow(run_id=run_id, position=position, state=state, spec_key=spec_key, record=record))
+
+    def finish_study(self, run_id: str, status: str, best: dict[str, Any] | None) -> None:
+        with self.sessions.begin() as s:
+            row = s.get(StudyRow, run_id)
+            if row is not None:
+                row.status, row.best, row.finished_at = status, best, utc_now()
+
+    def study(self, run_id: str | None) -> tuple[str, dict[str, Any], str, dict[str, Any] | None,
+                                                 list[dict[str, Any]]]:
+        """(run id, study data, status, best, trial records in order) of a tuning run ('latest': the newest)."""
+        with self.sessions() as s:
+            if run_id in (None, "latest"):
+                row = s.scalar(select(StudyRow).order_by(StudyRow.created_at.desc()).limit(1))
+                if row is None:
+                    raise StoreError(f"{self.url}: no tuning studies stored yet; run `inferlab tune CONFIG` first")
+            else:
+                row = s.get(StudyRow, self._run(s, run_id).id)
+                if row is None:
+                    raise StoreError(f"run '{run_id}' is not a tuning run; `inferlab results --runs` lists runs")
+            trials = s.scalars(select(StudyTrialRow).where(StudyTrialRow.run_id == row.run_id)
+                               .order_by(StudyTrialRow.position)).all()
+            return row.run_id, dict(row.data), row.status, row.best, [dict(t.record) for t in trials]
+
     def environment(self, env_id: str) -> dict[str, Any] | None:
         with self.sessions() as s:
             row = s.get(EnvironmentRow, env_id)
             return dict(row.data) if row else None
+
+
+def _trial_row(run_id: str, position: int, spec: TrialSpec) -> TrialRow:
+    return TrialRow(run_id=run_id, position=position, spec_key=spec.key(), label=spec.label(), model=spec.model.name,
+                    model_hash=spec.model.hash, backend=spec.backend, device=spec.device, batch=spec.batch,
+                    mode=spec.mode, spec=spec.to_json())
 
 
 def _lineage(row: ArtifactRow) -> Lineage:

@@ -92,3 +92,28 @@ class ArtifactRow(Base):
     outcome: Mapped[dict] = mapped_column(JSON)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[str] = mapped_column(String(40))
+
+
+class StudyRow(Base):
+    """A tuning study: the search it runs (space, objectives, sampler, seed) over one run's trials."""
+
+    __tablename__ = "studies"
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    data: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20))
+    best: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[str] = mapped_column(String(40))
+    finished_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+
+class StudyTrialRow(Base):
+    """One proposal of a study (measured, pruned, failed or a re-measurement), in order."""
+
+    __tablename__ = "study_trials"
+    __table_args__ = (UniqueConstraint("run_id", "position"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("studies.run_id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20))
+    spec_key: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    record: Mapped[dict] = mapped_column(JSON)

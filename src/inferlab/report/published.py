@@ -1,0 +1,150 @@
+"""DLI's published table: a row per (task, model, batch), columns grouped environment → backend → device →
+precision → mode, each cell the FPS with its latency. A cell no trial measured is shown as missing, never 0."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from rich.table import Table
+
+from inferlab.measure.trial import TrialResult
+from inferlab.report.rows import precision
+
+MISSING = "—"
+LEVELS = ("environment", "backend", "device", "precision", "mode")
+
+
+@dataclass(frozen=True, order=True)
+class RowKey:
+    task: str
+    model: str
+    batch: int
+
+
+@dataclass(frozen=True, order=True)
+class ColumnKey:
+    environment: str
+    backend: str
+    device: str
+    precision: str
+    mode: str
+
+    def parts(self) -> tuple[str, ...]:
+        return (self.environment, self.backend, self.device, self.precision, self.mode)
+
+
+@dataclass(frozen=True)
+class Cell:
+    fps: float | None          # the best FPS measured for this cell (None: every trial failed)
+    latency_ms: float | None   # that trial's median latency (DLI's 3-sigma median)
+    trials: int                # trials behind the cell (a sweep of knobs gives several)
+    failed: int
+
+    def text(self) -> str:
+        if self.fps is None:
+            return f"failed ({self.failed})"
+        best = f" · best of {self.trials}" if self.trials > 1 else ""
+        lat = f" · {self.latency_ms:.2f} ms" if self.latency_ms is not None else ""
+        return f"{self.fps:,.1f} FPS{lat}{best}"
+
+
+@dataclass
+class Published:
+    rows: list[RowKey]
+    columns: list[ColumnKey]
+    cells: dict[tuple[RowKey, ColumnKey], Cell]
+
+    def cell(self, row: RowKey, col: ColumnKey) -> Cell | None:
+        return self.cells.get((row, col))
+
+    def text(self, row: RowKey, col: ColumnKey) -> str:
+        c = self.cell(row, col)
+        return MISSING if c is None else c.text()
+
+    def header_groups(self) -> list[list[tuple[str, int]]]:
+        """For each level, the (label, span) runs of adjacent columns that share it and every level above."""
+        out = []
+        for level in range(len(LEVELS)):
+            runs: list[tuple[str, int]] = []
+            prev: tuple[str, ...] | None = None
+            for col in self.columns:
+                key = col.parts()[:level + 1]
+                if key == prev:
+                    runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+                else:
+                    runs.append((key[-1], 1))
+                prev = key
+            out.append(runs)
+        return out
+
+
+def task_of(r: TrialResult) -> str:
+    acc = r.spec.accuracy
+    return acc.dataset.config.task if acc is not None else MISSING
+
+
+def published(results: Sequence[TrialResult], environment: Callable[[str | None], str]) -> Published:
+    """Build the table from speed results (accuracy-only trials have no FPS and are left to the accuracy table)."""
+    groups: dict[tuple[RowKey, ColumnKey], list[TrialResult]] = {}
+    for r in results:
+        if r.spec.mode == "accuracy":
+            continue
+        s = r.spec
+        row = RowKey(task_of(r), s.model.name, s.batch)
+        col = ColumnKey(environment(r.environment_id), s.backend, s.device, precision(r), s.mode)
+        groups.setdefault((row, col), []).append(r)
+    cells = {}
+    for key, rs in groups.items():
+        ok = [r for r in rs if r.status == "ok" and r.throughput_sps is not None]
+        best = max(ok, key=lambda r: r.throughput_sps or 0.0) if ok else None
+        cells[key] = Cell(best.throughput_sps if best else None,
+                          best.latency.median_3sigma_ms if best is not None and best.latency else None,
+                          len(rs), len(rs) - len(ok))
+    rows = sorted({k[0] for k in cells})
+    columns = sorted({k[1] for k in cells})
+    return Published(rows, columns, cells)
+
+
+def _flat_header(col: ColumnKey) -> str:
+    return " / ".join(col.parts())
+
+
+def to_rich(p: Published, title: str | None = None) -> Table:
+    t = Table(title=title, header_style="bold", show_lines=False)
+    for name in ("task", "model", "batch"):
+        t.add_column(name, justify="right" if name == "batch" else "left")
+    for col in p.columns:
+        t.add_column("\n".join(col.parts()), justify="right")
+    for row in p.rows:
+        t.add_row(row.task, row.model, str(row.batch),
+                  *[p.text(row, c) if p.cell(row, c) else f"[dim]{MISSING}[/]" for c in p.columns])
+    t.caption = f"cells: FPS · median latency (DLI's 3σ median); {MISSING}: not measured"
+    return t
+
+
+def to_markdown(p: Published) -> str:
+    head = ["task", "model", "batch", *[_flat_header(c) for c in p.columns]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+    for row in p.rows:
+        lines.append("| " + " | ".join([row.task, row.model, str(row.batch),
+                                        *[p.text(row, c) for c in p.columns]]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(p: Published) -> str:
+    """Machine-readable: an FPS and a latency column per column group; a missing cell is empty."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["task", "model", "batch", *[f"{_flat_header(c)} {what}" for c in p.columns
+                                            for what in ("fps", "latency_ms")]])
+    for row in p.rows:
+        values: list[object] = [row.task, row.model, row.batch]
+        for c in p.columns:
+            cell = p.cell(row, c)
+            values += ["" if cell is None or cell.fps is None else f"{cell.fps:.3f}",
+                       "" if cell is None or cell.latency_ms is None else f"{cell.latency_ms:.4f}"]
+        w.writerow(values)
+    return buf.getvalue()

@@ -1,0 +1,1 @@
+"""Search over knobs under constraints: the space, the optuna loop, objectives, and the winner."""

@@ -1,0 +1,305 @@
+"""The search loop: optuna proposes a point, the caller's executor measures it (isolated and stored), the
+study learns from the result. Stops on a trial budget, a time budget, or when the best stops improving by
+more than its own confidence interval; leading candidates are re-measured before a winner is named."""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import optuna
+from optuna.distributions import distribution_to_json, json_to_distribution
+from optuna.trial import FrozenTrial, TrialState, create_trial
+
+from inferlab.measure.trial import TrialResult, TrialSpec
+from inferlab.tune import objectives as obj
+from inferlab.tune.record import TrialRecord
+from inferlab.tune.space import Point, Space
+from inferlab.tune.spec import DIRECTION, TuneConfig
+
+log = logging.getLogger(__name__)
+CONSTRAINT_KEY = "constraints:"  # optuna's prefix for constraint values (≤ 0: met) in a trial's system attrs
+MISSING = 1e300                   # a constraint that could not be measured counts as violated
+
+Measure = Callable[[TrialSpec], TrialResult]
+MakeSpec = Callable[[Point, int], TrialSpec]
+Save = Callable[[TrialRecord], None]
+
+
+class Events(Protocol):
+    def recorded(self, record: TrialRecord, measured: int, budget: int) -> None: ...
+
+
+class _Quiet:
+    def recorded(self, record: TrialRecord, measured: int, budget: int) -> None:
+        return None
+
+
+class _Failed(Exception):
+    """A trial that ran and failed (its reason is stored); optuna records it as FAIL."""
+
+
+@dataclass
+class Outcome:
+    records: list[TrialRecord]
+    sampler: str
+    stop_reason: str
+    winner: TrialRecord | None = None
+    winner_values: tuple[float, ...] = ()           # the median over its measurements
+    front: list[TrialRecord] = field(default_factory=list)  # several objectives: the feasible Pareto front
+    message: str | None = None                      # why there is no winner
+
+    @property
+    def measured(self) -> int:
+        return sum(r.state != "pruned" and r.role != "reference" for r in self.records)
+
+
+def choose_sampler(cfg: TuneConfig, size: int, budget: int, seed: int) -> tuple[str, optuna.samplers.BaseSampler]:
+    name = cfg.sampler
+    if name == "auto":
+        name = "grid" if size <= budget else ("tpe" if len(cfg.objectives) == 1 else "nsga2")
+    if name == "grid":
+        return name, optuna.samplers.BruteForceSampler(seed=seed)
+    if name == "random":
+        return name, optuna.samplers.RandomSampler(seed=seed)
+    if name == "nsga2":
+        return name, optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, budget // 3)))
+    startup = cfg.startup_trials or max(3, min(10, budget // 4))
+    with warnings.catch_warnings():  # `group` (conditional spaces) is marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return name, optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True, group=True)
+
+
+def _violations(record: TrialRecord) -> dict[str, float]:
+    return {c["name"]: c["value"] - c["limit"] if c["value"] is not None else MISSING for c in record.checks}
+
+
+class Tuner:
+    def __init__(self, cfg: TuneConfig, space: Space, make_spec: MakeSpec, measure: Measure, save: Save,
+                 reference: float | None = None, history: list[TrialRecord] | None = None,
+                 events: Events | None = None) -> None:
+        self.cfg, self.space, self.make_spec, self.measure, self.save = cfg, space, make_spec, measure, save
+        self.reference = reference
+        self.records: list[TrialRecord] = list(history or [])
+        self.events: Events = events or _Quiet()
+        self.directions = [DIRECTION[o] for o in cfg.objectives]
+        self._offset = max((r.elapsed_s for r in self.records), default=0.0)  # time spent in earlier sessions
+        self._t0 = time.monotonic()
+        self._seen: dict[str, TrialRecord] = {r.point.key(): r for r in self.records
+                                              if r.role == "search" and r.state != "pruned" and r.point}
+        self._stale = 0
+        self._best: TrialRecord | None = None
+        for r in self.records:
+            self._track(r)
+
+    # bookkeeping --------------------------------------------------------------------------------------
+
+    @property
+    def measured(self) -> int:
+        return sum(r.state != "pruned" and r.role != "reference" for r in self.records)
+
+    @property
+    def search_budget(self) -> int:
+        return max(1, self.cfg.max_trials - self.cfg.confirm)
+
+    def _elapsed(self) -> float:
+        return self._offset + time.monotonic() - self._t0
+
+    def _add(self, record: TrialRecord) -> TrialRecord:
+        self.records.append(record)
+        self.save(record)
+        self.events.recorded(record, self.measured, self.cfg.max_trials)
+        return record
+
+    def _track(self, r: TrialRecord) -> None:
+        """Patience: count measured trials since the best last improved by more than its own CI."""
+        if r.role != "search" or r.state == "pruned":
+            return
+        objective = self.cfg.objectives[0]
+        if r.feasible and r.values and (self._best is None or obj.better(
+                r.values[0], self._best.values[0], objective, self._best.noise)):
+            self._best, self._stale = r, 0
+        else:
+            self._stale += 1
+
+    # the search ---------------------------------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        budget = self.search_budget
+        replayed = [r for r in self.records if r.role == "search" and r.params]
+        name, sampler = choose_sampler(self.cfg, self.space.size(), budget, self.cfg.seed + len(replayed))
+        study = optuna.create_study(directions=self.directions, sampler=sampler)
+        for r in replayed:
+            study.add_trial(self._frozen(r))
+        stop = self._stop_reason()
+        if stop is None:
+            study.optimize(self._objective, n_trials=max(1, 20 * budget), catch=(_Failed,),
+                           callbacks=[self._callback], gc_after_trial=False)
+            stop = self._stop_reason() or "every configuration of the space was tried"
+        return self._finish(name, stop)
+
+    def _frozen(self, r: TrialRecord) -> FrozenTrial:
+        state = {"complete": TrialState.COMPLETE, "failed": TrialState.FAIL, "pruned": TrialState.PRUNED}[r.state]
+        attrs = {CONSTRAINT_KEY + k: v for k, v in _violations(r).items()}
+        return create_trial(params=r.params, distributions={k: json_to_distribution(v)
+                                                            for k, v in r.distributions.items()},
+                            values=list(r.values) if r.state == "complete" else None, state=state,
+                            system_attrs=attrs)
+
+    def _stop_reason(self) -> str | None:
+        if self.measured >= self.search_budget:
+            return (f"trial budget reached (max_trials {self.cfg.max_trials}, {self.cfg.confirm} of them kept to "
+                    "re-measure the leaders)")
+        if self.cfg.time_budget_s is not None and self._elapsed() >= self.cfg.time_budget_s:
+            return f"time budget of {self.cfg.time_budget_s:g} s reached"
+        distinct = len(self._seen)
+        if distinct >= self.space.size():
+            return "every configuration of the space was tried"
+        if len(self.cfg.objectives) == 1 and self.cfg.patience is not None and self._best is not None \
+                and self._stale >= self.cfg.patience:
+            return (f"no improvement beyond the best's own confidence interval in {self._stale} trials "
+                    f"(patience {self.cfg.patience})")
+        return None
+
+    def _callback(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self._stop_reason() is not None:
+            study.stop()
+
+    def _objective(self, trial: optuna.Trial) -> tuple[float, ...] | float:
+        point = self.space.suggest(trial)
+        base: dict[str, Any] = {"role": "search", "point": point, "number": trial.number,
+                                "params": dict(trial.params),
+                                "distributions": {k: distribution_to_json(d) for k, d in trial.distributions.items()}}
+        seen = self._seen.get(point.key())
+        if seen is not None:  # samplers re-propose in discrete spaces: answer from the measurement, unrecorded
+            for k, v in _violations(seen).items():
+                trial.set_constraint(k, v)
+            if seen.state != "complete":
+                raise _Failed(seen.note or "failed")
+            return self._told(seen.values)
+        why = self._prune(point)
+        if why is not None:
+            self._add(TrialRecord(len(self.records), state="pruned", note=why, elapsed_s=self._elapsed(), **base))
+            raise optuna.TrialPruned(why)
+        record = self._measure(point, 0, base)
+        self._seen[point.key()] = record
+        self._track(record)
+        for k, v in _violations(record).items():
+            trial.set_constraint(k, v)
+        if record.state != "complete":
+            raise _Failed(record.note or "failed")
+        return self._told(record.values)
+
+    def _told(self, values: tuple[float, ...]) -> tuple[float, ...] | float:
+        return values if len(values) > 1 else values[0]
+
+    def _prune(self, point: Point) -> str | None:
+        """A larger batch of the same configuration only adds latency per request: once a batch misses the
+        latency budget, larger ones are pruned without measuring."""
+        if self.cfg.max_latency_ms is None:
+            return None
+        for r in self.records:
+            p = r.point
+            if p is None or r.state != "complete" or r.role != "search" or p.batch >= point.batch:
+                continue
+            if (p.backend, p.device, p.precision, p.params) != (point.backend, point.device, point.precision,
+                                                                 point.params):
+                continue
+            lat = next((c for c in r.checks if c["name"].startswith("latency")), None)
+            if lat is not None and lat["value"] is not None and lat["value"] > lat["limit"]:
+                return (f"batch {p.batch} already takes {lat['value']:.3g} ms > {lat['limit']:g} ms "
+                        f"({self.cfg.latency_percentile}); batch {point.batch} can only take longer")
+        return None
+
+    def _measure(self, point: Point, repeat: int, base: dict[str, Any], why: str | None = None) -> TrialRecord:
+        """Measure one point; `why` (a re-measurement says which trial it repeats) leads the record's note."""
+        spec = self.make_spec(point, repeat)
+        result = self.measure(spec)
+        common: dict[str, Any] = {"spec_key": spec.key(), "elapsed_s": self._elapsed(), **base}
+
+        def note(text: str | None) -> str | None:
+            return "; ".join(t for t in (why, text) if t) or None
+
+        if result.status != "ok":
+            return self._add(TrialRecord(len(self.records), state="failed",
+                                         note=note(f"{result.status}: {result.reason}"), **common))
+        values = [obj.value(result, o) for o in self.cfg.objectives]
+        missing = [o for o, v in zip(self.cfg.objectives, values, strict=True) if v is None]
+        if missing:
+            return self._add(TrialRecord(len(self.records), state="failed", note=note(obj.missing_reason(missing[0])),
+                                         **common))
+        checks = obj.checks(result, self.cfg, self.reference)
+        return self._add(TrialRecord(
+            len(self.records), state="complete", values=tuple(float(v) for v in values if v is not None),
+            noise=obj.noise(result, self.cfg.objectives[0]), checks=tuple(c.to_json() for c in checks),
+            feasible=all(c.met for c in checks), accuracy=obj.headline(result),
+            note=note("; ".join(c.text() for c in checks if not c.met)), **common))
+
+    # the winner ---------------------------------------------------------------------------------------
+
+    def _searched(self) -> list[TrialRecord]:
+        return [r for r in self.records if r.role == "search" and r.state == "complete"]
+
+    def _finish(self, sampler: str, stop: str) -> Outcome:
+        out = Outcome(self.records, sampler, stop)
+        done = self._searched()
+        feasible = [r for r in done if r.feasible]
+        if not feasible:
+            out.message = self._no_winner(done)
+            return out
+        objective = self.cfg.objectives[0]
+        sign = 1 if DIRECTION[objective] == "maximize" else -1
+        if len(self.cfg.objectives) > 1:
+            out.front = pareto(feasible, self.directions)
+            ranked = sorted(out.front, key=lambda r: -sign * r.values[0])
+        else:
+            ranked = sorted(feasible, key=lambda r: -sign * r.values[0])
+        leaders = ranked[:max(1, self.cfg.confirm)]
+        scored = []
+        for lead in leaders:
+            runs = [lead] + [r for r in self.records if r.role == "confirm" and r.point == lead.point]
+            if self.cfg.confirm and lead.point is not None:
+                runs.append(self._measure(lead.point, len(runs), {"role": "confirm", "point": lead.point},
+                                          f"re-measures trial #{lead.position}"))
+            ok = [r for r in runs if r.state == "complete"]
+            if ok and all(r.feasible for r in ok):
+                medians = tuple(statistics.median(r.values[i] for r in ok) for i in range(len(lead.values)))
+                scored.append((sign * medians[0], lead, medians))
+        if not scored:
+            out.message = ("no configuration meets " + self.cfg.constraint_text()
+                           + " when re-measured (the leading candidates passed once, not again)")
+            return out
+        _, out.winner, out.winner_values = max(scored, key=lambda t: t[0])
+        return out
+
+    def _no_winner(self, done: list[TrialRecord]) -> str:
+        if not done:
+            reasons = {r.note for r in self.records if r.state == "failed" and r.note}
+            return "no configuration could be measured" + (f" ({'; '.join(sorted(reasons))[:300]})" if reasons
+                                                          else "")
+        nearest = min(done, key=lambda r: sum(max(0.0, v) / c["limit"] for c, v in
+                                              zip(r.checks, _violations(r).values(), strict=True)))
+        assert nearest.point is not None
+        return (f"no configuration meets {self.cfg.constraint_text()}; nearest: {_describe(nearest.point)} with "
+                f"{nearest.note} ({len(done)} measured)")
+
+
+def _describe(p: Point) -> str:
+    return f"{p.backend}/{p.device} {p.precision} b{p.batch}"
+
+
+def pareto(records: list[TrialRecord], directions: Sequence[str]) -> list[TrialRecord]:
+    """The records no other record beats on every objective (at least as good on all, better on one)."""
+    signs = [1 if d == "maximize" else -1 for d in directions]
+
+    def dominates(a: TrialRecord, b: TrialRecord) -> bool:
+        pairs = [(s * x, s * y) for s, x, y in zip(signs, a.values, b.values, strict=True)]
+        return all(x >= y for x, y in pairs) and any(x > y for x, y in pairs)
+
+    return [r for r in records if not any(dominates(o, r) for o in records if o is not r)]
