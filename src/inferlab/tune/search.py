@@ -63,15 +63,15 @@ def choose_sampler(cfg: TuneConfig, size: int, budget: int, seed: int) -> tuple[
     name = cfg.sampler
     if name == "auto":
         name = "grid" if size <= budget else ("tpe" if len(cfg.objectives) == 1 else "nsga2")
-    if name == "grid":
-        return name, optuna.samplers.BruteForceSampler(seed=seed)
-    if name == "random":
-        return name, optuna.samplers.RandomSampler(seed=seed)
-    if name == "nsga2":
-        return name, optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, budget // 3)))
-    startup = cfg.startup_trials or max(3, min(10, budget // 4))
-    with warnings.catch_warnings():  # `group` (conditional spaces) is marked experimental
+    with warnings.catch_warnings():  # the brute-force sampler and TPE's `group` are marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if name == "grid":
+            return name, optuna.samplers.BruteForceSampler(seed=seed)
+        if name == "random":
+            return name, optuna.samplers.RandomSampler(seed=seed)
+        if name == "nsga2":
+            return name, optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, budget // 3)))
+        startup = cfg.startup_trials or max(3, min(10, budget // 4))
         return name, optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True, group=True)
 
 
