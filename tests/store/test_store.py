@@ -69,9 +69,9 @@ def test_schema_is_versioned_by_alembic(tmp_path: Path) -> None:
     path = tmp_path / "v.db"
     Store(str(path))
     con = sqlite3.connect(path)
-    assert con.execute("select version_num from alembic_version").fetchone() == ("0002",)
+    assert con.execute("select version_num from alembic_version").fetchone() == ("0003",)
     tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
-    assert {"runs", "trials", "results", "environments", "metrics", "artifacts"} <= tables
+    assert {"runs", "trials", "results", "environments", "metrics", "artifacts", "studies", "study_trials"} <= tables
     con.close()
     Store(str(path))  # opening again is a no-op migration
 
@@ -93,6 +93,8 @@ def test_a_version_1_database_is_migrated_keeping_its_runs(tmp_path: Path) -> No
     con.close()
     store = Store(str(path))
     assert [r.id for r in store.runs()] == ["r1"] and store.artifacts() == []
+    with pytest.raises(StoreError, match="run 'r1' is not a tuning run"):
+        store.study("r1")
     store.close()
 
 

@@ -38,12 +38,15 @@ def trials_table(run: api.TuneRun, objectives: list[str]) -> Table:
     winner = run.outcome.winner
     front = {r.position for r in run.outcome.front}
     for r in run.outcome.records:
-        state = {"complete": "[green]ok[/]" if r.feasible else "[yellow]infeasible[/]", "failed": "[red]failed[/]",
-                 "pruned": "[dim]pruned[/]"}[r.state]
+        state = {"complete": "[green]ok[/]" if r.feasible or r.role == "reference" else "[yellow]infeasible[/]",
+                 "failed": "[red]failed[/]", "pruned": "[dim]pruned[/]"}[r.state]
         mark = " ★" if winner is not None and r.position == winner.position else (" ◆" if r.position in front else "")
         values = [_value(o, v) for o, v in zip(objectives, r.values, strict=False)] or [""] * len(objectives)
-        t.add_row(f"{r.position}{mark}", r.role, state, _point(r) if r.point else f"[dim]{r.note}[/]", *values,
-                  "" if r.point is None else (r.note or ""))
+        if r.point is None:  # the FP32 accuracy reference
+            note = f"{r.note}: accuracy {r.accuracy * 100:.2f}%" if r.accuracy is not None else (r.note or "")
+            t.add_row(str(r.position), r.role, state, "[dim]the original model[/]", *[""] * len(objectives), note)
+            continue
+        t.add_row(f"{r.position}{mark}", r.role, state, _point(r), *values, r.note or "")
     marks = ["★ winner (after re-measurement)"] if winner is not None else []
     t.caption = "   ".join(marks + (["◆ Pareto front"] if front else []))
     return t
