@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def snippet(exp: Experiment, artifact: Artifact, point: Point, mode: str, values
         out["accuracy"] = {"with_speed": True}
     tc = exp.tune
     if tc is not None:
-        out["_tuned"] = {o: f"{v:.4g} {UNIT.get(o, 'ms')}" for o, v in zip(tc.objectives, values, strict=False)}
+        out["_tuned"] = {o: f"{v:.5g} {UNIT.get(o, 'ms')}" for o, v in zip(tc.objectives, values, strict=False)}
     return out
 
 
@@ -46,6 +47,11 @@ def write(path: Path, data: dict[str, Any]) -> None:
     """Write the snippet as YAML; what it achieved goes in a comment, so the file loads as a config."""
     data = dict(data)
     tuned = data.pop("_tuned", {})
+    models = []
+    for m in data.get("models", []):  # paths relative to the file, as configs read them
+        ref = Path(m["path"])
+        models.append({**m, "path": os.path.relpath(ref, path.resolve().parent)} if ref.is_absolute() else m)
+    data["models"] = models
     head = "# the best configuration inferlab tune found"
     if tuned:
         head += ": " + ", ".join(f"{k} {v}" for k, v in tuned.items())
