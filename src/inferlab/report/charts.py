@@ -15,7 +15,8 @@ from inferlab.tune.record import TrialRecord
 from inferlab.tune.search import pareto
 from inferlab.tune.spec import DIRECTION, UNIT
 
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
+           "#7f7f7f", "#393b79", "#ad494a")
 
 
 @dataclass(frozen=True)
@@ -50,15 +51,31 @@ def sweet_spot(results: Sequence[TrialResult], threshold_ms: float | None, perce
     return max(ok, key=lambda r: r.throughput_sps or 0.0) if ok else None
 
 
+def by_model(results: Sequence[TrialResult]) -> dict[str, list[TrialResult]]:
+    out: dict[str, list[TrialResult]] = {}
+    for r in results:
+        out.setdefault(r.spec.model.name, []).append(r)
+    return out
+
+
+def sweet_spots(results: Sequence[TrialResult], threshold_ms: float | None,
+                percentile: str) -> dict[str, TrialResult]:
+    """Each model's sweet spot: models are not traded against each other."""
+    spots = {m: sweet_spot(rs, threshold_ms, percentile) for m, rs in by_model(results).items()}
+    return {m: r for m, r in spots.items() if r is not None}
+
+
 def throughput_latency(results: Sequence[TrialResult], threshold_ms: float | None, percentile: str) -> go.Figure | None:
     ok = _measured(results)
     if not ok:
         return None
     fig = go.Figure(layout=_layout("Throughput against latency", f"latency {percentile} (ms)",
                                    "throughput (samples/s)"))
+    several = len(by_model(ok)) > 1
     series: dict[str, list[TrialResult]] = {}
     for r in ok:
-        series.setdefault(f"{r.spec.backend}/{r.spec.device} {precision(r)}", []).append(r)
+        model = f"{r.spec.model.name} · " if several else ""
+        series.setdefault(f"{model}{r.spec.backend}/{r.spec.device} {precision(r)}", []).append(r)
     for i, (name, rs) in enumerate(sorted(series.items())):
         fig.add_trace(go.Scatter(
             x=[latency_ms(r.latency, percentile) for r in rs], y=[r.throughput_sps for r in rs], mode="markers",
@@ -66,15 +83,17 @@ def throughput_latency(results: Sequence[TrialResult], threshold_ms: float | Non
             hovertemplate="%{text}<br>%{y:.1f} FPS, %{x:.3f} ms<extra></extra>",
             marker={"size": [6 + 2 * min(r.spec.batch, 32) ** 0.5 for r in rs], "color": PALETTE[i % len(PALETTE)],
                     "opacity": 0.8}))
-    best = sweet_spot(ok, threshold_ms, percentile)
     if threshold_ms is not None:
         fig.add_vline(x=threshold_ms, line={"dash": "dash", "color": "#d62728"},
                       annotation_text=f"threshold {threshold_ms:g} ms", annotation_position="top right")
-    if best is not None:
+    spots = sweet_spots(ok, threshold_ms, percentile)
+    if spots:
+        best = list(spots.values())
         fig.add_trace(go.Scatter(
-            x=[latency_ms(best.latency, percentile)], y=[best.throughput_sps], mode="markers+text",
-            name="sweet spot", text=["sweet spot"], textposition="top center",
-            hovertext=[_label(best)], hovertemplate="%{hovertext}<extra>sweet spot</extra>",
+            x=[latency_ms(b.latency, percentile) for b in best], y=[b.throughput_sps for b in best],
+            mode="markers+text", name="sweet spot" + (" (per model)" if several else ""),
+            text=[f"sweet spot: {m}" if several else "sweet spot" for m in spots], textposition="top center",
+            hovertext=[_label(b) for b in best], hovertemplate="%{hovertext}<extra>sweet spot</extra>",
             marker={"symbol": "star", "size": 18, "color": "gold", "line": {"color": "black", "width": 1}}))
     return fig
 
@@ -167,11 +186,13 @@ def front(study: Study | None, results: Sequence[TrialResult]) -> go.Figure | No
         xa, ya = f"{a} ({UNIT.get(a, 'ms')})", f"{b} ({UNIT.get(b, 'ms')})"
         title = f"Pareto front of run {study.run_id}"
     else:
-        ok = _measured(results)
-        pts = [(latency_ms(r.latency, "p99") or 0.0, r.throughput_sps or 0.0, _label(r)) for r in ok]
-        fake = [TrialRecord(i, "search", "complete", None, values=(p[1], p[0]), feasible=True)
-                for i, p in enumerate(pts)]
-        top = [pts[r.position] for r in pareto(fake, ["maximize", "minimize"])]
+        pts, top = [], []
+        for rs in by_model(_measured(results)).values():  # a front per model: models are not traded
+            own = [(latency_ms(r.latency, "p99") or 0.0, r.throughput_sps or 0.0, _label(r)) for r in rs]
+            fake = [TrialRecord(i, "search", "complete", None, values=(p[1], p[0]), feasible=True)
+                    for i, p in enumerate(own)]
+            pts += own
+            top += [own[r.position] for r in pareto(fake, ["maximize", "minimize"])]
         xa, ya, title = "latency p99 (ms)", "throughput (samples/s)", "Pareto front: throughput against p99 latency"
     if len(pts) < 2:
         return None
@@ -180,7 +201,7 @@ def front(study: Study | None, results: Sequence[TrialResult]) -> go.Figure | No
                              text=[p[2] for p in pts], hovertemplate="%{text}<extra></extra>",
                              marker={"color": "#9aa5b1", "size": 8}))
     top = sorted(top)
-    fig.add_trace(go.Scatter(x=[p[0] for p in top], y=[p[1] for p in top], mode="lines+markers", name="Pareto front",
+    fig.add_trace(go.Scatter(x=[p[0] for p in top], y=[p[1] for p in top], mode="markers", name="Pareto front",
                              text=[p[2] for p in top], hovertemplate="%{text}<extra>front</extra>",
                              marker={"color": "#d62728", "size": 11}, line={"shape": "hv", "color": "#d62728"}))
     return fig

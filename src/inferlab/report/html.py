@@ -136,12 +136,11 @@ def render(runs: Sequence[RunData], environments: dict[str, dict[str, Any] | Non
     pct = percentile or next((run.percentile for run in runs if run.study is not None), "p99")
     table = _table(results, environments)
     sections = []
-    best = charts.sweet_spot(results, threshold, pct)
-    sweet = None
-    if best is not None:
-        lat = latency_ms(best.latency, pct) or 0.0
-        sweet = f"{best.spec.label()}: {best.throughput_sps:,.1f} FPS at {pct} {lat:.3f} ms" + (
-            f" (threshold {threshold:g} ms)" if threshold is not None else " (no latency threshold given)")
+    spots = charts.sweet_spots(results, threshold, pct)
+    sweet = "; ".join(f"{b.spec.label()}: {b.throughput_sps:,.1f} FPS at {pct} "
+                      f"{latency_ms(b.latency, pct) or 0.0:.3f} ms" for b in spots.values()) or None
+    if sweet is not None:
+        sweet += f" (threshold {threshold:g} ms)" if threshold is not None else " (no latency threshold given)"
     sections.append(("scatter", "Throughput against latency", _figure(
         charts.throughput_latency(results, threshold, pct)), sweet))
     sections.append(("batch", "Batch-size scan per backend", _figure(charts.batch_scan(results)), None))
