@@ -91,7 +91,7 @@ def study_summary(study: charts.Study, best: dict[str, Any] | None, status: str)
     if rec:
         p = rec["point"]
         knobs = ", ".join(f"{k}={v}" for k, v in p["params"].items() if v not in (0, None, "", False))
-        values = ", ".join(f"{o} {v:.4g} {UNIT.get(o, 'ms')}" for o, v in zip(study.objectives, best["values"],
+        values = ", ".join(f"{o} {v:.5g} {UNIT.get(o, 'ms')}" for o, v in zip(study.objectives, best["values"],
                                                                             strict=False))
         out["winner"] = f"{p['backend']}/{p['device']} {p['precision']} batch {p['batch']}" + (
             f" ({knobs})" if knobs else "") + f": {values}"
