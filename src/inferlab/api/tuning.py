@@ -1,0 +1,203 @@
+"""The public API of tuning: prepare the model at each precision, measure the FP32 accuracy reference, and
+run the tuner over the executor, storing every trial and the study (so that it can be resumed)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from inferlab import backends as backend_registry
+from inferlab.accuracy.spec import AccuracySpec
+from inferlab.api import calibration_set, exact_params
+from inferlab.config.plan import accuracy_spec, check_inputs, choose, model_artifacts, resolve_dataset
+from inferlab.config.schema import Experiment
+from inferlab.errors import ConfigError, Interrupted
+from inferlab.execute import environment
+from inferlab.execute.local import LocalExecutor, QuietReporter, Reporter
+from inferlab.measure.trial import MeasureSettings, TrialResult, TrialSpec
+from inferlab.models.artifact import Artifact
+from inferlab.models.artifact import resolve as resolve_model
+from inferlab.optimize.derive import TARGETS, Method, Request, derive
+from inferlab.store import Store
+from inferlab.tune import emit
+from inferlab.tune import objectives as tune_objectives
+from inferlab.tune.record import TrialRecord
+from inferlab.tune.search import Events as TuneEvents
+from inferlab.tune.search import Outcome, Tuner
+from inferlab.tune.space import Point, Space, build
+from inferlab.tune.spec import TuneConfig
+
+
+@dataclass
+class TuneRun:
+    """A stored tuning: its study outcome, its space and every trial's result."""
+
+    id: str
+    db: str
+    outcome: Outcome
+    space: Space
+    results: dict[str, TrialResult]          # by spec key
+    snippet: dict[str, Any] | None = None    # the winner as a ready experiment config
+
+    @property
+    def winner_result(self) -> TrialResult | None:
+        w = self.outcome.winner
+        return self.results.get(w.spec_key) if w is not None and w.spec_key else None
+
+
+def _tune_checks(exp: Experiment, tc: TuneConfig) -> str:
+    modes = exp.modes()
+    src = f"{exp.source or exp.name}"
+    if len(modes) != 1 or modes[0] not in ("latency", "throughput"):
+        raise ConfigError(f"{src}: mode: a tuning measures in one mode, latency or throughput (got "
+                          f"{', '.join(modes)})")
+    if len(exp.models) != 1:
+        raise ConfigError(f"{src}: models: a tuning searches for one model ({len(exp.models)} given); "
+                          "tune them one at a time")
+    wants_data = tc.max_accuracy_drop is not None or "int8" in (tc.precision or [])
+    if wants_data and exp.dataset is None:
+        what = "tune.max_accuracy_drop" if tc.max_accuracy_drop is not None else "tune.precision int8"
+        raise ConfigError(f"{src}: {what} needs a dataset (to measure accuracy and calibrate); add a 'dataset:' "
+                          "block, e.g. {format: digits, split: test}")
+    return modes[0]
+
+
+def _tune_models(exp: Experiment, tc: TuneConfig, mode: str, db: str | None,
+                 note: Callable[[str], None] | None) -> tuple[dict[tuple[str, str], Artifact], AccuracySpec | None]:
+    """The model file each backend runs at each precision searched: the original for fp32, and an FP16 or
+    INT8 model derived for the backend (INT8 accuracy-aware when an accuracy drop is bounded)."""
+    data = resolve_dataset(exp)
+    entry = exp.models[0]
+    artifacts = model_artifacts(entry, 0, exp)
+    validation = accuracy_spec(exp, entry, data, "accuracy") if data is not None else None
+    names = [b.name for b in exp.backends] or [n for n in backend_registry.names()
+                                               if n != "null" and backend_registry.get(n).available()]
+    out: dict[tuple[str, str], Artifact] = {}
+    for name in dict.fromkeys(names):
+        original = choose(artifacts, backend_registry.get(name))
+        if original is None:
+            continue
+        for precision in tc.precision or ["fp32"]:
+            if precision == "fp32":
+                out[(name, precision)] = original
+                continue
+            if name not in TARGETS:
+                continue
+            method: Method = "int8" if precision == "int8" else "fp16"
+            calibration = calibration_set(validation, 300, None) if validation is not None and method == "int8" \
+                else None
+            request = Request(name, method, tc.max_accuracy_drop if method == "int8" else None,
+                              output_dir=Path(original.path).parent / "inferlab-derived")
+            lineage = derive(original, request, validation, calibration, note)
+            store = Store(db)
+            try:
+                store.save_artifact(lineage)
+            finally:
+                store.close()
+            out[(name, precision)] = resolve_model(original.name, lineage.path, inputs=original.inputs)
+    batches = list(exp.batch) if isinstance(exp.batch, list) else [exp.batch]
+    checked: set[str] = set()
+    for artifact in out.values():
+        check_inputs(artifact, batches, f"{exp.source or exp.name}: models[0]", checked)
+    return out, accuracy_spec(exp, entry, data, mode)  # type: ignore[arg-type]
+
+
+def tune(exp: Experiment, db: str | None = None, resume: str | None = None, reporter: Reporter | None = None,
+         events: TuneEvents | None = None, note: Callable[[str], None] | None = None) -> TuneRun:
+    """Search the experiment's space for the best configuration under its `tune` constraints. Every trial runs
+    isolated through the executor and is stored; the study is stored too, so `resume` continues it."""
+    tc = exp.tune or TuneConfig()
+    mode = _tune_checks(exp, tc)
+    if exp.dataset is not None:  # trials check accuracy on the session they measured
+        exp = exp.model_copy(update={"accuracy": exp.accuracy.model_copy(update={"with_speed": True})})
+    models, acc = _tune_models(exp, tc, mode, db, note)
+    space = build(exp, {b: tuple(p for (bb, p) in models if bb == b) for b, _ in models}, mode)
+    settings = MeasureSettings(**exp.measure.model_dump())
+    study_data = {"objectives": tc.objectives, "constraints": tc.constraint_text(), "space": space.to_json(),
+                  "mode": mode, "model": exp.models[0].display_name(), "config": tc.model_dump(mode="json")}
+
+    def make_spec(point: Point, repeat: int) -> TrialSpec:
+        return TrialSpec(models[(point.backend, point.precision)], point.backend, point.device, point.params,
+                         point.batch, mode, settings, repeat, None, acc)  # type: ignore[arg-type]
+
+    store = Store(db)
+    try:
+        env = environment.collect()
+        env_id = store.ensure_environment(environment.fingerprint(env), env)
+        history: list[TrialRecord] = []
+        if resume:
+            run_id, stored, _status, _best, records = store.study(resume)
+            if {k: stored.get(k) for k in ("objectives", "constraints", "space", "mode")} != \
+                    {k: study_data[k] for k in ("objectives", "constraints", "space", "mode")}:
+                raise ConfigError(f"tuning {run_id} searched another space or goal; resume it with the config it "
+                                  "started from (only max_trials, time_budget_s, patience and confirm may change)")
+            history = [TrialRecord.from_json(r) for r in records]
+        else:
+            source = str(exp.source) if exp.source else None
+            run_id = store.create_run(exp.name, exp.model_dump(mode="json"), [], source, env_id)
+            store.create_study(run_id, study_data)
+        executor = LocalExecutor(reporter or QuietReporter(), env_id, store.artifacts_dir(run_id))
+
+        def measure(spec: TrialSpec) -> TrialResult:
+            store.add_trials(run_id, [spec])
+            done = sum(r.state != "pruned" and r.role != "reference" for r in history) + len(measured)
+            executor.reporter.trial_started(done, tc.max_trials, spec)
+            result = executor.run_one(spec)
+            executor.reporter.trial_finished(result)
+            store.save_result(run_id, result)
+            measured.append(spec.key())
+            return result
+
+        measured: list[str] = []
+        position = len(history)
+
+        def save(record: TrialRecord) -> None:
+            store.save_study_trial(run_id, record.position, record.state, record.spec_key, record.to_json())
+
+        reference = next((r.accuracy for r in history if r.role == "reference"), None)
+        if tc.max_accuracy_drop is not None and reference is None:
+            reference, ref_record = _reference(exp, models, acc, settings, measure, position)
+            save(ref_record)
+            history.append(ref_record)
+        tuner = Tuner(tc, space, make_spec, measure, save, reference, history, events)
+        try:
+            outcome = tuner.run()
+        except KeyboardInterrupt:
+            store.finish_study(run_id, "interrupted", None)
+            store.finish_run(run_id, "interrupted")
+            raise Interrupted(f"tuning {run_id} interrupted; its trials are stored; continue it with "
+                              f"`inferlab tune CONFIG --resume {run_id}`") from None
+        results = {r.spec.key(): r for r in store.results(run_id)}
+        snippet = None
+        if outcome.winner is not None and outcome.winner.point is not None:
+            p = outcome.winner.point
+            snippet = emit.snippet(exp, models[(p.backend, p.precision)], p, mode, outcome.winner_values)
+        best = {"record": outcome.winner.to_json(), "values": list(outcome.winner_values), "snippet": snippet} \
+            if outcome.winner is not None else {"message": outcome.message}
+        store.finish_study(run_id, "finished", {**best, "stop_reason": outcome.stop_reason,
+                                                "front": [r.position for r in outcome.front]})
+        store.finish_run(run_id, "finished")
+        return TuneRun(run_id, store.url, outcome, space, results, snippet)
+    finally:
+        store.close()
+
+
+def _reference(exp: Experiment, models: dict[tuple[str, str], Artifact], acc: AccuracySpec | None,
+               settings: MeasureSettings, measure: Callable[[TrialSpec], TrialResult],
+               position: int) -> tuple[float, TrialRecord]:
+    """The FP32 model's accuracy, which accuracy drops are measured from (ONNX Runtime when it can run it)."""
+    backend, _ = min((k for k in models if k[1] == "fp32"), key=lambda k: k[0] != "onnxruntime")
+    b = backend_registry.get(backend)
+    params = b.check_params("cpu", exact_params(backend), "params")
+    assert acc is not None
+    spec = TrialSpec(models[(backend, "fp32")], backend, "cpu", tuple(sorted(params.items())), 1, "accuracy",
+                     settings, 0, None, acc)
+    result = measure(spec)
+    value = tune_objectives.headline(result)
+    if result.status != "ok" or value is None:
+        raise ConfigError(f"the FP32 reference accuracy could not be measured ({result.reason or 'no metric'}); "
+                          "check the dataset and the model's pre/post-processing")
+    return value, TrialRecord(position, "reference", "complete", None, spec.key(), accuracy=value,
+                              note=f"FP32 reference on {backend}")
