@@ -165,7 +165,7 @@ def test_resume_replays_stored_records_and_goes_on() -> None:
 def test_pareto_front() -> None:
     recs = [TrialRecord(i, "search", "complete", None, values=v, feasible=True)
             for i, v in enumerate([(10.0, 5.0), (8.0, 2.0), (9.0, 6.0), (12.0, 9.0), (8.0, 3.0)])]
-    front = pareto(recs, ["maximize", "minimize"])
+    front = pareto(recs, ["maximize", "minimize"], key=lambda r: r.values)
     assert [r.position for r in front] == [0, 1, 3]
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from inferlab.errors import ConfigError, StoreError
 from inferlab.report.charts import Study
-from inferlab.report.html import RunData, render, render_tables, study_summary
+from inferlab.report.html import RunData, render, render_tables
 from inferlab.store import Store
 from inferlab.tune.record import TrialRecord
 from inferlab.tune.spec import TuneConfig
@@ -28,12 +28,9 @@ def report_runs(refs: list[str], db: str | None = None) -> tuple[list[RunData], 
                 pass  # not a tuning run
             else:
                 tc = TuneConfig.model_validate(data["config"])
-                winner = (best or {}).get("record")
                 run.study = Study(info.id, list(data["objectives"]), data["constraints"],
-                                  [TrialRecord.from_json(r) for r in records],
-                                  winner["position"] if winner else None)
-                run.study_summary = study_summary(run.study, best, status)
-                run.threshold_ms, run.percentile = tc.max_latency_ms, tc.latency_percentile
+                                  [TrialRecord.from_json(r) for r in records], status, best or {},
+                                  tc.max_latency_ms, tc.latency_percentile)
             runs.append(run)
             for r in run.results:
                 if r.environment_id and r.environment_id not in envs:

@@ -3,6 +3,7 @@ run the tuner over the executor, storing every trial and the study (so that it c
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +24,10 @@ from inferlab.optimize.derive import TARGETS, Method, Request, derive
 from inferlab.store import Store
 from inferlab.tune import emit
 from inferlab.tune import objectives as tune_objectives
-from inferlab.tune.record import TrialRecord
+from inferlab.tune.record import TrialRecord, measured_count
 from inferlab.tune.search import Events as TuneEvents
 from inferlab.tune.search import Outcome, Tuner
-from inferlab.tune.space import Point, Space, build
+from inferlab.tune.space import Point, Space, build, tunable_backends
 from inferlab.tune.spec import TuneConfig
 
 
@@ -64,7 +65,7 @@ def _tune_checks(exp: Experiment, tc: TuneConfig) -> str:
     return modes[0]
 
 
-def _tune_models(exp: Experiment, tc: TuneConfig, mode: str, db: str | None,
+def _tune_models(exp: Experiment, tc: TuneConfig, mode: str, store: Store,
                  note: Callable[[str], None] | None) -> tuple[dict[tuple[str, str], Artifact], AccuracySpec | None]:
     """The model file each backend runs at each precision searched: the original for fp32, and an FP16 or
     INT8 model derived for the backend (INT8 accuracy-aware when an accuracy drop is bounded)."""
@@ -72,10 +73,8 @@ def _tune_models(exp: Experiment, tc: TuneConfig, mode: str, db: str | None,
     entry = exp.models[0]
     artifacts = model_artifacts(entry, 0, exp)
     validation = accuracy_spec(exp, entry, data, "accuracy") if data is not None else None
-    names = [b.name for b in exp.backends] or [n for n in backend_registry.names()
-                                               if n != "null" and backend_registry.get(n).available()]
     out: dict[tuple[str, str], Artifact] = {}
-    for name in dict.fromkeys(names):
+    for name in tunable_backends(exp):
         original = choose(artifacts, backend_registry.get(name))
         if original is None:
             continue
@@ -91,11 +90,7 @@ def _tune_models(exp: Experiment, tc: TuneConfig, mode: str, db: str | None,
             request = Request(name, method, tc.max_accuracy_drop if method == "int8" else None,
                               output_dir=Path(original.path).parent / "inferlab-derived")
             lineage = derive(original, request, validation, calibration, note)
-            store = Store(db)
-            try:
-                store.save_artifact(lineage)
-            finally:
-                store.close()
+            store.save_artifact(lineage)
             out[(name, precision)] = resolve_model(original.name, lineage.path, inputs=original.inputs)
     batches = list(exp.batch) if isinstance(exp.batch, list) else [exp.batch]
     checked: set[str] = set()
@@ -112,18 +107,18 @@ def tune(exp: Experiment, db: str | None = None, resume: str | None = None, repo
     mode = _tune_checks(exp, tc)
     if exp.dataset is not None:  # trials check accuracy on the session they measured
         exp = exp.model_copy(update={"accuracy": exp.accuracy.model_copy(update={"with_speed": True})})
-    models, acc = _tune_models(exp, tc, mode, db, note)
-    space = build(exp, {b: tuple(p for (bb, p) in models if bb == b) for b, _ in models}, mode)
     settings = MeasureSettings(**exp.measure.model_dump())
-    study_data = {"objectives": tc.objectives, "constraints": tc.constraint_text(), "space": space.to_json(),
-                  "mode": mode, "model": exp.models[0].display_name(), "config": tc.model_dump(mode="json")}
-
-    def make_spec(point: Point, repeat: int) -> TrialSpec:
-        return TrialSpec(models[(point.backend, point.precision)], point.backend, point.device, point.params,
-                         point.batch, mode, settings, repeat, None, acc)  # type: ignore[arg-type]
-
     store = Store(db)
     try:
+        models, acc = _tune_models(exp, tc, mode, store, note)
+        space = build(exp, {b: tuple(p for (bb, p) in models if bb == b) for b, _ in models}, mode)
+        study_data = {"objectives": tc.objectives, "constraints": tc.constraint_text(), "space": space.to_json(),
+                      "mode": mode, "model": exp.models[0].display_name(), "config": tc.model_dump(mode="json")}
+
+        def make_spec(point: Point, repeat: int) -> TrialSpec:
+            return TrialSpec(models[(point.backend, point.precision)], point.backend, point.device, point.params,
+                             point.batch, mode, settings, repeat, None, acc)  # type: ignore[arg-type]
+
         env = environment.collect()
         env_id = store.ensure_environment(environment.fingerprint(env), env)
         history: list[TrialRecord] = []
@@ -140,25 +135,22 @@ def tune(exp: Experiment, db: str | None = None, resume: str | None = None, repo
             store.create_study(run_id, study_data)
         executor = LocalExecutor(reporter or QuietReporter(), env_id, store.artifacts_dir(run_id))
 
+        started = itertools.count(measured_count(history))  # the progress bar's position across sessions
+
         def measure(spec: TrialSpec) -> TrialResult:
             store.add_trials(run_id, [spec])
-            done = sum(r.state != "pruned" and r.role != "reference" for r in history) + len(measured)
-            executor.reporter.trial_started(done, tc.max_trials, spec)
+            executor.reporter.trial_started(next(started), tc.max_trials, spec)
             result = executor.run_one(spec)
             executor.reporter.trial_finished(result)
             store.save_result(run_id, result)
-            measured.append(spec.key())
             return result
-
-        measured: list[str] = []
-        position = len(history)
 
         def save(record: TrialRecord) -> None:
             store.save_study_trial(run_id, record.position, record.state, record.spec_key, record.to_json())
 
         reference = next((r.accuracy for r in history if r.role == "reference"), None)
         if tc.max_accuracy_drop is not None and reference is None:
-            reference, ref_record = _reference(exp, models, acc, settings, measure, position)
+            reference, ref_record = _reference(exp, models, acc, settings, measure, len(history))
             save(ref_record)
             history.append(ref_record)
         tuner = Tuner(tc, space, make_spec, measure, save, reference, history, events)

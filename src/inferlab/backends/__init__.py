@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 
-from inferlab.backends.base import Backend, Knob, LayerTiming, Session, SessionInfo
+from inferlab.backends.base import Backend, Knob, LayerTiming, Scalar, Session, SessionInfo
 from inferlab.errors import BackendError, did_you_mean
 
 GROUP = "inferlab.backends"
@@ -33,4 +34,14 @@ def get(name: str) -> Backend:
     return backend
 
 
-__all__ = ["Backend", "Knob", "LayerTiming", "Session", "SessionInfo", "get", "names"]
+def non_default(name: str, device: str, params: Iterable[tuple[str, Scalar]]) -> dict[str, Scalar]:
+    """The knobs of `params` set away from the backend's defaults (all of them for an unknown backend)."""
+    try:
+        defaults = {k: knob.default for k, knob in get(name).knobs(device).items()}
+    except BackendError:
+        defaults = {}
+    missing = object()
+    return {k: v for k, v in params if defaults.get(k, missing) != v}
+
+
+__all__ = ["Backend", "Knob", "LayerTiming", "Session", "SessionInfo", "get", "names", "non_default"]

@@ -15,14 +15,7 @@ from inferlab.tune.spec import DIRECTION, UNIT
 
 
 def _point(r: TrialRecord) -> str:
-    p = r.point
-    if p is None:
-        return r.note or ""
-    from inferlab import backends
-
-    defaults = {k: k2.default for k, k2 in backends.get(p.backend).knobs(p.device).items()}
-    knobs = " ".join(f"{k}={v}" for k, v in p.params if defaults.get(k, object()) != v)
-    return f"{p.backend}/{p.device} {p.precision} b{p.batch}" + (f" {knobs}" if knobs else "")
+    return r.point.describe() if r.point is not None else (r.note or "")
 
 
 def _value(objective: str, v: float) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import plotly.graph_objects as go
 
@@ -27,7 +28,10 @@ class Study:
     objectives: list[str]
     constraints: str
     records: list[TrialRecord]
-    winner: int | None     # position of the winning record
+    status: str
+    best: dict[str, Any]              # what the study stored of its outcome (winner or message, stop reason)
+    threshold_ms: float | None        # its latency budget: the report's threshold
+    percentile: str
 
 
 def _measured(results: Sequence[TrialResult]) -> list[TrialResult]:
@@ -168,31 +172,26 @@ def _kind(r: TrialRecord) -> str:
 
 
 def _describe(r: TrialRecord) -> str:
-    p = r.point
-    head = f"#{r.position} {p.backend}/{p.device} {p.precision} b{p.batch}" if p else f"#{r.position}"
-    knobs = ", ".join(f"{k}={v}" for k, v in (p.params if p else ()) if v not in (0, None, "", False))
-    return head + (f"<br>{knobs}" if knobs else "") + (f"<br>{r.note}" if r.note else "")
+    head = f"#{r.position} {r.point.describe()}" if r.point is not None else f"#{r.position}"
+    return head + (f"<br>{r.note}" if r.note else "")
 
 
 def front(study: Study | None, results: Sequence[TrialResult]) -> go.Figure | None:
     """A study's Pareto front over its first two objectives; otherwise throughput against p99 latency."""
     if study is not None and len(study.objectives) >= 2:
         a, b = study.objectives[:2]
-        pts = [(r.values[0], r.values[1], _describe(r)) for r in study.records
-               if r.role == "search" and r.state == "complete" and r.feasible]
-        ranked = [r for r in study.records if r.role == "search" and r.state == "complete" and r.feasible]
-        on = pareto(ranked, [DIRECTION[o] for o in study.objectives])
-        top = [(r.values[0], r.values[1], _describe(r)) for r in on]
+        feasible = [r for r in study.records if r.role == "search" and r.state == "complete" and r.feasible]
+        pts = [(r.values[0], r.values[1], _describe(r)) for r in feasible]
+        top = [(r.values[0], r.values[1], _describe(r))
+               for r in pareto(feasible, [DIRECTION[o] for o in study.objectives], key=lambda r: r.values)]
         xa, ya = f"{a} ({UNIT.get(a, 'ms')})", f"{b} ({UNIT.get(b, 'ms')})"
         title = f"Pareto front of run {study.run_id}"
     else:
         pts, top = [], []
         for rs in by_model(_measured(results)).values():  # a front per model: models are not traded
             own = [(latency_ms(r.latency, "p99") or 0.0, r.throughput_sps or 0.0, _label(r)) for r in rs]
-            fake = [TrialRecord(i, "search", "complete", None, values=(p[1], p[0]), feasible=True)
-                    for i, p in enumerate(own)]
             pts += own
-            top += [own[r.position] for r in pareto(fake, ["maximize", "minimize"])]
+            top += pareto(own, ["minimize", "maximize"], key=lambda p: p[:2])
         xa, ya, title = "latency p99 (ms)", "throughput (samples/s)", "Pareto front: throughput against p99 latency"
     if len(pts) < 2:
         return None
@@ -203,5 +202,5 @@ def front(study: Study | None, results: Sequence[TrialResult]) -> go.Figure | No
     top = sorted(top)
     fig.add_trace(go.Scatter(x=[p[0] for p in top], y=[p[1] for p in top], mode="markers", name="Pareto front",
                              text=[p[2] for p in top], hovertemplate="%{text}<extra>front</extra>",
-                             marker={"color": "#d62728", "size": 11}, line={"shape": "hv", "color": "#d62728"}))
+                             marker={"color": "#d62728", "size": 11}))
     return fig

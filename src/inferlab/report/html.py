@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,8 @@ from inferlab.report import charts
 from inferlab.report.published import LEVELS, MISSING, Published, published, to_csv, to_markdown
 from inferlab.report.rows import precision
 from inferlab.tune.objectives import latency_ms
+from inferlab.tune.record import measured_count
+from inferlab.tune.space import Point
 from inferlab.tune.spec import UNIT
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -33,9 +35,6 @@ class RunData:
     name: str
     results: list[TrialResult]
     study: charts.Study | None = None
-    study_summary: dict[str, Any] = field(default_factory=dict)
-    threshold_ms: float | None = None
-    percentile: str = "p99"
 
 
 def environment_label(env: dict[str, Any] | None, env_id: str | None) -> str:
@@ -51,26 +50,22 @@ def environment_label(env: dict[str, Any] | None, env_id: str | None) -> str:
 def accuracy_rows(results: Sequence[TrialResult]) -> tuple[list[str], list[dict[str, Any]]]:
     """Every result with accuracy; the drop of the first metric is measured from the FP32 median of the same
     model on the same dataset."""
-    with_acc = [r for r in results if r.accuracy is not None and r.accuracy.metrics]
-    names = list(dict.fromkeys(n for r in with_acc for n in r.accuracy.metrics))  # type: ignore[union-attr]
-    reference: dict[tuple[str, str], float] = {}
-    for key in {(r.spec.model.name, r.accuracy.dataset_hash) for r in with_acc}:  # type: ignore[union-attr]
-        values = [next(iter(r.accuracy.metrics.values())) for r in with_acc  # type: ignore[union-attr]
-                  if (r.spec.model.name, r.accuracy.dataset_hash) == key and precision(r) == "f32"]  # type: ignore[union-attr]
-        if values:
-            reference[key] = statistics.median(values)
+    scored = [(r, r.accuracy) for r in results if r.accuracy is not None and r.accuracy.metrics]
+    names = list(dict.fromkeys(n for _, acc in scored for n in acc.metrics))
+    fp32: dict[tuple[str, str], list[float]] = {}
+    for r, acc in scored:
+        if precision(r) == "f32":
+            fp32.setdefault((r.spec.model.name, acc.dataset_hash), []).append(next(iter(acc.metrics.values())))
     rows = []
-    for r in with_acc:
-        acc = r.accuracy
-        assert acc is not None
+    for r, acc in scored:
         first, value = next(iter(acc.metrics.items()))
-        ref = reference.get((r.spec.model.name, acc.dataset_hash))
+        ref = fp32.get((r.spec.model.name, acc.dataset_hash))
         rows.append({"model": r.spec.model.name, "backend": r.spec.backend, "device": r.spec.device,
                      "precision": precision(r), "batch": r.spec.batch, "mode": r.spec.mode,
                      "dataset": f"{acc.dataset} ({acc.samples})",
                      "metrics": [format_metric(n, acc.metrics.get(n)) if n in acc.metrics else MISSING
                                  for n in names],
-                     "drop": format_drop(first, ref - value) if ref is not None else MISSING})
+                     "drop": format_drop(first, statistics.median(ref) - value) if ref else MISSING})
     return [INFO[n].label if n in INFO else n for n in names], rows
 
 
@@ -78,23 +73,19 @@ def _figure(fig: Any) -> str | None:
     return pio.to_json(fig, validate=False) if fig is not None else None
 
 
-def study_summary(study: charts.Study, best: dict[str, Any] | None, status: str) -> dict[str, Any]:
-    measured = sum(r.state != "pruned" and r.role != "reference" for r in study.records)
+def study_summary(study: charts.Study) -> dict[str, Any]:
+    """A tuning study in one table row: goal, counts, why it stopped, and its winner (or why there is none)."""
+    best = study.best
     out: dict[str, Any] = {"run": study.run_id, "objectives": ", ".join(study.objectives),
-                           "constraints": study.constraints or "none", "measured": measured,
+                           "constraints": study.constraints or "none", "measured": measured_count(study.records),
                            "pruned": sum(r.state == "pruned" for r in study.records),
-                           "failed": sum(r.state == "failed" for r in study.records), "status": status,
-                           "stop": (best or {}).get("stop_reason", ""), "winner": None,
-                           "message": (best or {}).get("message")}
-    best = best or {}
-    rec = best.get("record")
-    if rec:
-        p = rec["point"]
-        knobs = ", ".join(f"{k}={v}" for k, v in p["params"].items() if v not in (0, None, "", False))
+                           "failed": sum(r.state == "failed" for r in study.records), "status": study.status,
+                           "stop": best.get("stop_reason", ""), "winner": None, "message": best.get("message")}
+    if best.get("record"):
+        point = Point.from_json(best["record"]["point"])
         values = ", ".join(f"{o} {v:.5g} {UNIT.get(o, 'ms')}" for o, v in zip(study.objectives, best["values"],
                                                                             strict=False))
-        out["winner"] = f"{p['backend']}/{p['device']} {p['precision']} batch {p['batch']}" + (
-            f" ({knobs})" if knobs else "") + f": {values}"
+        out["winner"] = f"{point.describe()}: {values}"
     return out
 
 
@@ -111,7 +102,7 @@ def render_tables(runs: Sequence[RunData], environments: dict[str, dict[str, Any
     out = [f"# inferlab report: {', '.join(run.name for run in runs)}", "",
            f"Runs: {', '.join(run.id for run in runs)}", "", "## Published table", "",
            f"Cells: FPS · median latency (DLI's 3σ median); {MISSING}: not measured.", "", to_markdown(table)]
-    studies = [run.study_summary for run in runs if run.study is not None]
+    studies = [study_summary(run.study) for run in runs if run.study is not None]
     if studies:
         out += ["## Tuning", "", "| run | objectives | constraints | measured | pruned | failed | stopped because "
                 "| winner |", "|---|---|---|---:|---:|---:|---|---|"]
@@ -131,9 +122,10 @@ def render_tables(runs: Sequence[RunData], environments: dict[str, dict[str, Any
 def render(runs: Sequence[RunData], environments: dict[str, dict[str, Any] | None],
            threshold_ms: float | None = None, percentile: str | None = None) -> str:
     results = [r for run in runs for r in run.results]
+    studies = [run.study for run in runs if run.study is not None]
     threshold = threshold_ms if threshold_ms is not None else next(
-        (run.threshold_ms for run in runs if run.threshold_ms is not None), None)
-    pct = percentile or next((run.percentile for run in runs if run.study is not None), "p99")
+        (s.threshold_ms for s in studies if s.threshold_ms is not None), None)
+    pct = percentile or next((s.percentile for s in studies), "p99")
     table = _table(results, environments)
     sections = []
     spots = charts.sweet_spots(results, threshold, pct)
@@ -144,7 +136,6 @@ def render(runs: Sequence[RunData], environments: dict[str, dict[str, Any] | Non
     sections.append(("scatter", "Throughput against latency", _figure(
         charts.throughput_latency(results, threshold, pct)), sweet))
     sections.append(("batch", "Batch-size scan per backend", _figure(charts.batch_scan(results)), None))
-    studies = [run.study for run in runs if run.study is not None]
     for s in studies:
         sections.append((f"history-{s.run_id}", f"Tuning history ({s.run_id})", _figure(charts.history(s)), None))
     sections.append(("front", "Pareto front", _figure(charts.front(studies[0] if studies else None, results)), None))
@@ -156,5 +147,5 @@ def render(runs: Sequence[RunData], environments: dict[str, dict[str, Any] | Non
         title="inferlab report: " + ", ".join(run.name for run in runs), runs=runs,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), table=table, levels=LEVELS,
         groups=table.header_groups(), sections=sections, metric_names=metric_names, acc_rows=acc_rows,
-        studies=[run.study_summary for run in runs if run.study is not None], failed=failed,
+        studies=[study_summary(s) for s in studies], failed=failed,
         missing=MISSING, plotly_js=get_plotlyjs())

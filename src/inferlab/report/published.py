@@ -89,12 +89,15 @@ def task_of(r: TrialResult) -> str:
 def published(results: Sequence[TrialResult], environment: Callable[[str | None], str]) -> Published:
     """Build the table from speed results (accuracy-only trials have no FPS and are left to the accuracy table)."""
     groups: dict[tuple[RowKey, ColumnKey], list[TrialResult]] = {}
+    labels: dict[str | None, str] = {}  # `environment` may read the store: once per environment, not per result
     for r in results:
         if r.spec.mode == "accuracy":
             continue
         s = r.spec
+        if r.environment_id not in labels:
+            labels[r.environment_id] = environment(r.environment_id)
         row = RowKey(task_of(r), s.model.name, s.batch)
-        col = ColumnKey(environment(r.environment_id), s.backend, s.device, precision(r), s.mode)
+        col = ColumnKey(labels[r.environment_id], s.backend, s.device, precision(r), s.mode)
         groups.setdefault((row, col), []).append(r)
     cells = {}
     for key, rs in groups.items():

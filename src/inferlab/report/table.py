@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from rich.table import Table
 
 from inferlab import backends
-from inferlab.errors import InferlabError
 from inferlab.measure.trial import TrialResult
 from inferlab.report.rows import NOT_MEASURED, precision
 
@@ -18,12 +17,9 @@ def _num(v: float | None, fmt: str = "{:.2f}") -> str:
 
 def _knobs(r: TrialResult) -> str:
     """Knobs set away from their defaults (precision has its own column)."""
-    try:
-        defaults = {k: knob.default for k, knob in backends.get(r.spec.backend).knobs(r.spec.device).items()}
-    except InferlabError:
-        defaults = {}
     skip = {"inference_precision", "dtype"}
-    return " ".join(f"{k}={v}" for k, v in r.spec.params if k not in skip and defaults.get(k, object()) != v)
+    changed = backends.non_default(r.spec.backend, r.spec.device, r.spec.params)
+    return " ".join(f"{k}={v}" for k, v in changed.items() if k not in skip)
 
 
 def _status(r: TrialResult) -> str:

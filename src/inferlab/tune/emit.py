@@ -8,7 +8,6 @@ from typing import Any
 
 import yaml
 
-from inferlab import backends
 from inferlab.config.schema import Experiment
 from inferlab.models.artifact import Artifact
 from inferlab.tune.space import Point
@@ -24,8 +23,7 @@ def snippet(exp: Experiment, artifact: Artifact, point: Point, mode: str, values
     if point.precision != "fp32":
         model["name"] = f"{entry.display_name()}-{point.precision}"
     model.pop("alternates", None)
-    defaults = {k: knob.default for k, knob in backends.get(point.backend).knobs(point.device).items()}
-    knobs = {k: v for k, v in point.params if defaults.get(k, object()) != v}
+    knobs = point.knobs()
     out: dict[str, Any] = {
         "name": f"{exp.name}-best", "models": [model],
         "backends": [{"name": point.backend, **({"params": knobs} if knobs else {})}],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -9,6 +10,11 @@ from inferlab.tune.space import Point
 
 Role = Literal["reference", "search", "confirm"]
 State = Literal["complete", "failed", "pruned"]
+
+
+def measured_count(records: Iterable[TrialRecord]) -> int:
+    """Trials a study spent measuring: searched and re-measured, not pruned, not the accuracy reference."""
+    return sum(r.state != "pruned" and r.role != "reference" for r in records)
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,12 @@ more than its own confidence interval; leading candidates are re-measured before
 
 from __future__ import annotations
 
-import logging
 import statistics
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import optuna
 from optuna.distributions import distribution_to_json, json_to_distribution
@@ -18,14 +17,14 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from inferlab.measure.trial import TrialResult, TrialSpec
 from inferlab.tune import objectives as obj
-from inferlab.tune.record import TrialRecord
+from inferlab.tune.record import TrialRecord, measured_count
 from inferlab.tune.space import Point, Space
 from inferlab.tune.spec import DIRECTION, TuneConfig
 
-log = logging.getLogger(__name__)
 CONSTRAINT_KEY = "constraints:"  # optuna's prefix for constraint values (≤ 0: met) in a trial's system attrs
 MISSING = 1e300                   # a constraint that could not be measured counts as violated
 
+T = TypeVar("T")
 Measure = Callable[[TrialSpec], TrialResult]
 MakeSpec = Callable[[Point, int], TrialSpec]
 Save = Callable[[TrialRecord], None]
@@ -56,7 +55,7 @@ class Outcome:
 
     @property
     def measured(self) -> int:
-        return sum(r.state != "pruned" and r.role != "reference" for r in self.records)
+        return measured_count(self.records)
 
 
 def choose_sampler(cfg: TuneConfig, size: int, budget: int, seed: int) -> tuple[str, optuna.samplers.BaseSampler]:
@@ -77,6 +76,15 @@ def choose_sampler(cfg: TuneConfig, size: int, budget: int, seed: int) -> tuple[
 
 def _violations(record: TrialRecord) -> dict[str, float]:
     return {c["name"]: c["value"] - c["limit"] if c["value"] is not None else MISSING for c in record.checks}
+
+
+def _answer(trial: optuna.Trial, record: TrialRecord) -> tuple[float, ...] | float:
+    """Tell optuna a measured record's constraints and values (or that it failed)."""
+    for k, v in _violations(record).items():
+        trial.set_constraint(k, v)
+    if record.state != "complete":
+        raise _Failed(record.note or "failed")
+    return record.values if len(record.values) > 1 else record.values[0]
 
 
 class Tuner:
@@ -101,7 +109,7 @@ class Tuner:
 
     @property
     def measured(self) -> int:
-        return sum(r.state != "pruned" and r.role != "reference" for r in self.records)
+        return measured_count(self.records)
 
     @property
     def search_budget(self) -> int:
@@ -178,11 +186,7 @@ class Tuner:
                                 "distributions": {k: distribution_to_json(d) for k, d in trial.distributions.items()}}
         seen = self._seen.get(point.key())
         if seen is not None:  # samplers re-propose in discrete spaces: answer from the measurement, unrecorded
-            for k, v in _violations(seen).items():
-                trial.set_constraint(k, v)
-            if seen.state != "complete":
-                raise _Failed(seen.note or "failed")
-            return self._told(seen.values)
+            return _answer(trial, seen)
         why = self._prune(point)
         if why is not None:
             self._add(TrialRecord(len(self.records), state="pruned", note=why, elapsed_s=self._elapsed(), **base))
@@ -190,14 +194,7 @@ class Tuner:
         record = self._measure(point, 0, base)
         self._seen[point.key()] = record
         self._track(record)
-        for k, v in _violations(record).items():
-            trial.set_constraint(k, v)
-        if record.state != "complete":
-            raise _Failed(record.note or "failed")
-        return self._told(record.values)
-
-    def _told(self, values: tuple[float, ...]) -> tuple[float, ...] | float:
-        return values if len(values) > 1 else values[0]
+        return _answer(trial, record)
 
     def _prune(self, point: Point) -> str | None:
         """A larger batch of the same configuration only adds latency per request: once a batch misses the
@@ -256,7 +253,7 @@ class Tuner:
         objective = self.cfg.objectives[0]
         sign = 1 if DIRECTION[objective] == "maximize" else -1
         if len(self.cfg.objectives) > 1:
-            out.front = pareto(feasible, self.directions)
+            out.front = pareto(feasible, self.directions, key=lambda r: r.values)
             ranked = sorted(out.front, key=lambda r: -sign * r.values[0])
         else:
             ranked = sorted(feasible, key=lambda r: -sign * r.values[0])
@@ -286,20 +283,17 @@ class Tuner:
         nearest = min(done, key=lambda r: sum(max(0.0, v) / c["limit"] for c, v in
                                               zip(r.checks, _violations(r).values(), strict=True)))
         assert nearest.point is not None
-        return (f"no configuration meets {self.cfg.constraint_text()}; nearest: {_describe(nearest.point)} with "
+        return (f"no configuration meets {self.cfg.constraint_text()}; nearest: {nearest.point.describe(False)} with "
                 f"{nearest.note} ({len(done)} measured)")
 
 
-def _describe(p: Point) -> str:
-    return f"{p.backend}/{p.device} {p.precision} b{p.batch}"
-
-
-def pareto(records: list[TrialRecord], directions: Sequence[str]) -> list[TrialRecord]:
-    """The records no other record beats on every objective (at least as good on all, better on one)."""
+def pareto(items: Sequence[T], directions: Sequence[str], key: Callable[[T], Sequence[float]]) -> list[T]:
+    """The items no other item beats on every objective (at least as good on all, better on one); `key`
+    gives an item's objective values, in the order of `directions`."""
     signs = [1 if d == "maximize" else -1 for d in directions]
+    scored = [[s * v for s, v in zip(signs, key(item), strict=True)] for item in items]
 
-    def dominates(a: TrialRecord, b: TrialRecord) -> bool:
-        pairs = [(s * x, s * y) for s, x, y in zip(signs, a.values, b.values, strict=True)]
-        return all(x >= y for x, y in pairs) and any(x > y for x, y in pairs)
+    def dominated(i: int) -> bool:
+        return any(all(x >= y for x, y in zip(o, scored[i], strict=True)) and o != scored[i] for o in scored)
 
-    return [r for r in records if not any(dominates(o, r) for o in records if o is not r)]
+    return [item for i, item in enumerate(items) if not dominated(i)]

@@ -63,6 +63,15 @@ class Point:
         return f"{self.backend}/{self.device}/{self.precision}/b{self.batch}/" + ",".join(
             f"{k}={v}" for k, v in self.params)
 
+    def knobs(self) -> dict[str, Scalar]:
+        """The knobs set away from the backend's defaults."""
+        return backends.non_default(self.backend, self.device, self.params)
+
+    def describe(self, knobs: bool = True) -> str:
+        head = f"{self.backend}/{self.device} {self.precision} b{self.batch}"
+        changed = " ".join(f"{k}={v}" for k, v in self.knobs().items()) if knobs else ""
+        return f"{head} {changed}" if changed else head
+
     def to_json(self) -> dict[str, Any]:
         return {"backend": self.backend, "device": self.device, "precision": self.precision, "batch": self.batch,
                 "params": dict(self.params)}
@@ -129,12 +138,19 @@ def _as_list(v: Any) -> list[Any]:
     return v if isinstance(v, list) else [v]
 
 
+def tunable_backends(exp: Experiment) -> list[str]:
+    """The backends a tuning searches: those listed, or every installed runtime when none is."""
+    listed = [e.name for e in exp.backends]
+    return list(dict.fromkeys(listed)) if listed else [
+        n for n in backends.names() if n != "null" and backends.get(n).available()]
+
+
 def build(exp: Experiment, precisions: dict[str, tuple[str, ...]], mode: str) -> Space:
-    """The space of `exp` (its `tune` block set). `precisions`: per backend, the model precisions it can run."""
+    """The space of `exp` (its `tune` block set). `precisions`: per backend, the model precisions it can run
+    (a backend missing from it cannot run the model and gets no arm)."""
     where = f"{exp.source or exp.name}"
     cores = len(os.sched_getaffinity(0))
-    entries = [(e.name, e.devices, e.params) for e in exp.backends] or [
-        (name, None, {}) for name in backends.names() if name != "null" and backends.get(name).available()]
+    entries = [(e.name, e.devices, e.params) for e in exp.backends] or [(n, None, {}) for n in precisions]
     arms = []
     for bi, (name, own_devices, given) in enumerate(entries):
         backend = backends.get(name)
