@@ -47,7 +47,8 @@ def test_model_without_a_loadable_format_is_skipped_with_reason(tiny_models: dic
     text = f"models: [{{path: {tiny_models['tiny.onnx']}}}]\nbackends: [{{name: onnxruntime}}, {{name: torch}}]\n"
     p = plan(load_text(text))
     assert {s.backend for s in p.specs} == {"onnxruntime"}
-    assert any("torch cannot load model 'tiny'" in note for note in p.skipped)
+    assert any("torch skips model 'tiny': 'tiny.onnx' is an .onnx file, and torch loads a torch.export .pt2" in note
+               for note in p.skipped)
 
 
 @pytest.mark.slow
@@ -124,21 +125,22 @@ def test_ir_without_weights(tmp_path: Path, tiny_models: dict[str, str]) -> None
 def test_wrong_input_shape(tiny_models: dict[str, str]) -> None:
     body = (f"models: [{{name: tiny, path: {tiny_models['tiny.onnx']}, inputs: {{x: {{shape: [-1, 3, 32, 32]}}}}}}]\n"
             "backends: [{name: onnxruntime}]\n")
-    with pytest.raises(InputSpecError, match=r"models\[0\]: tiny: inputs.x.shape \[-1, 3, 32, 32\] does not match "
-                                             r"the model's \[-1, 3, 16, 16\] at dimension 2"):
+    with pytest.raises(InputSpecError, match=r"tiny: models\[0\].inputs.x.shape \[-1, 3, 32, 32\]: dimension 2 is 32, "
+                                             r"but the model fixes it at 16 \(\[batch, 3, 16, 16\]\)"):
         plan(load_text(body))
 
 
 def test_unknown_input_name(tiny_models: dict[str, str]) -> None:
     body = (f"models: [{{path: {tiny_models['tiny.onnx']}, inputs: {{image: {{dtype: float32}}}}}}]\n"
             "backends: [{name: onnxruntime}]\n")
-    with pytest.raises(InputSpecError, match=r"inputs.image is not an input of the model; its inputs are \['x'\]"):
+    with pytest.raises(InputSpecError, match=r"models\[0\].inputs.image: 'image' is not an input of model 'tiny'; its inputs are x"):
         plan(load_text(body))
 
 
 def test_fixed_batch_model_with_larger_batch(tiny_models: dict[str, str]) -> None:
     body = f"models: [{{path: {tiny_models['tiny_b1.onnx']}}}]\nbackends: [{{name: onnxruntime}}]\nbatch: [1, 8]\n"
-    with pytest.raises(InputSpecError, match=r"fixed batch of 1, so batch 8 cannot run"):
+    with pytest.raises(InputSpecError, match=r"input 'x' \[1, 3, 16, 16\]: its batch axis 0 is fixed at 1, "
+                                             r"so batch 8 cannot run; run batch 1, or export the model with a dynamic"):
         plan(load_text(body))
 
 

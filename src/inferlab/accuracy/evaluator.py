@@ -19,6 +19,7 @@ from inferlab.accuracy.preprocess import Geometry, preprocess
 from inferlab.accuracy.spec import AccuracySpec
 from inferlab.backends.base import Session
 from inferlab.errors import DatasetError
+from inferlab.models.inputs import make_pool
 
 OUTPUTS_FILE = "outputs.npz"
 Progress = Callable[[int, int], None]
@@ -58,30 +59,50 @@ class AccuracyResult:
             return z["output"]
 
 
-def _input(session: Session, model: str) -> tuple[str, str]:
-    if len(session.inputs) != 1:
+@dataclass(frozen=True)
+class Feeding:
+    """Which input the dataset feeds (and along which axis samples are stacked), and the fixed feeds of the
+    model's other inputs (their constants or data, as in a speed measurement)."""
+
+    name: str
+    dtype: str
+    axis: int = 0
+    others: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _input(session: Session, model: str) -> Feeding:
+    if len(session.inputs) == 1:
+        s = session.inputs[0]
+        return Feeding(s.name, s.dtype, s.batch_axis or 0)
+    open_ = [s for s in session.inputs if s.value is None and s.data is None and s.batch_axis is not None]
+    if len(open_) != 1:
         raise DatasetError(f"{model}: a dataset feeds one input, but the model has {len(session.inputs)} "
-                           f"({[s.name for s in session.inputs]})")
-    return session.inputs[0].name, session.inputs[0].dtype
+                           f"({', '.join(s.name for s in session.inputs)}); give every other input a value or data "
+                           "(bench: --input NAME=VALUE; config: models[].inputs.NAME.value) so that one is left")
+    fed = open_[0]
+    rest = [s for s in session.inputs if s.name != fed.name]
+    return Feeding(fed.name, fed.dtype, fed.batch_axis or 0, make_pool(rest, 1, 0)[0])
 
 
-def batches(ds: Dataset, spec: AccuracySpec, name: str, dtype: str, batch: int,
-            limit: int | None = None) -> Iterator[tuple[dict[str, np.ndarray], list[int], list[Geometry]]]:
+def batches(ds: Dataset, spec: AccuracySpec, name: str, dtype: str, batch: int, limit: int | None = None,
+            axis: int = 0, others: dict[str, np.ndarray] | None = None
+            ) -> Iterator[tuple[dict[str, np.ndarray], list[int], list[Geometry]]]:
     """Preprocessed feeds of `batch` samples, one batch at a time (the last one padded by repeating its final
-    sample), with the indices of the real samples in each and each sample's geometry."""
+    sample), with the indices of the real samples in each and each sample's geometry. Samples are stacked on
+    `axis`; `others` are the fixed feeds of the model's other inputs."""
     n = len(ds) if limit is None else min(limit, len(ds))
     for start in range(0, n, batch):
         idx = list(range(start, min(start + batch, n)))
         pairs = [preprocess(ds.sample(i), spec.preprocess, dtype, ds.items[i].key) for i in idx]
         arrays = [a for a, _ in pairs] + [pairs[-1][0]] * (batch - len(idx))
-        yield {name: np.ascontiguousarray(np.stack(arrays))}, idx, [g for _, g in pairs]
+        yield {**(others or {}), name: np.ascontiguousarray(np.stack(arrays, axis=axis))}, idx, [g for _, g in pairs]
 
 
 def dataset_feeds(session: Session, ds: Dataset, spec: AccuracySpec, batch: int, count: int,
                   model: str) -> list[dict[str, np.ndarray]]:
     """Real inputs for a speed measurement: the dataset's first `count` batches."""
-    name, dtype = _input(session, model)
-    return [feeds for feeds, _, _ in batches(ds, spec, name, dtype, batch, limit=count * batch)]
+    f = _input(session, model)
+    return [feeds for feeds, _, _ in batches(ds, spec, f.name, f.dtype, batch, count * batch, f.axis, f.others)]
 
 
 def _first_output(outs: dict[str, np.ndarray], batch: int, real: int) -> np.ndarray | None:
@@ -147,9 +168,9 @@ def evaluate(session: Session, ds: Dataset, spec: AccuracySpec, batch: int, mode
     """Score `session` on `ds` (the spec's dataset, opened by `reopen`). Raises DatasetError naming the file
     for bad samples or labels."""
     t0 = time.perf_counter()
-    name, dtype = _input(session, model)
+    f = _input(session, model)
     scorer = Scorer(ds, spec, model, keep_outputs=spec.keep_outputs and out_dir is not None)
-    for feeds, indices, geometry in batches(ds, spec, name, dtype, batch):
+    for feeds, indices, geometry in batches(ds, spec, f.name, f.dtype, batch, None, f.axis, f.others):
         scorer.add(session.infer(feeds), indices, geometry, batch)
         if progress is not None:
             progress(indices[-1] + 1, len(ds))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from inferlab import api, backends
@@ -48,11 +50,30 @@ def _finish(run: api.Run) -> None:
         raise typer.Exit(1)
 
 
+def typed_command() -> str:
+    """The command line as the user typed it, without --resume and its value (for the resume hint)."""
+    args = list(_ARGS)
+    for i, a in enumerate(args):
+        if a == "--resume":
+            del args[i:i + 2]
+            break
+        if a.startswith("--resume="):
+            del args[i]
+            break
+    return shlex.join(["inferlab", *args])
+
+
+_ARGS: list[str] = []
+
+
 def _execute(exp: Experiment, db: str | None, resume: str | None = None) -> None:
     from inferlab.cli.progress import RichReporter
 
     with RichReporter(console) as reporter:
-        run = api.execute(exp, db=db, resume=resume, reporter=reporter, on_plan=_show_plan)
+        run = api.execute(exp, db=db, resume=resume, reporter=reporter, on_plan=_show_plan,
+                          resume_command=typed_command())
+    if run.resumed_skipped:
+        console.print(f"resumed run {run.id}: {run.resumed_skipped} finished trials kept, not run again")
     _finish(run)
 
 
@@ -82,16 +103,30 @@ def _param(text: str) -> tuple[str, object]:
     return key.strip(), yaml.safe_load(value)
 
 
+ShapeOption = Annotated[list[str] | None, typer.Option(
+    "--shape", help="an input's shape: NAME=1x3x640x640 (? for the batch), NAME[1,3,640,640], or a bare "
+    "1x3x224x224 for a one-input model (repeatable)")]
+InputOption = Annotated[list[str] | None, typer.Option(
+    "--input", "-i", help="what to feed an input: NAME=16000 (a constant), NAME=0..999 (a range), NAME=x.npy or "
+    "NAME=folder/ (real data: .npy arrays or images) (repeatable)")]
+BatchAxisOption = Annotated[list[str] | None, typer.Option(
+    "--batch-axis", help="NAME=AXIS or NAME=none: which axis of an input carries the batch (default: inferred "
+    "from the model; none for a state or scalar input, fed as given) (repeatable)")]
+
+
 @app.command()
 def bench(
     model: Annotated[str, typer.Argument(help="model file (.onnx, .xml, .pt2) or package.module:factory")],
     backend: Annotated[str, typer.Option(help="backend(s), comma-separated")] = "onnxruntime",
     device: Annotated[str, typer.Option(help="device(s), comma-separated")] = "cpu",
-    batch: Annotated[str, typer.Option(help="batch size(s), comma-separated")] = "1",
+    batch: Annotated[str | None, typer.Option(help="batch size(s), comma-separated (default: the batch --shape "
+                                                   "gives, else 1)")] = None,
     mode: Annotated[str | None, typer.Option(help="latency, throughput, or both comma-separated "
                                                   "(default: latency unless --scenario is given)")] = None,
+    shape: ShapeOption = None, input: InputOption = None, batch_axis: BatchAxisOption = None,
     time: Annotated[float, typer.Option("--time", help="measurement (LoadGen: minimum) duration in seconds")] = 5.0,
-    in_flight: Annotated[int | None, typer.Option(help="requests in flight (throughput, Server, Offline)")] = None,
+    in_flight: Annotated[int | None, typer.Option(help="requests in flight (throughput, Server, Offline; default: "
+                                                       "what the runtime recommends)")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="KNOB=VALUE (repeatable)")] = None,
     scenario: Annotated[str | None, typer.Option(help="MLPerf scenario(s) through LoadGen: singlestream, "
                                                       "multistream, server, offline")] = None,
@@ -103,14 +138,20 @@ def bench(
     official: Annotated[bool, typer.Option("--official", help="MLPerf's durations (600 s), counts and seeds")
                         ] = False,
     user_conf: Annotated[Path | None, typer.Option(help="a LoadGen user.conf")] = None,
+    resume: Annotated[str | None, typer.Option(help="continue run RUN_ID (same flags): skip trials already "
+                                                    "stored")] = None,
     db: DbOption = None,
 ) -> None:
     """Benchmark one model without a config (benchmark_app's role, or MLPerf's with --scenario); results
     are stored too."""
-    try:
-        batches = [int(b) for b in _split(batch, "batch")]
-    except ValueError:
-        raise ConfigError(f"--batch '{batch}': give integers, e.g. --batch 1,8") from None
+    from inferlab.cli.inputs import input_settings
+
+    batches = None
+    if batch is not None:
+        try:
+            batches = [int(b) for b in _split(batch, "batch")]
+        except ValueError:
+            raise ConfigError(f"--batch '{batch}': give integers, e.g. --batch 1,8") from None
     if time <= 0:
         raise ConfigError(f"--time {time}: give a positive number of seconds")
     measure = {"min_duration_s": time, "max_duration_s": max(60.0, 4 * time), "in_flight": in_flight}
@@ -121,8 +162,9 @@ def bench(
     modes = _split(mode, "mode") if mode else ([] if scenario else ["latency"])
     exp = api.bench_experiment(model, _split(backend, "backend"), _split(device, "device"), batches, modes,
                                params, measure, scenarios=_split(scenario, "scenario") if scenario else None,
-                               loadgen={k: v for k, v in loadgen.items() if v is not None})
-    _execute(exp, db)
+                               loadgen={k: v for k, v in loadgen.items() if v is not None},
+                               inputs=input_settings(shape, input, batch_axis), command=typed_command())
+    _execute(exp, db, resume)
 
 
 MlperfOption = Annotated[bool, typer.Option("--mlperf", help="MLPerf-style table of the scenario results")]
@@ -430,13 +472,14 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
+    _ARGS[:] = args
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(name)s: %(message)s")
     try:
         app(args=args, prog_name="inferlab")  # usage errors: click prints them and exits 2
     except InferlabError as exc:
         if debug:
             raise
-        err.print(f"[red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
         return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from pathlib import Path
@@ -11,14 +12,20 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from inferlab.config.schema import Experiment
+from inferlab.config.words import flag_for
 from inferlab.errors import ConfigError, did_you_mean
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
+        if isinstance(part, str) and _UNION_TAG.match(part):
+            continue  # pydantic names the member of a union it tried ("literal[...]", "list[...]"): not a field
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
+
+
+_UNION_TAG = re.compile(r"^(literal|list|dict|tuple|function-\w+|union|nullable|str|int|float|bool|none)(\[.*\])?$")
 
 
 def _model_at(cls: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -42,9 +49,11 @@ def _model_at(cls: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | N
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
-def _message(err: dict[str, Any], source: str) -> str:
+def _message(err: dict[str, Any], source: str, command: str | None) -> str:
     loc = tuple(err.get("loc", ()))
     where = _loc(loc)
+    if command is not None:  # built from command-line flags: name the flag, not a config field
+        return _message(err, "", None).replace(f": {where}", flag_for(where) or where, 1).lstrip(": ")
     if err.get("type") == "extra_forbidden":
         key = str(loc[-1]) if loc else "?"
         parent = _model_at(Experiment, loc[:-1])
@@ -53,12 +62,21 @@ def _message(err: dict[str, Any], source: str) -> str:
         return f"{source}: {where}: unknown key '{key}'{hint}"
     if err.get("type") == "missing":
         return f"{source}: {where} is required"
+    if err.get("type") == "too_short":
+        return f"{source}: {where}: an empty list; give at least one value"
+    if err.get("type") in ("literal_error", "enum"):
+        expected = err.get("ctx", {}).get("expected", "")
+        return f"{source}: {where}: {err.get('input')!r} is not one of {expected}"
     value = err.get("input")
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    key, sep, rest = msg.partition(": ")
+    if sep and isinstance(value, dict) and key in value:  # a validator of a mapping names the key at fault
+        where, msg, value = f"{where}.{key}", rest, value[key]
     scalar = (str, int, float, bool)
     simple = isinstance(value, scalar) or (isinstance(value, list) and all(isinstance(v, scalar) for v in value))
-    shown = repr(value) if simple else type(value).__name__
-    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-    return f"{source}: {where}: {msg} (got {shown[:60]})"
+    if not simple or repr(value) in msg:
+        return f"{source}: {where}: {msg}"
+    return f"{source}: {where}: {msg} (got {repr(value)[:60]})"
 
 
 def load_text(text: str, source: str = "<config>") -> Experiment:
@@ -71,19 +89,23 @@ def load_text(text: str, source: str = "<config>") -> Experiment:
     return from_data(data, source)
 
 
-def from_data(data: Any, source: str = "<config>") -> Experiment:
+def from_data(data: Any, source: str = "<config>", command: str | None = None) -> Experiment:
+    """Validate a config's data. `command`: the command line that built it from flags (`bench`), so errors
+    name flags instead of config fields."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping with 'models' and 'backends'")
     if "backends" not in data and "tune" not in data:  # only a tuning may leave the backends open
         raise ConfigError(f"{source}: backends is required")
     try:
-        return Experiment.model_validate(data)
+        exp = Experiment.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors()
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ConfigError(_message(dict(errors[0]), source) + more) from None
+        raise ConfigError(_message(dict(errors[0]), source, command) + more) from None
     except (TypeError, ValueError) as exc:  # non-string keys and other shapes pydantic refuses outright
         raise ConfigError(f"{source}: {exc}") from None
+    exp._command = command
+    return exp
 
 
 def load(path: str | Path) -> Experiment:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from inferlab import backends
@@ -13,13 +15,14 @@ from inferlab.accuracy.datasets import open_dataset
 from inferlab.accuracy.spec import METRIC_TASK, AccuracySpec, ResolvedDataset
 from inferlab.backends.base import Backend, Scalar
 from inferlab.config.schema import Experiment, InputOverride, LoadGenConfig, ModelEntry, Rule
+from inferlab.config.words import Where
 from inferlab.errors import BackendError, ConfigError, InputSpecError, ModelError
 from inferlab.measure.mlperf.settings import LoadGenSettings
 from inferlab.measure.trial import MeasureSettings, Mode, TrialSpec, is_scenario
-from inferlab.models.artifact import Artifact, resolve
-from inferlab.models.inputs import merge
+from inferlab.models.artifact import Artifact, ModelFormat, resolve
+from inferlab.models.inputs import IMAGE_SUFFIXES, Wording, data_digest, data_files, merge
 from inferlab.models.introspect import declared_inputs
-from inferlab.models.tensors import TensorSpec, canonical_dtype
+from inferlab.models.tensors import InputHint, canonical_dtype
 
 log = logging.getLogger(__name__)
 
@@ -34,30 +37,64 @@ def _as_list(v: Any) -> list[Any]:
     return v if isinstance(v, list) else [v]
 
 
-def _overrides(entry: ModelEntry, where: str) -> tuple[TensorSpec, ...]:
+def _hints(entry: ModelEntry, index: int, exp: Experiment, where: Where) -> tuple[InputHint, ...]:
     out = []
     for name, o in entry.inputs.items():
         assert isinstance(o, InputOverride)
         try:
-            dtype = canonical_dtype(o.dtype) if o.dtype else ""
+            dtype = canonical_dtype(o.dtype) if o.dtype else None
         except InputSpecError as exc:
-            raise ConfigError(f"{where}.inputs.{name}.dtype: {exc}") from None
+            raise ConfigError(f"{where(f'models[{index}].inputs.{name}.dtype')}: {exc}") from None
         low, high = o.range if o.range else (None, None)
-        out.append(TensorSpec(name, tuple(o.shape or ()), dtype, low, high))
+        data = digest = None
+        if o.data is not None:
+            path = Path(o.data) if Path(o.data).is_absolute() else exp.base_dir() / o.data
+            path = path.resolve()
+            if not path.exists() or (path.is_dir() and not data_files(path)):
+                what = "does not exist" if not path.exists() else "holds no .npy arrays or images"
+                raise InputSpecError(f"{where(f'models[{index}].inputs.{name}.data')}: {path} {what}; give a .npy "
+                                     "file or a folder of .npy arrays or images")
+            if path.is_file() and path.suffix.lower() not in (".npy", *IMAGE_SUFFIXES):
+                raise InputSpecError(f"{where(f'models[{index}].inputs.{name}.data')}: {path} is not a .npy "
+                                     "array or an image; give a .npy file or a folder")
+            data, digest = str(path), data_digest(path)
+        out.append(InputHint(name, tuple(o.shape) if o.shape is not None else None, dtype, low, high, o.value,
+                             data, digest, o.batch_axis))
     return tuple(out)
 
 
 def model_artifacts(entry: ModelEntry, index: int, exp: Experiment) -> list[Artifact]:
-    where = f"models[{index}]"
-    overrides = _overrides(entry, where)
+    where = Where(str(exp.source) if exp.source else None, exp.command is not None)
+    hints = _hints(entry, index, exp, where)
     out = []
     for j, ref in enumerate([entry.path, *entry.alternates]):
         field_name = "path" if j == 0 else f"alternates[{j - 1}]"
         try:
-            out.append(resolve(entry.display_name(), ref, exp.base_dir(), overrides))
+            out.append(resolve(entry.display_name(), ref, exp.base_dir(), hints))
         except ModelError as exc:
-            raise ModelError(f"{_src(exp)}{where}.{field_name}: {exc}") from None
+            raise ModelError(f"{where(f'models[{index}].{field_name}')}: {exc}") from None
+    if any(h.name == "" for h in hints):  # a bare --shape/--input: the model's only input
+        named = _name_the_input(out[0], hints, where(f"models[{index}].inputs"))
+        out = [replace(a, inputs=named) for a in out]
     return out
+
+
+def _name_the_input(artifact: Artifact, hints: tuple[InputHint, ...], where: str) -> tuple[InputHint, ...]:
+    declared = declared_inputs(artifact)
+    assert declared is not None
+    if len(declared) != 1:
+        names = ", ".join(f"{s.name} {s.dims_text()}" for s in declared)
+        raise InputSpecError(f"{where}: model '{artifact.name}' has {len(declared)} inputs ({names}); name the one "
+                             "you mean, e.g. --shape NAME=1x3x224x224 or --input NAME=VALUE")
+    only = declared[0].name
+    merged: dict[str, InputHint] = {}
+    for h in hints:  # a bare setting and one naming the input are the same input's
+        h = replace(h, name=only)
+        prev = merged.get(only)
+        merged[only] = h if prev is None else InputHint(only, *(
+            getattr(h, f) if getattr(h, f) is not None else getattr(prev, f)
+            for f in ("shape", "dtype", "low", "high", "value", "data", "data_hash", "batch_axis")))
+    return tuple(merged.values())
 
 
 def _src(exp: Experiment) -> str:
@@ -92,18 +129,53 @@ def _matches(rule: Rule, spec: TrialSpec) -> bool:
     return True
 
 
-def check_inputs(artifact: Artifact, batches: list[int], where: str, checked: set[str]) -> None:
+def check_inputs(artifact: Artifact, batches: list[int], words: Wording, checked: set[str]) -> None:
+    """Merge the model's inputs with the hints at each batch now, so a shape or value the model cannot take
+    is an error before anything runs."""
     if artifact.hash in checked:
         return  # the same file, already checked for another backend
     checked.add(artifact.hash)
-    declared = declared_inputs(artifact, cheap_only=True)
-    if declared is None:
-        return  # PyTorch models are checked in the trial process, where torch is loaded anyway
+    declared = declared_inputs(artifact)
+    assert declared is not None
     for b in batches:
-        try:
-            merge(declared, artifact.inputs, b, artifact.name)
-        except InputSpecError as exc:
-            raise InputSpecError(f"{where}: {exc}") from None
+        merge(declared, artifact.inputs, b, artifact.name, words)
+
+
+def batch_from_shapes(artifact: Artifact) -> int | None:
+    """The batch a user's shapes give (benchmark_app's -shape [8,3,224,224] runs batch 8), when they agree."""
+    declared = declared_inputs(artifact)
+    assert declared is not None
+    axes = {s.name: s.batch_axis for s in declared}
+    found = {h.shape[axis] for h in artifact.inputs
+             if h.shape is not None and (axis := _axis(h, axes.get(h.name))) is not None
+             and axis < len(h.shape) and h.shape[axis] > 0}
+    return found.pop() if len(found) == 1 else None
+
+
+def _axis(hint: InputHint, inferred: int | None) -> int | None:
+    if hint.batch_axis == "none":
+        return None
+    return hint.batch_axis if isinstance(hint.batch_axis, int) else inferred
+
+
+def _present(backend: Backend, device: str) -> bool:
+    """Whether a device this backend can name is here (compound devices are the runtime's to check)."""
+    if ":" in device and not device.startswith("cuda"):
+        return True
+    devices = backend.devices()
+    same = {device, device.replace("cuda:0", "cuda"), device + ":0", device + ".0"}
+    return bool(same & set(devices)) or (device == "gpu" and any(d.startswith("gpu") for d in devices))
+
+
+_FORMAT_WORDS = {ModelFormat.ONNX: "an .onnx file", ModelFormat.OPENVINO: "an OpenVINO .xml",
+                 ModelFormat.TORCH_EXPORT: "a torch.export .pt2", ModelFormat.TORCH_FACTORY: "a module factory"}
+
+
+def cannot_load(backend: Backend, artifacts: list[Artifact]) -> str:
+    """Why a backend skips a model: what it has and what the backend loads."""
+    have = ", ".join(f"'{Path(a.ref).name}' is {_FORMAT_WORDS[a.format]}" for a in artifacts)
+    loads = " or ".join(_FORMAT_WORDS[f] for f in backend.formats)
+    return f"{backend.name} skips model '{artifacts[0].name}': {have}, and {backend.name} loads {loads}"
 
 
 def resolve_dataset(exp: Experiment) -> ResolvedDataset | None:
@@ -183,10 +255,10 @@ def _runs(exp: Experiment, settings: MeasureSettings,
 
 def plan(exp: Experiment) -> Plan:
     """Expand and resolve the experiment. Raises an InferlabError naming the field for anything wrong."""
+    where = Where(str(exp.source) if exp.source else None, exp.command is not None)
     if not exp.backends:
-        raise ConfigError(f"{_src(exp)}backends: list at least one backend ({', '.join(backends.names())})")
+        raise ConfigError(f"{where('backends')}: list at least one backend ({', '.join(backends.names())})")
     settings = MeasureSettings(**exp.measure.model_dump())
-    batches = _as_list(exp.batch)
     skipped: list[str] = []
     runs = _runs(exp, settings, skipped)
     data = resolve_dataset(exp)
@@ -194,44 +266,74 @@ def plan(exp: Experiment) -> Plan:
     specs: list[TrialSpec] = []
     checked: set[str] = set()
     for bi, entry in enumerate(exp.backends):
-        where = f"{_src(exp)}backends[{bi}]"
         try:
             backend = backends.get(entry.name)
         except BackendError as exc:
-            raise BackendError(f"{where}.name: {exc}") from None
+            raise BackendError(f"{where(f'backends[{bi}].name')}: {exc}") from None
         own_devices = entry.devices is not None
+        present: dict[str, bool] = {}
+        devices_field = f"backends[{bi}].devices" if own_devices else "devices"
         for device in entry.devices or exp.devices:
             if not backend.accepts_device(device):
-                if own_devices:
-                    raise BackendError(f"{where}.devices: '{device}' is not a device backend '{backend.name}' "
-                                       "can use; see `inferlab backends`")
+                if own_devices or where.cli:
+                    raise BackendError(f"{where(devices_field)}: '{device}' is not a device backend "
+                                       f"'{backend.name}' can use; see `inferlab backends`")
                 skipped.append(f"{backend.name} cannot use device '{device}'")
                 continue
-            grids = [backend.check_params(device, combo, f"{where}.params") for combo in _param_grid(entry.params)]
             for mi, artifacts in enumerate(resolved):
                 artifact = choose(artifacts, backend)
                 if artifact is None:
-                    skipped.append(f"{backend.name} cannot load model '{artifacts[0].name}' "
-                                   f"({', '.join(a.format.value for a in artifacts)}); add an alternate format")
+                    skipped.append(cannot_load(backend, artifacts))
                     continue
-                check_inputs(artifact, batches, f"{_src(exp)}models[{mi}]", checked)
-                for params, batch, (mode, lg, measure), rep in itertools.product(grids, batches, runs,
-                                                                                 range(exp.repeats)):
-                    if mode == "SingleStream" and batch != 1:
-                        note = f"SingleStream sends one sample per query, so batch {batch} is skipped for it"
-                        if note not in skipped:
-                            skipped.append(note)
-                        continue
-                    specs.append(TrialSpec(artifact, backend.name, device, frozen_params(params), batch, mode,
-                                           measure, rep, lg, accuracy_spec(exp, exp.models[mi], data, mode)))
+                if not present.setdefault(device, _present(backend, device)):
+                    raise BackendError(f"{where(devices_field)}: '{device}': {backend.name} finds no such device "
+                                       f"here (it has {', '.join(backend.devices())}); use one of those")
+                words = where.inputs(mi)
+                batches = _batches(exp, artifact)
+                check_inputs(artifact, batches, words, checked)
+                for mode, lg, measure in runs:
+                    grids = [_params(backend, device, combo, mode, where, bi) for combo in _param_grid(entry.params)]
+                    for params, batch, rep in itertools.product(grids, batches, range(exp.repeats)):
+                        if mode == "SingleStream" and batch != 1:
+                            note = f"SingleStream sends one sample per query, so batch {batch} is skipped for it"
+                            if note not in skipped:
+                                skipped.append(note)
+                            continue
+                        specs.append(TrialSpec(artifact, backend.name, device, frozen_params(params), batch, mode,
+                                               measure, rep, lg, accuracy_spec(exp, exp.models[mi], data, mode)))
     if exp.include:
         specs = [s for s in specs if any(_matches(r, s) for r in exp.include)]
+    before_rules = len(specs)
     specs = [s for s in specs if not any(_matches(r, s) for r in exp.exclude)]
     unique = list({s.key(): s for s in specs}.values())
     if not unique:
-        raise ConfigError(f"{_src(exp)}no trials left to run"
-                          + (f" ({'; '.join(skipped)})" if skipped else "; check include/exclude rules"))
+        if before_rules or exp.include:
+            why = "the include/exclude rules leave none" if exp.include or exp.exclude else "none planned"
+        else:
+            why = "; ".join(skipped) or "none planned"
+        raise ConfigError(f"{where.prefix()}no trials left to run: {why}")
     return Plan(unique, skipped)
+
+
+def _batches(exp: Experiment, artifact: Artifact) -> list[int]:
+    """The batch sizes to run: the config's; left out, the one the user's input shapes give, else 1."""
+    if "batch" in exp.model_fields_set:
+        return _as_list(exp.batch)
+    return [batch_from_shapes(artifact) or 1] if artifact.inputs else _as_list(exp.batch)
+
+
+def _params(backend: Backend, device: str, combo: dict[str, Any], mode: str, where: Where,
+            index: int) -> dict[str, Scalar]:
+    """Knob values checked, with the backend's defaults for this mode where the user left a knob out."""
+    field = f"backends[{index}].params"
+    try:
+        return backend.check_params(device, combo, field, mode=mode)
+    except BackendError as exc:
+        if not where.cli:
+            raise BackendError(f"{where.prefix()}{exc}") from None
+        text = str(exc)
+        m = re.match(re.escape(field) + r"\.(\w+): ", text)
+        raise BackendError(f"--param {m.group(1)}: {text[m.end():]}" if m else text) from None
 
 
 def frozen_params(params: dict[str, Scalar]) -> tuple[tuple[str, Scalar], ...]:

@@ -33,11 +33,19 @@ class _Strict(BaseModel):
 
 
 class InputOverride(_Strict):
-    """Overrides for one model input; the model's own declaration fills what is left out."""
+    """What to feed one model input; the model's own declaration fills what is left out."""
 
-    shape: list[int] | None = Field(None, description="full shape; -1 for the batch dimension")
-    dtype: str | None = Field(None, description="float32, float16, int64, int32, uint8, bool ...")
+    shape: list[int] | None = Field(None, description="full shape; -1 for the batch (it takes the trial's batch) "
+                                    "and for dimensions the model fixes")
+    dtype: str | None = Field(None, description="float32, float16, int64, int32, int8, uint8, bool ...")
     range: tuple[float, float] | None = Field(None, description="[low, high) of synthetic values")
+    value: float | None = Field(None, description="a constant: every element of the input is this value "
+                                "(e.g. a sample rate, 16000)")
+    data: str | None = Field(None, description="real data: a .npy file (one sample, or samples on a new first "
+                             "axis) or a folder of .npy arrays and images, relative to the config")
+    batch_axis: int | Literal["none"] | None = Field(None, description="the axis that carries the batch, or none "
+                                                     "(a state or scalar input, fed as given at every batch); "
+                                                     "default: inferred from the model")
 
     @field_validator("shape")
     @classmethod
@@ -45,6 +53,20 @@ class InputOverride(_Strict):
         if v is not None and any(d < -1 or d == 0 for d in v):
             raise ValueError("dimensions are positive, or -1 for the batch")
         return v
+
+    @field_validator("batch_axis", mode="before")
+    @classmethod
+    def _axis(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.lower() in ("none", "null", "no"):
+            return "none"
+        if isinstance(v, int) and not isinstance(v, bool) and v < 0:
+            raise ValueError("an axis is 0 or more, or none")
+        return v
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _bool(cls, v: Any) -> Any:
+        return float(v) if isinstance(v, bool) else v
 
 
 class ModelEntry(_Strict):
@@ -67,6 +89,15 @@ class BackendEntry(_Strict):
     devices: list[str] | None = Field(None, description="devices for this backend (default: the top-level list)")
     params: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict,
                                                      description="knobs; a list is swept")
+
+    @field_validator("params")
+    @classmethod
+    def _sweeps(cls, v: dict[str, Any]) -> dict[str, Any]:
+        empty = [k for k, values in v.items() if isinstance(values, list) and not values]
+        if empty:
+            raise ValueError(f"{empty[0]}: an empty list sweeps nothing; give at least one value, or leave the "
+                             "knob out for its default")
+        return v
 
 
 class MeasureConfig(_Strict):
@@ -187,6 +218,7 @@ class Experiment(_Strict):
     exclude: list[Rule] = Field(default_factory=list, description="drop trials matching any of these")
 
     _source: Path | None = PrivateAttr(default=None)
+    _command: str | None = PrivateAttr(default=None)   # the command line, when built from `bench` flags
 
     @field_validator("batch")
     @classmethod
@@ -199,7 +231,21 @@ class Experiment(_Strict):
     @field_validator("scenario", mode="before")
     @classmethod
     def _scenario(cls, v: Any) -> Any:
+        if v == []:
+            raise ValueError(f"an empty list runs nothing; give one or more of {', '.join(SCENARIOS)}, or leave it out")
         return _canonical(v, canonical_scenario, SCENARIOS)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode(cls, v: Any) -> Any:
+        if v == []:
+            raise ValueError("an empty list runs nothing; give one or more of latency, throughput, accuracy, or "
+                             "leave it out (latency)")
+        for m in _as_list(v):
+            if m not in ("latency", "throughput", "accuracy"):
+                hint = " (MLPerf scenarios go in `scenario`)" if canonical_scenario(str(m)) else ""
+                raise ValueError(f"'{m}' is not a mode; choose latency, throughput or accuracy{hint}")
+        return v
 
     def modes(self) -> list[Mode]:
         """Every mode and scenario to run, in order."""
@@ -209,6 +255,10 @@ class Experiment(_Strict):
     @property
     def source(self) -> Path | None:
         return self._source
+
+    @property
+    def command(self) -> str | None:
+        return self._command
 
     def base_dir(self) -> Path:
         return self._source.parent if self._source is not None else Path.cwd()

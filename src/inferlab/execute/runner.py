@@ -17,18 +17,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from inferlab import backends
 from inferlab.accuracy.datasets import Dataset, reopen
 from inferlab.accuracy.evaluator import AccuracyResult, dataset_feeds, evaluate
 from inferlab.backends.base import Session
-from inferlab.errors import BackendError, InferlabError
+from inferlab.errors import BackendError, InferlabError, InputSpecError
 from inferlab.execute.protocol import Channel, encode_result
 from inferlab.measure.budget import Events
 from inferlab.measure.latency import measure_latency
 from inferlab.measure.summary import summarise
 from inferlab.measure.throughput import measure_throughput
 from inferlab.measure.trial import TrialResult, TrialSpec, is_scenario, utc_now
-from inferlab.models.inputs import make_pool, merge
+from inferlab.models.inputs import make_pool, merge, no_batch_note
 from inferlab.models.introspect import declared_inputs, stored_precision
 from inferlab.models.tensors import TensorSpec
 
@@ -67,6 +69,21 @@ def _speed(spec: TrialSpec, session: Session, inputs: list[TensorSpec], ds: Data
     return {"status": "ok", **summarise(measurement, spec.measure.min_iterations)}
 
 
+def random_inputs_note(inputs: Sequence[TensorSpec]) -> str | None:
+    """When a run fails, the integer inputs that got random values may be why (a sample rate, a token id past
+    the vocabulary): name them and how to give real values."""
+    random_ints = [s for s in inputs if s.value is None and s.data is None
+                   and (s.dtype == "bool" or np.issubdtype(np.dtype(s.dtype), np.integer))]
+    if not random_ints:
+        return None
+    named = ", ".join(f"{s.name} ({s.dtype}{' scalar' if not s.shape else ''}, "
+                      f"{s.value_range()[0]:g}..{s.value_range()[1]:g})" for s in random_ints)
+    first = random_ints[0].name
+    return (f"these inputs were filled with random values: {named}; if the model needs particular values, give "
+            f"them (bench: --input {first}=VALUE or {first}=LOW..HIGH; config: models[].inputs.{first}.value or "
+            ".range)")
+
+
 def pin(count: int) -> str:
     """Pin this process to the first `count` CPUs it may use, before the runtime starts its threads (they
     inherit the mask). Returns the CPU list, as the effective setting to record."""
@@ -94,7 +111,7 @@ def run(spec: TrialSpec, events: Events, log_dir: Path | None = None) -> TrialRe
     inputs = merge(declared, spec.model.inputs, spec.batch, spec.model.name)
     events.phase("load")
     t0 = time.perf_counter_ns()
-    session = backend.load(spec.model, spec.device, params, inputs)
+    session = backend.load(spec.model, spec.device, params, inputs, mode=spec.mode)
     load_s = (time.perf_counter_ns() - t0) / 1e9
     try:
         ds = reopen(spec.accuracy.dataset) if spec.accuracy is not None else None  # read and checked once
@@ -107,11 +124,19 @@ def run(spec: TrialSpec, events: Events, log_dir: Path | None = None) -> TrialRe
             fields = _speed(spec, session, inputs, ds, events)
         if ds is not None:  # on the same session, after any speed measurement
             fields["accuracy"] = _accuracy(spec, session, ds, events, log_dir)
+    except Exception as exc:
+        note = random_inputs_note(inputs)
+        if note is None or isinstance(exc, InferlabError):
+            raise
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise InputSpecError(f"{spec.backend} failed to run the model ({first}); {note}") from exc
     finally:
         session.close()
     stored = stored_precision(spec.model)
     runtime = {**session.info.runtime, **({"model_precision": stored} if stored else {})}
     effective = {**session.info.effective, **({"cpus": pinned} if pinned else {})}
+    notes = [n for n in (*session.info.notes, no_batch_note(inputs)) if n]
+    fields["warnings"] = (*fields.get("warnings", ()), *notes)
     return TrialResult(spec=spec, load_s=load_s, effective=effective, runtime=runtime,
                        started_at=started, finished_at=utc_now(), **fields)
 

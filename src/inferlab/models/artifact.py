@@ -6,12 +6,13 @@ import hashlib
 import importlib
 import importlib.util
 import re
+import zipfile
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 from inferlab.errors import ModelError
-from inferlab.models.tensors import TensorSpec
+from inferlab.models.tensors import InputHint
 
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
@@ -31,7 +32,7 @@ class Artifact:
     ref: str                      # absolute path, or "package.module:factory"
     format: ModelFormat
     hash: str                     # sha256 of the content, hex
-    inputs: tuple[TensorSpec, ...] = field(default=())  # user overrides, merged with the model's own
+    inputs: tuple[InputHint, ...] = field(default=())  # the user's hints, merged with the model's own
 
     @property
     def path(self) -> Path:
@@ -46,7 +47,7 @@ class Artifact:
         inputs = d.get("inputs") or []
         assert isinstance(inputs, list)
         return Artifact(str(d["name"]), str(d["ref"]), ModelFormat(str(d["format"])), str(d["hash"]),
-                        tuple(TensorSpec.from_json(t) for t in inputs))
+                        tuple(InputHint.from_json(t) for t in inputs))
 
 
 def detect_format(ref: str) -> ModelFormat:
@@ -113,7 +114,7 @@ def _factory_source(ref: str) -> Path:
 
 
 def resolve(name: str, ref: str, base_dir: Path | None = None,
-            inputs: tuple[TensorSpec, ...] = ()) -> Artifact:
+            inputs: tuple[InputHint, ...] = ()) -> Artifact:
     """Turn a user's model reference into an Artifact: check it exists and is sane, hash its content."""
     fmt = detect_format(ref)
     if fmt is ModelFormat.TORCH_FACTORY:
@@ -131,8 +132,8 @@ def resolve(name: str, ref: str, base_dir: Path | None = None,
         _check_onnx(path)
     elif fmt is ModelFormat.OPENVINO:
         files.append(_check_ir(path))
-    elif fmt is ModelFormat.TORCH_EXPORT and not _is_zip(path):
-        raise ModelError(f"{path}: not a torch.export archive; save it with torch.export.save()")
+    elif fmt is ModelFormat.TORCH_EXPORT:
+        _check_exported(path)
     return Artifact(name, str(path), fmt, _sha256_files(files), inputs)
 
 
@@ -145,9 +146,29 @@ def model_size(path: str | Path) -> int | None:
     return sum(f.stat().st_size for f in files if f.is_file())
 
 
-def _is_zip(path: Path) -> bool:
-    with path.open("rb") as f:
-        return f.read(4) == b"PK\x03\x04"
+_EXPORT_FIX = ("save the model with torch.export.save(torch.export.export(model, example_inputs), 'model.pt2'), "
+               "or name a module factory 'package.module:factory' that returns it")
+
+
+def _check_exported(path: Path) -> None:
+    """A .pt/.pt2 file must be a torch.export archive; tell a pickled module, a state_dict or TorchScript apart
+    from its entries (without unpickling anything) and say what to do."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        raise ModelError(f"{path}: not a torch.export archive (not even a zip file); {_EXPORT_FIX}") from None
+    tails = {n.split("/", 1)[1] if "/" in n else n for n in names}
+    if "archive_format" in tails or any(t.startswith("models/") and t.endswith(".json") for t in tails) or any(
+            t.endswith("serialized_exported_program.json") for t in tails):
+        return
+    if "constants.pkl" in tails or any(t.startswith("code/") for t in tails):
+        kind = "a TorchScript module (torch.jit.save)"
+    elif "data.pkl" in tails:
+        kind = "a pickled module or state_dict (torch.save)"
+    else:
+        kind = "a zip archive torch.export did not write"
+    raise ModelError(f"{path}: {kind}, not a torch.export archive; {_EXPORT_FIX}")
 
 
 def load_factory(ref: str) -> object:

@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from inferlab.models.artifact import Artifact, ModelFormat
+from inferlab.models.inputs import infer_batch_axes
 from inferlab.models.tensors import TensorSpec
 
 # ONNX TensorProto element types -> numpy names (the subset models use for inputs).
@@ -26,8 +27,10 @@ def onnx_inputs(path: Path) -> tuple[TensorSpec, ...]:
             continue
         tt = inp.type.tensor_type
         shape = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim)
-        specs.append(TensorSpec(inp.name, shape, _ONNX_DTYPES.get(tt.elem_type, "float32")))
-    return tuple(specs)
+        names = tuple(d.dim_param if d.HasField("dim_param") else "" for d in tt.shape.dim)
+        specs.append(TensorSpec(inp.name, shape, _ONNX_DTYPES.get(tt.elem_type, "float32"),
+                                dim_names=names if any(names) else ()))
+    return infer_batch_axes(specs)
 
 
 def ir_inputs(path: Path) -> tuple[TensorSpec, ...]:
@@ -46,7 +49,7 @@ def ir_inputs(path: Path) -> tuple[TensorSpec, ...]:
         if port is not None and port.get("names"):
             name = port.get("names", name).split(",")[0]
         specs.append(TensorSpec(name, dims, _IR_DTYPES.get(et, "float32")))
-    return tuple(specs)
+    return infer_batch_axes(specs)
 
 
 def declared_inputs(artifact: Artifact, cheap_only: bool = False) -> tuple[TensorSpec, ...] | None:

@@ -1,8 +1,9 @@
 """LoadGen's query sample library (QSL): the samples LoadGen draws queries from.
 
 Loading and unloading run in LoadGen's untimed phases. A sample is one item (batch 1); the SUT stacks
-samples into the trial's batch. Samples are synthetic here: sample i is always the same random tensors
-(seeded by i), so an accuracy log can be checked against a direct inference of the same sample."""
+samples into the trial's batch along each input's batch axis (an input without one, a state or a scalar, is
+fed as sample's own). Sample i is always the same tensors: the i-th of an input's real data, else random
+values seeded by i, so an accuracy log can be checked against a direct inference of the same sample."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from inferlab.backends.base import Session
-from inferlab.models.inputs import random_feeds
+from inferlab.models.inputs import batch_of, load_samples, random_feeds
 from inferlab.models.tensors import TensorSpec
 
 
@@ -28,10 +29,17 @@ class SampleLibrary:
         self.prepared: dict[int, Any] = {}  # batch 1: each sample in the runtime's own form, made at load
         self.slabs: dict[str, np.ndarray] = {}  # batch > 1: the loaded samples stacked, per input
         self.slot: dict[int, int] = {}          # sample index -> row in the slabs
+        self._data: dict[str, np.ndarray] = {}  # real data per input, read once
 
     def sample(self, index: int) -> dict[str, np.ndarray]:
         """Sample `index`'s feeds, the same every time."""
-        return random_feeds(self.specs, np.random.default_rng([self.seed, index]))
+        feeds = random_feeds([s for s in self.specs if s.data is None], np.random.default_rng([self.seed, index]))
+        for s in self.specs:
+            if s.data is not None:
+                if s.name not in self._data:
+                    self._data[s.name] = load_samples(s)
+                feeds[s.name] = batch_of(s, self._data[s.name], [index])
+        return feeds
 
     def load(self, indices: Sequence[int]) -> None:
         for i in indices:
@@ -54,8 +62,8 @@ class SampleLibrary:
             return
         order = sorted(self.loaded)
         self.slot = {i: row for row, i in enumerate(order)}
-        self.slabs = {s.name: np.concatenate([self.loaded[i][s.name] for i in order], axis=0)
-                      for s in self.specs if order and self.loaded[order[0]][s.name].ndim}
+        self.slabs = {s.name: np.concatenate([self.loaded[i][s.name] for i in order], axis=s.batch_axis)
+                      for s in self.specs if order and s.batch_axis is not None}
 
     def batch_of(self, indices: Sequence[int]) -> Any:
         """The prepared input of one request holding these samples, padded to the batch with the last one."""
@@ -64,8 +72,6 @@ class SampleLibrary:
         slot = self.slot
         rows = [slot[i] for i in indices]
         rows += [rows[-1]] * (self.batch - len(rows))
-        feeds = {name: slab.take(rows, axis=0) for name, slab in self.slabs.items()}
-        for spec in self.specs:  # rank-0 inputs are not batched
-            if spec.name not in feeds:
-                feeds[spec.name] = self.loaded[indices[0]][spec.name]
+        feeds = {s.name: self.slabs[s.name].take(rows, axis=s.batch_axis) if s.batch_axis is not None
+                 else self.loaded[indices[0]][s.name] for s in self.specs}
         return self.session.prepare(feeds)
