@@ -9,11 +9,14 @@ from inferlab.measure.stats import (
     ci_relative_width,
     latency_stats,
     median_3sigma,
+    median_3sigma_ci,
     median_ci,
     spread_warnings,
     throughput_ci,
 )
 from inferlab.measure.summary import Measurement, summarise
+from inferlab.measure.trial import LatencyStats, TrialResult, TrialSpec
+from inferlab.models.artifact import Artifact, ModelFormat
 
 
 def test_median_3sigma_drops_far_outlier() -> None:
@@ -112,3 +115,80 @@ def test_spread_warning_in_plain_language() -> None:
     assert any("high spread" in w for w in warnings)
     tight = np.full(500, 2_000_000, dtype=np.int64)
     assert spread_warnings(latency_stats(tight), tight) == []
+
+
+def _fast_model_ns(n: int, seed: int = 7) -> np.ndarray:
+    """A fast model's latencies (~14.2 us) with 5% slow requests (~40 us, beyond 3 sigma): the 3-sigma median
+    sits below the raw median by more than the raw median's CI is wide."""
+    rng = np.random.default_rng(seed)
+    slow = n // 20
+    return np.concatenate([rng.normal(14_200, 300, n - slow), rng.normal(40_000, 3_000, slow)]).astype(np.int64)
+
+
+def _brute_force_3sigma_ci(x: np.ndarray, resamples: int, seed: int = 11) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    meds = np.empty(resamples)
+    for i in range(resamples):
+        r = x[rng.integers(0, x.size, x.size)]
+        meds[i] = np.median(r[np.abs(r - r.mean()) <= 3 * r.std()])
+    lo, hi = np.percentile(meds, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+@pytest.mark.parametrize("n", [300, 3000])  # every sample its own group; grouped middle, single tails
+def test_median_3sigma_ci_matches_a_brute_force_bootstrap_of_the_whole_statistic(n: int) -> None:
+    x = _fast_model_ns(n).astype(np.float64) / 1e6
+    lo, hi = median_3sigma_ci(x)
+    mc_lo, mc_hi = _brute_force_3sigma_ci(x, 800)
+    width = mc_hi - mc_lo
+    assert abs(lo - mc_lo) <= 0.15 * width and abs(hi - mc_hi) <= 0.15 * width, ((lo, hi), (mc_lo, mc_hi))
+    # and it is the filtered statistic's interval, not the raw median's: the raw one lies elsewhere
+    raw_lo, raw_hi = median_ci(x)
+    assert raw_lo > lo and raw_hi > hi
+
+
+def test_median_3sigma_ci_is_seeded_and_narrows_with_more_samples() -> None:
+    small, large = _fast_model_ns(2_000).astype(np.float64), _fast_model_ns(200_000).astype(np.float64)
+    assert median_3sigma_ci(large) == median_3sigma_ci(large)
+    lo_s, hi_s = median_3sigma_ci(small)
+    lo_l, hi_l = median_3sigma_ci(large)
+    assert hi_l - lo_l < (hi_s - lo_s) / 3
+    assert lo_l <= median_3sigma(large)[0] <= hi_l
+
+
+def test_median_3sigma_ci_degenerate() -> None:
+    assert median_3sigma_ci(np.array([3.0])) == (3.0, 3.0)
+    assert median_3sigma_ci(np.full(5000, 2.5)) == (2.5, 2.5)
+    lo, hi = median_3sigma_ci(np.array([1.0, 2.0, 3.0]))
+    assert 1.0 <= lo <= 2.0 <= hi <= 3.0
+    # heavy ties: many resamples hold one repeated value, whose standard deviation is 0
+    for n in (20, 21, 33):
+        ties = np.array([0.022] * (n - 1) + [0.066])
+        assert median_3sigma_ci(ties) == (0.022, 0.022)
+
+
+def test_headline_fps_lies_within_its_ci_when_the_two_medians_differ() -> None:
+    # The reported case: a fast model's FPS (batch / 3-sigma median) printed beside the raw median's CI,
+    # which it fell outside of.
+    ns = _fast_model_ns(100_000)
+    lat = latency_stats(ns)
+    assert lat.median_3sigma_ms < lat.median_ci_low_ms  # the two medians differ beyond the raw CI
+    assert lat.median_3sigma_ci_low_ms is not None and lat.median_3sigma_ci_high_ms is not None
+    assert lat.median_3sigma_ci_low_ms <= lat.median_3sigma_ms <= lat.median_3sigma_ci_high_ms
+    m = Measurement("latency", ns, int(ns.sum()), ns.size, 4, 1, 50_000, "min_iterations_and_duration")
+    out = summarise(m, 50)
+    assert out["throughput_ci_low_sps"] <= out["throughput_sps"] <= out["throughput_ci_high_sps"]
+    assert out["throughput_ci_low_sps"] == pytest.approx(4e3 / lat.median_3sigma_ci_high_ms)
+    assert out["throughput_ci_high_sps"] == pytest.approx(4e3 / lat.median_3sigma_ci_low_ms)
+
+
+def test_records_without_the_3sigma_ci_still_read() -> None:
+    ns = np.arange(1, 101, dtype=np.int64) * 1_000_000
+    out = summarise(Measurement("latency", ns, int(ns.sum()), 100, 1, 1, 1, "min_iterations_and_duration"), 50)
+    out.pop("latencies_ns")
+    spec = TrialSpec(Artifact("m", "/m.onnx", ModelFormat.ONNX, "0" * 64), "onnxruntime", "cpu", (), 1, "latency")
+    record = TrialResult(spec, "ok", **out).to_json()
+    del record["latency"]["median_3sigma_ci_low_ms"], record["latency"]["median_3sigma_ci_high_ms"]
+    old = TrialResult.from_json(record)
+    assert isinstance(old.latency, LatencyStats)
+    assert old.latency.median_3sigma_ci_low_ms is None and old.latency.median_3sigma_ms == pytest.approx(50.5)

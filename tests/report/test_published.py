@@ -3,6 +3,8 @@ cells shown as such in every rendering (terminal, Markdown, CSV, HTML)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rich.console import Console
 
 from inferlab.measure.trial import LatencyStats, TrialResult, TrialSpec
@@ -39,7 +41,7 @@ def test_layout_rows_columns_and_cells() -> None:
     resnet1, resnet8, mobilenet = t.rows[1], t.rows[2], t.rows[0]
     ort_a, ov_a, ort_b = t.columns
     assert t.text(resnet1, ort_a) == "120.0 FPS · 8.33 ms · best of 2"
-    assert t.text(resnet1, ort_b) == "90.0 FPS · 11.11 ms"
+    assert t.text(resnet1, ort_b) == "90.00 FPS · 11.11 ms"
     assert t.text(resnet8, ov_a) == MISSING and t.cell(resnet8, ov_a) is None
     assert t.text(mobilenet, ov_a) == "failed (1)" and t.text(mobilenet, ort_a) == MISSING
     groups = t.header_groups()
@@ -66,3 +68,28 @@ def test_renderings_show_missing_cells_as_missing() -> None:
 def test_accuracy_only_trials_stay_out_of_the_speed_table() -> None:
     acc = _result("resnet", "onnxruntime", 1, 100.0, mode="accuracy")
     assert published([acc], lambda e: "A").rows == []
+
+
+def test_cells_keep_enough_digits_and_say_what_they_leave_out() -> None:
+    spec = RESULTS[0].spec
+    fast = TrialResult(spec, "ok", throughput_sps=70_422.5, throughput_ci_low_sps=70_390.0,
+                       throughput_ci_high_sps=70_460.0, warnings=("only 20 timed requests: percentiles are rough",),
+                       latency=LatencyStats(20, 0.0142, 0, 0.014, 0.015, 0.0142, 0.0142, 0.0142, 0.0142, 0.0142, 0,
+                                            0.0141, 0.0143), environment_id="e1")
+    slower = TrialResult(replace(spec, batch=2), "ok", throughput_sps=66_666.7,
+                         latency=LatencyStats(20, 0.015, 0, 0.015, 0.015, 0.015, 0.015, 0.015, 0.015, 0.0151, 0,
+                                              0.0151, 0.0151), environment_id="e1")
+    t = published([fast, slower], lambda e: "A")
+    col = t.columns[0]
+    b1, b2 = t.rows
+    assert t.text(b1, col) == "70,422 FPS · 0.0142 ms"  # 14 us and 15 us stay apart
+    assert t.text(b2, col) == "66,667 FPS · 0.0151 ms"
+    assert t.text(b1, col, mark=True).endswith(" ⚠") and not t.text(b2, col, mark=True).endswith("⚠")
+    cell = t.cell(b1, col)
+    assert cell is not None and "95% CI 70,390–70,460 FPS" in cell.details()
+    assert "⚠ only 20 timed requests" in cell.details()
+    other = t.cell(b2, col)
+    assert other is not None and other.details() == "no CI stored with this result"
+    md = to_markdown(t)
+    assert "70,422 FPS · 0.0142 ms ⚠" in md
+    assert "0.0142" in to_csv(t)

@@ -1,6 +1,9 @@
-"""Flat rows and the terminal table: precision from what the runtime used, missing values shown as such."""
+"""Flat rows and the terminal table: precision from what the runtime used, missing values shown as such (and
+why, for a CI), enough digits for fast models, and each trial's measurement warnings under the table."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 from rich.console import Console
@@ -9,7 +12,7 @@ from inferlab.measure.stats import latency_stats
 from inferlab.measure.trial import MeasureSettings, TrialResult, TrialSpec
 from inferlab.models.artifact import Artifact, ModelFormat
 from inferlab.report.export import to_csv
-from inferlab.report.rows import flatten, precision
+from inferlab.report.rows import ci_missing_reason, flatten, precision
 from inferlab.report.table import results_table
 
 
@@ -45,3 +48,56 @@ def test_csv_has_a_column_per_param_and_effective_setting() -> None:
     assert row["energy_j_per_sample"] is None
     header = to_csv([r]).splitlines()[0].split(",")
     assert "param.num_streams" in header and "latency_p99_ms" in header
+
+
+def _text(results: list[TrialResult]) -> str:
+    console = Console(width=250, record=True)
+    console.print(results_table(results))
+    return console.export_text()
+
+
+def _row(text: str, needle: str) -> str:
+    return next(line for line in text.splitlines() if needle in line)
+
+
+def test_table_tells_14_from_15_microseconds() -> None:
+    fast = _result("onnxruntime", {}, {}, status="ok", latency=latency_stats(np.full(50, 14_200, dtype=np.int64)),
+                   throughput_sps=70_422.5, throughput_ci_low_sps=70_390.2, throughput_ci_high_sps=70_460.9)
+    slow = _result("openvino", {}, {}, status="ok", latency=latency_stats(np.full(50, 15_100, dtype=np.int64)),
+                   throughput_sps=66_225.2, throughput_ci_low_sps=66_200.0, throughput_ci_high_sps=66_250.0)
+    text = _text([fast, slow])
+    assert "│ 70,422 │ 70,390–70,461 │    0.0142 │ 0.0142 │" in _row(text, "onnxruntime")
+    assert "│ 66,225 │ 66,200–66,250 │    0.0151 │ 0.0151 │" in _row(text, "openvino")
+
+
+def test_table_lists_each_trials_warnings_under_it_naming_the_row() -> None:
+    ns = np.full(20, 2_000_000, dtype=np.int64)
+    noisy = _result("onnxruntime", {"intra_op_threads": 2}, {}, status="ok", latency=latency_stats(ns),
+                    throughput_sps=500.0, throughput_ci_low_sps=490.0, throughput_ci_high_sps=510.0,
+                    warnings=("only 20 timed requests: percentiles are rough; measure longer",
+                              "high spread: the interquartile range is 31% of the median"))
+    clean = _result("openvino", {}, {}, status="ok", latency=latency_stats(ns), throughput_sps=400.0,
+                    throughput_ci_low_sps=390.0, throughput_ci_high_sps=410.0)
+    text = _text([clean, noisy])
+    assert "ok ⚠1" in _row(text, "intra_op_threads=2 ")
+    assert "⚠" not in _row(text, "│ openvino")
+    under = " ".join(text.split("measurement warnings:")[1].split())  # the caption wraps at the table's width
+    assert under == ("⚠1 m onnxruntime/cpu b1 latency [intra_op_threads=2]: only 20 timed requests: percentiles "
+                     "are rough; measure longer; high spread: the interquartile range is 31% of the median")
+    assert text.count("⚠") == 2  # one mark in the row, one line under the table
+
+
+def test_a_missing_ci_says_why() -> None:
+    few = _result("onnxruntime", {}, {}, status="ok", throughput_sps=800.0, requests=12,
+                  latency=latency_stats(np.full(12, 5_000_000, dtype=np.int64)))
+    few = few.with_(spec=replace(few.spec, mode="throughput"))
+    server = _result("openvino", {}, {}, status="ok", throughput_sps=900.0,
+                     latency=latency_stats(np.full(50, 1_000_000, dtype=np.int64)))
+    server = server.with_(spec=replace(server.spec, mode="Server"))
+    failed = _result("onnxruntime", {}, {}, status="failed", reason="crashed")
+    assert ci_missing_reason(failed) == "no CI: the trial failed"
+    text = _text([few, server, failed])
+    assert "—¹" in _row(text, "throughput") and "—²" in _row(text, "Server")
+    assert "¹ no CI: too few completions (fewer than 40); measure longer" in text
+    assert "² no CI: an MLPerf scenario, judged by LoadGen's own figures" in text
+    assert ci_missing_reason(few.with_(throughput_ci_low_sps=790.0, throughput_ci_high_sps=810.0)) is None

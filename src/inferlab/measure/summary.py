@@ -33,9 +33,11 @@ def summarise(m: Measurement, min_iterations: int) -> dict[str, Any]:
     if m.stop_reason == "max_duration" and m.requests < min_iterations:
         warnings.append(f"max_duration reached after {m.requests} of {min_iterations} requests")
     if m.mode == "latency":
+        # FPS is batch over DLI's figure, so its interval is that figure's own interval, inverted
         fps = m.batch * 1e3 / lat.median_3sigma_ms
-        ci: tuple[float, float] | None = (m.batch * 1e3 / lat.median_ci_high_ms,
-                                          m.batch * 1e3 / lat.median_ci_low_ms)
+        ci: tuple[float, float] | None = None
+        if lat.median_3sigma_ci_low_ms and lat.median_3sigma_ci_high_ms:
+            ci = (m.batch * 1e3 / lat.median_3sigma_ci_high_ms, m.batch * 1e3 / lat.median_3sigma_ci_low_ms)
     else:
         fps = m.requests * m.batch / (m.window_ns / 1e9)
         ci = throughput_ci(m.completions_ns, m.window_ns, m.batch) if m.completions_ns is not None else None

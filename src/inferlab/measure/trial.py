@@ -121,8 +121,11 @@ class LatencyStats:
     p99_ms: float
     median_3sigma_ms: float
     outliers_dropped: int
-    median_ci_low_ms: float
+    median_ci_low_ms: float    # 95% CI of the raw median (p50)
     median_ci_high_ms: float
+    # 95% CI of DLI's figure itself (median_3sigma_ms); None in records written before it was stored
+    median_3sigma_ci_low_ms: float | None = None
+    median_3sigma_ci_high_ms: float | None = None
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
-"""The report's charts as plotly figures: throughput against latency (sweet spot, threshold), batch scans,
-a tuning's history (best so far) and Pareto fronts. Each returns None when its data is absent."""
+"""The report's charts as plotly figures: throughput against latency (sweet spot, threshold), batch scans and
+Pareto fronts, one chart per model (models are not traded against each other), and a tuning's history. A runtime
+keeps one colour and a mode one line style (and marker) in every chart. Each returns None when its data is absent."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from inferlab.measure.trial import TrialResult
+from inferlab.report import numbers
 from inferlab.report.rows import precision
 from inferlab.tune.objectives import latency_ms
 from inferlab.tune.record import TrialRecord
@@ -18,6 +21,14 @@ from inferlab.tune.spec import DIRECTION, UNIT
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
            "#7f7f7f", "#393b79", "#ad494a")
+# the runtimes' own colours, the same in every report; others take the palette's unclaimed colours in name order
+RUNTIME_COLOURS = {"onnxruntime": "#1f77b4", "openvino": "#9467bd", "torch": "#ff7f0e", "null": "#7f7f7f"}
+THRESHOLD_COLOUR = "#d62728"
+MODE_DASH = {"latency": "solid", "throughput": "dash", "SingleStream": "dot", "MultiStream": "dashdot",
+             "Server": "longdash", "Offline": "longdashdot"}
+MODE_SYMBOL = {"latency": "circle", "throughput": "diamond", "SingleStream": "square", "MultiStream": "triangle-up",
+               "Server": "cross", "Offline": "x"}
+VARIANT_FILL = ("", "-open", "-dot", "-open-dot")  # a runtime's devices/precisions: filled, open, dotted ...
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,43 @@ class Study:
     percentile: str
 
 
+SeriesKey = tuple[str, str, str, str]  # backend, device, precision, mode
+
+
+def series_key(r: TrialResult) -> SeriesKey:
+    return r.spec.backend, r.spec.device, precision(r), r.spec.mode
+
+
+class Styles:
+    """Colour per runtime, dash and marker per mode, marker fill per device/precision of a runtime: decided once
+    from every result of the report, so a series looks the same in every chart."""
+
+    def __init__(self, results: Sequence[TrialResult]) -> None:
+        keys = sorted({series_key(r) for r in results})
+        backends = sorted({k[0] for k in keys})
+        spare = [c for c in PALETTE if c not in RUNTIME_COLOURS.values() and c != THRESHOLD_COLOUR]
+        others = [b for b in backends if b not in RUNTIME_COLOURS]
+        self.colour = {**RUNTIME_COLOURS, **{b: spare[i % len(spare)] for i, b in enumerate(others)}}
+        self.variant: dict[tuple[str, str, str], int] = {}
+        for b in backends:
+            for i, v in enumerate(sorted({(k[1], k[2]) for k in keys if k[0] == b})):
+                self.variant[(b, *v)] = i
+
+    @staticmethod
+    def name(key: SeriesKey) -> str:
+        backend, device, prec, mode = key
+        return f"{backend}/{device} {prec} · {mode}"
+
+    def line(self, key: SeriesKey) -> dict[str, Any]:
+        return {"color": self.colour[key[0]], "dash": MODE_DASH.get(key[3], "solid"), "width": 2}
+
+    def marker(self, key: SeriesKey, **extra: Any) -> dict[str, Any]:
+        backend, device, prec, mode = key
+        fill = VARIANT_FILL[self.variant.get((backend, device, prec), 0) % len(VARIANT_FILL)]
+        return {"color": self.colour[backend], "symbol": MODE_SYMBOL.get(mode, "circle") + fill,
+                "line": {"color": self.colour[backend], "width": 1.5}, **extra}
+
+
 def _measured(results: Sequence[TrialResult]) -> list[TrialResult]:
     return [r for r in results if r.status == "ok" and r.throughput_sps is not None and r.latency is not None]
 
@@ -42,10 +90,23 @@ def _label(r: TrialResult) -> str:
     return r.spec.label().replace(" [", "<br>[")
 
 
+def _hover(r: TrialResult, percentile: str = "median") -> str:
+    lat = latency_ms(r.latency, percentile)
+    what = "median (3σ)" if percentile == "median" else percentile
+    return f"{_label(r)}<br>{numbers.fps(r.throughput_sps)} FPS, {what} {numbers.ms(lat)} ms"
+
+
 def _layout(title: str, x: str, y: str, **extra: object) -> go.Layout:
     return go.Layout(title={"text": title}, xaxis={"title": {"text": x}}, yaxis={"title": {"text": y}},
                      template="plotly_white", height=460, margin={"l": 70, "r": 30, "t": 60, "b": 60},
                      legend={"orientation": "h", "y": -0.2}, **extra)
+
+
+def _log_if_wide(fig: go.Figure, values: Sequence[float]) -> None:
+    """A log latency axis when the latencies span more than a decade (batch 1 next to batch 64)."""
+    pos = [v for v in values if v > 0]
+    if pos and max(pos) / min(pos) > 10:
+        fig.update_xaxes(type="log")
 
 
 def sweet_spot(results: Sequence[TrialResult], threshold_ms: float | None, percentile: str) -> TrialResult | None:
@@ -62,71 +123,59 @@ def by_model(results: Sequence[TrialResult]) -> dict[str, list[TrialResult]]:
     return out
 
 
-def sweet_spots(results: Sequence[TrialResult], threshold_ms: float | None,
-                percentile: str) -> dict[str, TrialResult]:
-    """Each model's sweet spot: models are not traded against each other."""
-    spots = {m: sweet_spot(rs, threshold_ms, percentile) for m, rs in by_model(results).items()}
-    return {m: r for m, r in spots.items() if r is not None}
+def _series(results: Sequence[TrialResult]) -> dict[SeriesKey, list[TrialResult]]:
+    out: dict[SeriesKey, list[TrialResult]] = {}
+    for r in results:
+        out.setdefault(series_key(r), []).append(r)
+    return dict(sorted(out.items()))
 
 
-def throughput_latency(results: Sequence[TrialResult], threshold_ms: float | None, percentile: str) -> go.Figure | None:
+def throughput_latency(model: str, results: Sequence[TrialResult], styles: Styles, threshold_ms: float | None,
+                       percentile: str) -> go.Figure | None:
+    """One model's trials, throughput against a latency percentile; marker size grows with the batch."""
     ok = _measured(results)
     if not ok:
         return None
-    fig = go.Figure(layout=_layout("Throughput against latency", f"latency {percentile} (ms)",
+    fig = go.Figure(layout=_layout(f"{model}: throughput against latency", f"latency {percentile} (ms)",
                                    "throughput (samples/s)"))
-    several = len(by_model(ok)) > 1
-    series: dict[str, list[TrialResult]] = {}
-    for r in ok:
-        model = f"{r.spec.model.name} · " if several else ""
-        series.setdefault(f"{model}{r.spec.backend}/{r.spec.device} {precision(r)}", []).append(r)
-    for i, (name, rs) in enumerate(sorted(series.items())):
+    for key, rs in _series(ok).items():
         fig.add_trace(go.Scatter(
             x=[latency_ms(r.latency, percentile) for r in rs], y=[r.throughput_sps for r in rs], mode="markers",
-            name=name, text=[_label(r) for r in rs],
-            hovertemplate="%{text}<br>%{y:.1f} FPS, %{x:.3f} ms<extra></extra>",
-            marker={"size": [6 + 2 * min(r.spec.batch, 32) ** 0.5 for r in rs], "color": PALETTE[i % len(PALETTE)],
-                    "opacity": 0.8}))
+            name=styles.name(key), text=[_hover(r, percentile) for r in rs], hovertemplate="%{text}<extra></extra>",
+            marker=styles.marker(key, size=[7 + 2 * min(r.spec.batch, 32) ** 0.5 for r in rs], opacity=0.85)))
+    _log_if_wide(fig, [latency_ms(r.latency, percentile) or 0.0 for r in ok])
     if threshold_ms is not None:
-        fig.add_vline(x=threshold_ms, line={"dash": "dash", "color": "#d62728"},
+        fig.add_vline(x=threshold_ms, line={"dash": "dash", "color": THRESHOLD_COLOUR},
                       annotation_text=f"threshold {threshold_ms:g} ms", annotation_position="top right")
-    spots = sweet_spots(ok, threshold_ms, percentile)
-    if spots:
-        best = list(spots.values())
+    best = sweet_spot(ok, threshold_ms, percentile)
+    if best is not None:
         fig.add_trace(go.Scatter(
-            x=[latency_ms(b.latency, percentile) for b in best], y=[b.throughput_sps for b in best],
-            mode="markers+text", name="sweet spot" + (" (per model)" if several else ""),
-            text=[f"sweet spot: {m}" if several else "sweet spot" for m in spots], textposition="top center",
-            hovertext=[_label(b) for b in best], hovertemplate="%{hovertext}<extra>sweet spot</extra>",
+            x=[latency_ms(best.latency, percentile)], y=[best.throughput_sps], mode="markers+text",
+            name="sweet spot", text=["sweet spot"], textposition="top center", hovertext=[_hover(best, percentile)],
+            hovertemplate="%{hovertext}<extra>sweet spot</extra>",
             marker={"symbol": "star", "size": 18, "color": "gold", "line": {"color": "black", "width": 1}}))
     return fig
 
 
-def batch_scan(results: Sequence[TrialResult]) -> go.Figure | None:
-    """FPS by batch size, one curve per model/backend/device/precision/mode (the best knobs at each batch)."""
-    curves: dict[str, dict[int, TrialResult]] = {}
+def batch_scan(model: str, results: Sequence[TrialResult], styles: Styles) -> go.Figure | None:
+    """One model's FPS by batch size: a line per runtime/device/precision/mode (the best knobs at each batch)."""
+    curves: dict[SeriesKey, dict[int, TrialResult]] = {}
     for r in _measured(results):
-        key = f"{r.spec.model.name} · {r.spec.backend}/{r.spec.device} {precision(r)} {r.spec.mode}"
-        have = curves.setdefault(key, {}).get(r.spec.batch)
+        have = curves.setdefault(series_key(r), {}).get(r.spec.batch)
         if have is None or (r.throughput_sps or 0) > (have.throughput_sps or 0):
-            curves[key][r.spec.batch] = r
-    curves = {k: v for k, v in curves.items() if len(v) > 1}
+            curves[series_key(r)][r.spec.batch] = r
+    curves = {k: v for k, v in sorted(curves.items()) if len(v) > 1}
     if not curves:
         return None
-    fig = go.Figure(layout=_layout("Batch-size scan", "batch size", "throughput (samples/s)"))
-    fig.update_xaxes(type="log", dtick=0.30102999566)  # log2 ticks
-    for i, (name, by_batch) in enumerate(sorted(curves.items())):
+    fig = go.Figure(layout=_layout(f"{model}: batch-size scan", "batch size", "throughput (samples/s)"))
+    fig.update_xaxes(type="log", dtick=math.log10(2))  # log2 ticks
+    for key, by_batch in curves.items():
         batches = sorted(by_batch)
         fig.add_trace(go.Scatter(
-            x=batches, y=[by_batch[b].throughput_sps for b in batches], mode="lines+markers", name=name,
-            text=[_median(by_batch[b]) for b in batches],
-            hovertemplate="batch %{x}: %{y:.1f} FPS, %{text}<extra></extra>",
-            line={"color": PALETTE[i % len(PALETTE)]}))
+            x=batches, y=[by_batch[b].throughput_sps for b in batches], mode="lines+markers", name=styles.name(key),
+            text=[_hover(by_batch[b]) for b in batches], hovertemplate="%{text}<extra></extra>",
+            line=styles.line(key), marker=styles.marker(key, size=8)))
     return fig
-
-
-def _median(r: TrialResult) -> str:
-    return f"median {r.latency.median_3sigma_ms:.2f} ms" if r.latency is not None else ""
 
 
 def history(study: Study) -> go.Figure | None:
@@ -176,31 +225,43 @@ def _describe(r: TrialRecord) -> str:
     return head + (f"<br>{r.note}" if r.note else "")
 
 
-def front(study: Study | None, results: Sequence[TrialResult]) -> go.Figure | None:
-    """A study's Pareto front over its first two objectives; otherwise throughput against p99 latency."""
-    if study is not None and len(study.objectives) >= 2:
-        a, b = study.objectives[:2]
-        feasible = [r for r in study.records if r.role == "search" and r.state == "complete" and r.feasible]
-        pts = [(r.values[0], r.values[1], _describe(r)) for r in feasible]
-        top = [(r.values[0], r.values[1], _describe(r))
-               for r in pareto(feasible, [DIRECTION[o] for o in study.objectives], key=lambda r: r.values)]
-        xa, ya = f"{a} ({UNIT.get(a, 'ms')})", f"{b} ({UNIT.get(b, 'ms')})"
-        title = f"Pareto front of run {study.run_id}"
-    else:
-        pts, top = [], []
-        for rs in by_model(_measured(results)).values():  # a front per model: models are not traded
-            own = [(latency_ms(r.latency, "p99") or 0.0, r.throughput_sps or 0.0, _label(r)) for r in rs]
-            pts += own
-            top += pareto(own, ["minimize", "maximize"], key=lambda p: p[:2])
-        xa, ya, title = "latency p99 (ms)", "throughput (samples/s)", "Pareto front: throughput against p99 latency"
-    if len(pts) < 2:
+def front(model: str, results: Sequence[TrialResult], styles: Styles) -> go.Figure | None:
+    """One model's Pareto front of throughput against p99 latency: every trial in its series' style, the front
+    as a line through the trials no other beats on both."""
+    ok = _measured(results)
+    if len(ok) < 2:
         return None
-    fig = go.Figure(layout=_layout(title, xa, ya))
-    fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="markers", name="measured",
-                             text=[p[2] for p in pts], hovertemplate="%{text}<extra></extra>",
-                             marker={"color": "#9aa5b1", "size": 8}))
-    top = sorted(top)
-    fig.add_trace(go.Scatter(x=[p[0] for p in top], y=[p[1] for p in top], mode="markers", name="Pareto front",
-                             text=[p[2] for p in top], hovertemplate="%{text}<extra>front</extra>",
-                             marker={"color": "#d62728", "size": 11}))
+    p99 = {id(r): latency_ms(r.latency, "p99") or 0.0 for r in ok}
+    fig = go.Figure(layout=_layout(f"{model}: Pareto front", "latency p99 (ms)", "throughput (samples/s)"))
+    for key, rs in _series(ok).items():
+        fig.add_trace(go.Scatter(x=[p99[id(r)] for r in rs], y=[r.throughput_sps for r in rs], mode="markers",
+                                 name=styles.name(key), text=[_hover(r, "p99") for r in rs],
+                                 hovertemplate="%{text}<extra></extra>", marker=styles.marker(key, size=9)))
+    top = sorted(pareto(ok, ["minimize", "maximize"], key=lambda r: (p99[id(r)], r.throughput_sps or 0.0)),
+                 key=lambda r: p99[id(r)])
+    fig.add_trace(go.Scatter(x=[p99[id(r)] for r in top], y=[r.throughput_sps for r in top], mode="lines",
+                             name="Pareto front", line={"color": "black", "width": 1.5, "shape": "hv"},
+                             hoverinfo="skip"))
+    _log_if_wide(fig, list(p99.values()))
+    return fig
+
+
+def study_front(study: Study) -> go.Figure | None:
+    """A tuning study's Pareto front over its first two objectives."""
+    if len(study.objectives) < 2:
+        return None
+    a, b = study.objectives[:2]
+    feasible = [r for r in study.records if r.role == "search" and r.state == "complete" and r.feasible]
+    if len(feasible) < 2:
+        return None
+    top = sorted(pareto(feasible, [DIRECTION[o] for o in study.objectives], key=lambda r: r.values),
+                 key=lambda r: r.values[0])
+    fig = go.Figure(layout=_layout(f"Pareto front of run {study.run_id}", f"{a} ({UNIT.get(a, 'ms')})",
+                                   f"{b} ({UNIT.get(b, 'ms')})"))
+    fig.add_trace(go.Scatter(x=[r.values[0] for r in feasible], y=[r.values[1] for r in feasible], mode="markers",
+                             name="measured", text=[_describe(r) for r in feasible],
+                             hovertemplate="%{text}<extra></extra>", marker={"color": "#9aa5b1", "size": 8}))
+    fig.add_trace(go.Scatter(x=[r.values[0] for r in top], y=[r.values[1] for r in top], mode="markers",
+                             name="Pareto front", text=[_describe(r) for r in top],
+                             hovertemplate="%{text}<extra>front</extra>", marker={"color": "#d62728", "size": 11}))
     return fig

@@ -12,6 +12,7 @@ from rich.table import Table
 from inferlab.accuracy.metrics import INFO, agreement, format_drop, format_metric
 from inferlab.measure.trial import TrialResult
 from inferlab.models.artifact import model_size
+from inferlab.report import numbers
 from inferlab.report.rows import precision
 
 SIGNIFICANCE = 0.01      # p-value below which a latency difference is called significant
@@ -87,12 +88,13 @@ def _speed_rows(a: TrialResult, b: TrialResult) -> list[Row]:
     la, lb = a.latency, b.latency
     if la is not None and lb is not None:
         ratio = la.median_3sigma_ms / lb.median_3sigma_ms if lb.median_3sigma_ms else math.nan
-        rows.append(Row("median latency (3σ)", f"{la.median_3sigma_ms:.3f} ms", f"{lb.median_3sigma_ms:.3f} ms",
+        rows.append(Row("median latency (3σ)", f"{numbers.ms(la.median_3sigma_ms)} ms",
+                        f"{numbers.ms(lb.median_3sigma_ms)} ms",
                         f"{ratio:.2f}× speed-up, {speed_verdict(a.latencies_ns, b.latencies_ns, ratio)}"))
-        rows.append(Row("p99 latency", f"{la.p99_ms:.3f} ms", f"{lb.p99_ms:.3f} ms",
+        rows.append(Row("p99 latency", f"{numbers.ms(la.p99_ms)} ms", f"{numbers.ms(lb.p99_ms)} ms",
                         f"{la.p99_ms / lb.p99_ms:.2f}×" if lb.p99_ms else ""))
     if a.throughput_sps and b.throughput_sps:
-        rows.append(Row("throughput", f"{a.throughput_sps:.1f} /s", f"{b.throughput_sps:.1f} /s",
+        rows.append(Row("throughput", f"{numbers.fps(a.throughput_sps)} /s", f"{numbers.fps(b.throughput_sps)} /s",
                         f"{b.throughput_sps / a.throughput_sps:.2f}×"))
     return rows
 

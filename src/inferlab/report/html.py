@@ -16,9 +16,9 @@ from plotly.offline import get_plotlyjs
 
 from inferlab.accuracy.metrics import INFO, format_drop, format_metric
 from inferlab.measure.trial import TrialResult
-from inferlab.report import charts
-from inferlab.report.published import LEVELS, MISSING, Published, published, to_csv, to_markdown
-from inferlab.report.rows import precision
+from inferlab.report import charts, numbers
+from inferlab.report.published import LEVELS, MISSING, WARNED, Published, published, to_csv, to_markdown
+from inferlab.report.rows import Footnotes, ci_text, knobs, precision
 from inferlab.tune.objectives import latency_ms
 from inferlab.tune.record import measured_count
 from inferlab.tune.space import Point
@@ -69,8 +69,55 @@ def accuracy_rows(results: Sequence[TrialResult]) -> tuple[list[str], list[dict[
     return [INFO[n].label if n in INFO else n for n in names], rows
 
 
-def _figure(fig: Any) -> str | None:
-    return pio.to_json(fig, validate=False) if fig is not None else None
+@dataclass(frozen=True)
+class Chart:
+    id: str
+    figure: str             # plotly's JSON
+    caption: str | None = None
+
+
+@dataclass(frozen=True)
+class Section:
+    id: str
+    heading: str
+    charts: list[Chart]     # none: the section says its data is absent
+
+
+TRIAL_COLUMNS = ("model", "backend", "device", "prec", "knobs", "batch", "mode", "status", "FPS", "95% CI",
+                 "median ms", "p99 ms", "notes")
+
+
+def trial_rows(results: Sequence[TrialResult]) -> tuple[list[list[str]], list[str]]:
+    """Every trial as cells of TRIAL_COLUMNS (notes: its warnings, or why it failed), and the footnotes that say
+    why a CI is absent."""
+    notes = Footnotes()
+    rows = []
+    for r in results:
+        s = r.spec
+        head = [s.model.name, s.backend, s.device, precision(r), knobs(r), str(s.batch), s.mode, r.status]
+        if r.status in ("failed", "timeout"):
+            rows.append([*head, MISSING, "", MISSING, MISSING, r.reason or ""])
+            continue
+        lat = r.latency
+        rows.append([*head, numbers.fps(r.throughput_sps), ci_text(r, notes),
+                     numbers.ms(lat.median_3sigma_ms if lat else None), numbers.ms(lat.p99_ms if lat else None),
+                     "; ".join(f"{WARNED} {w}" for w in r.warnings)])
+    return rows, notes.lines()
+
+
+def warned(results: Sequence[TrialResult]) -> list[tuple[str, list[str]]]:
+    """The trials with measurement warnings: their label and the warnings."""
+    return [(r.spec.label(), list(r.warnings)) for r in results if r.warnings]
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text).strip("-").lower()
+
+
+def _charts(kind: str, figures: dict[str, tuple[Any, str | None]]) -> list[Chart]:
+    """A chart per model that has one, with its caption."""
+    return [Chart(f"{kind}-{_slug(model)}", pio.to_json(fig, validate=False), caption)
+            for model, (fig, caption) in figures.items() if fig is not None]
 
 
 def study_summary(study: charts.Study) -> dict[str, Any]:
@@ -93,15 +140,33 @@ def _table(results: Sequence[TrialResult], environments: dict[str, dict[str, Any
     return published(results, lambda env_id: environment_label(environments.get(env_id or ""), env_id))
 
 
+def _markdown_table(head: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[str] = ()) -> list[str]:
+    def cell(v: str) -> str:
+        return " ".join(v.split()).replace("|", "\\|")  # one line, pipes escaped
+
+    return ["| " + " | ".join(head) + " |", "|" + "|".join("---:" if h in numeric else "---" for h in head) + "|",
+            *["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]]
+
+
 def render_tables(runs: Sequence[RunData], environments: dict[str, dict[str, Any] | None], fmt: str) -> str:
-    """The report's tables as Markdown (published, tuning, accuracy) or CSV (the published table)."""
+    """The report's tables as Markdown (published, warnings, every trial, tuning, accuracy) or CSV (the
+    published table)."""
     results = [r for run in runs for r in run.results]
     table = _table(results, environments)
     if fmt == "csv":
         return to_csv(table)
     out = [f"# inferlab report: {', '.join(run.name for run in runs)}", "",
            f"Runs: {', '.join(run.id for run in runs)}", "", "## Published table", "",
-           f"Cells: FPS · median latency (DLI's 3σ median); {MISSING}: not measured.", "", to_markdown(table)]
+           f"Cells: FPS · median latency (DLI's 3σ median); {MISSING}: not measured; {WARNED}: the trial shown has "
+           "measurement warnings.", "", to_markdown(table)]
+    cautions = warned(results)
+    if cautions:
+        out += ["## Measurement warnings", "", *[f"- **{label}**: {'; '.join(ws)}" for label, ws in cautions], ""]
+    rows, footnotes = trial_rows(results)
+    if rows:
+        out += ["## Every trial", "", *_markdown_table(TRIAL_COLUMNS, rows, ("batch", "FPS", "95% CI", "median ms",
+                                                                              "p99 ms")), ""]
+        out += [*(f"{line}  " for line in footnotes), ""] if footnotes else []
     studies = [study_summary(run.study) for run in runs if run.study is not None]
     if studies:
         out += ["## Tuning", "", "| run | objectives | constraints | measured | pruned | failed | stopped because "
@@ -109,12 +174,12 @@ def render_tables(runs: Sequence[RunData], environments: dict[str, dict[str, Any
         out += [f"| {s['run']} | {s['objectives']} | {s['constraints']} | {s['measured']} | {s['pruned']} | "
                 f"{s['failed']} | {s['stop']} | {s['winner'] or s['message'] or s['status']} |" for s in studies]
         out.append("")
-    names, rows = accuracy_rows(results)
-    if rows:
+    names, acc = accuracy_rows(results)
+    if acc:
         out += ["## Accuracy", "", "| model | backend | device | precision | batch | mode | dataset | "
                 + " | ".join(names) + " | drop |", "|" + "---|" * (8 + len(names))]
         out += ["| " + " | ".join([r["model"], r["backend"], r["device"], r["precision"], str(r["batch"]), r["mode"],
-                                   r["dataset"], *r["metrics"], r["drop"]]) + " |" for r in rows]
+                                   r["dataset"], *r["metrics"], r["drop"]]) + " |" for r in acc]
         out.append("")
     return "\n".join(out)
 
@@ -127,19 +192,28 @@ def render(runs: Sequence[RunData], environments: dict[str, dict[str, Any] | Non
         (s.threshold_ms for s in studies if s.threshold_ms is not None), None)
     pct = percentile or next((s.percentile for s in studies), "p99")
     table = _table(results, environments)
-    sections = []
-    spots = charts.sweet_spots(results, threshold, pct)
-    sweet = "; ".join(f"{b.spec.label()}: {b.throughput_sps:,.1f} FPS at {pct} "
-                      f"{latency_ms(b.latency, pct) or 0.0:.3f} ms" for b in spots.values()) or None
-    if sweet is not None:
-        sweet += f" (threshold {threshold:g} ms)" if threshold is not None else " (no latency threshold given)"
-    sections.append(("scatter", "Throughput against latency", _figure(
-        charts.throughput_latency(results, threshold, pct)), sweet))
-    sections.append(("batch", "Batch-size scan per backend", _figure(charts.batch_scan(results)), None))
-    for s in studies:
-        sections.append((f"history-{s.run_id}", f"Tuning history ({s.run_id})", _figure(charts.history(s)), None))
-    sections.append(("front", "Pareto front", _figure(charts.front(studies[0] if studies else None, results)), None))
+    models = charts.by_model(results)
+    styles = charts.Styles(results)
+    limit = f" (threshold {threshold:g} ms)" if threshold is not None else " (no latency threshold given)"
+
+    def sweet(rs: Sequence[TrialResult]) -> str | None:
+        b = charts.sweet_spot(rs, threshold, pct)
+        return None if b is None else (f"{b.spec.label()}: {numbers.fps(b.throughput_sps)} FPS at {pct} "
+                                       f"{numbers.ms(latency_ms(b.latency, pct))} ms{limit}")
+
+    sections = [
+        Section("scatter", "Throughput against latency", _charts("scatter", {
+            m: (charts.throughput_latency(m, rs, styles, threshold, pct), sweet(rs)) for m, rs in models.items()})),
+        Section("batch", "Batch-size scan per runtime", _charts("batch", {
+            m: (charts.batch_scan(m, rs, styles), None) for m, rs in models.items()})),
+        *[Section(f"history-{s.run_id}", f"Tuning history ({s.run_id})", _charts("history", {
+            s.run_id: (charts.history(s), None)})) for s in studies],
+        Section("front", "Pareto front", _charts("front", {
+            **{m: (charts.front(m, rs, styles), None) for m, rs in models.items()},
+            **{f"study {s.run_id}": (charts.study_front(s), None) for s in studies}})),
+    ]
     metric_names, acc_rows = accuracy_rows(results)
+    rows, footnotes = trial_rows(results)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     failed = [(r.spec.label(), r.status, r.reason or "") for r in results if r.status in ("failed", "timeout")]
@@ -147,5 +221,6 @@ def render(runs: Sequence[RunData], environments: dict[str, dict[str, Any] | Non
         title="inferlab report: " + ", ".join(run.name for run in runs), runs=runs,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), table=table, levels=LEVELS,
         groups=table.header_groups(), sections=sections, metric_names=metric_names, acc_rows=acc_rows,
-        studies=[study_summary(s) for s in studies], failed=failed,
-        missing=MISSING, plotly_js=get_plotlyjs())
+        studies=[study_summary(s) for s in studies], failed=failed, warned=warned(results), warn_mark=WARNED,
+        trial_columns=TRIAL_COLUMNS, trial_rows=rows, footnotes=footnotes, missing=MISSING,
+        plotly_js=get_plotlyjs())

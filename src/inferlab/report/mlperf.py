@@ -9,6 +9,7 @@ from typing import Any
 from rich.table import Table
 
 from inferlab.measure.trial import TrialResult
+from inferlab.report import numbers
 
 COLUMNS = ["system", "processor", "accelerator", "accelerators", "software", "model", "scenario", "backend",
            "device", "batch", "metric", "result", "unit", "verdict", "speedup", "reference"]
@@ -95,7 +96,8 @@ def mlperf_table(rows: Sequence[dict[str, Any]], title: str | None = None) -> Ta
         t.add_column(col, justify="right" if col in ("batch", "result", "speedup") else "left")
     for row in rows:
         value = row["result"]
-        result = "—" if value is None else (f"{value:.3f} ms" if row["unit"] == "ms" else f"{value:,.1f} {row['unit']}")
+        result = "—" if value is None else (f"{numbers.ms(value)} ms" if row["unit"] == "ms"
+                                             else f"{value:,.1f} {row['unit']}")
         verdict = {"VALID": "[green]VALID[/]", "INVALID": "[yellow]INVALID[/]"}.get(row["verdict"], row["verdict"])
         accel = row["accelerator"] if not row["accelerators"] else f"{row['accelerators']}× {row['accelerator']}"
         t.add_row(f"{row['system']}\n[dim]{row['processor']}[/]", accel, row["software"], row["model"],

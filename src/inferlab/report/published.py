@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from rich.table import Table
 
 from inferlab.measure.trial import TrialResult
-from inferlab.report.rows import precision
+from inferlab.report import numbers
+from inferlab.report.rows import ci_missing_reason, precision
 
-MISSING = "—"
+MISSING = numbers.MISSING
+WARNED = "⚠"  # marks a cell whose trial has measurement warnings
 LEVELS = ("environment", "backend", "device", "precision", "mode")
 
 
@@ -42,13 +44,25 @@ class Cell:
     latency_ms: float | None   # that trial's median latency (DLI's 3-sigma median)
     trials: int                # trials behind the cell (a sweep of knobs gives several)
     failed: int
+    ci: tuple[float, float] | None = None   # that trial's 95% CI of the FPS
+    ci_missing: str | None = None           # or why it has none
+    warnings: tuple[str, ...] = ()          # that trial's measurement warnings
 
-    def text(self) -> str:
+    def text(self, mark: bool = False) -> str:
+        """FPS · latency (· best of n); with `mark`, a trailing ⚠ when the trial shown has warnings."""
         if self.fps is None:
             return f"failed ({self.failed})"
         best = f" · best of {self.trials}" if self.trials > 1 else ""
-        lat = f" · {self.latency_ms:.2f} ms" if self.latency_ms is not None else ""
-        return f"{self.fps:,.1f} FPS{lat}{best}"
+        lat = f" · {numbers.ms(self.latency_ms)} ms" if self.latency_ms is not None else ""
+        return f"{numbers.fps(self.fps)} FPS{lat}{best}" + (f" {WARNED}" if mark and self.warnings else "")
+
+    def details(self) -> str:
+        """What the cell leaves out: the FPS's CI (or why there is none) and the trial's warnings."""
+        if self.fps is None:
+            return f"every trial failed ({self.failed})"
+        ci = numbers.fps_ci(self.fps, *self.ci) if self.ci else None
+        lines = [f"95% CI {ci} FPS" if ci else (self.ci_missing or "no CI")]
+        return "\n".join(lines + [f"{WARNED} {w}" for w in self.warnings])
 
 
 @dataclass
@@ -60,9 +74,9 @@ class Published:
     def cell(self, row: RowKey, col: ColumnKey) -> Cell | None:
         return self.cells.get((row, col))
 
-    def text(self, row: RowKey, col: ColumnKey) -> str:
+    def text(self, row: RowKey, col: ColumnKey, mark: bool = False) -> str:
         c = self.cell(row, col)
-        return MISSING if c is None else c.text()
+        return MISSING if c is None else c.text(mark)
 
     def header_groups(self) -> list[list[tuple[str, int]]]:
         """For each level, the (label, span) runs of adjacent columns that share it and every level above."""
@@ -103,9 +117,13 @@ def published(results: Sequence[TrialResult], environment: Callable[[str | None]
     for key, rs in groups.items():
         ok = [r for r in rs if r.status == "ok" and r.throughput_sps is not None]
         best = max(ok, key=lambda r: r.throughput_sps or 0.0) if ok else None
-        cells[key] = Cell(best.throughput_sps if best else None,
-                          best.latency.median_3sigma_ms if best is not None and best.latency else None,
-                          len(rs), len(rs) - len(ok))
+        if best is None:
+            cells[key] = Cell(None, None, len(rs), len(rs))
+            continue
+        lo, hi = best.throughput_ci_low_sps, best.throughput_ci_high_sps
+        cells[key] = Cell(best.throughput_sps, best.latency.median_3sigma_ms if best.latency else None,
+                          len(rs), len(rs) - len(ok), (lo, hi) if lo is not None and hi is not None else None,
+                          ci_missing_reason(best), best.warnings)
     rows = sorted({k[0] for k in cells})
     columns = sorted({k[1] for k in cells})
     return Published(rows, columns, cells)
@@ -123,8 +141,9 @@ def to_rich(p: Published, title: str | None = None) -> Table:
         t.add_column("\n".join(col.parts()), justify="right")
     for row in p.rows:
         t.add_row(row.task, row.model, str(row.batch),
-                  *[p.text(row, c) if p.cell(row, c) else f"[dim]{MISSING}[/]" for c in p.columns])
-    t.caption = f"cells: FPS · median latency (DLI's 3σ median); {MISSING}: not measured"
+                  *[p.text(row, c, mark=True) if p.cell(row, c) else f"[dim]{MISSING}[/]" for c in p.columns])
+    t.caption = (f"cells: FPS · median latency (DLI's 3σ median); {MISSING}: not measured; "
+                 f"{WARNED}: the trial shown has measurement warnings (listed under every trial)")
     return t
 
 
@@ -133,7 +152,7 @@ def to_markdown(p: Published) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
     for row in p.rows:
         lines.append("| " + " | ".join([row.task, row.model, str(row.batch),
-                                        *[p.text(row, c) for c in p.columns]]) + " |")
+                                        *[p.text(row, c, mark=True) for c in p.columns]]) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -148,6 +167,6 @@ def to_csv(p: Published) -> str:
         for c in p.columns:
             cell = p.cell(row, c)
             values += ["" if cell is None or cell.fps is None else f"{cell.fps:.3f}",
-                       "" if cell is None or cell.latency_ms is None else f"{cell.latency_ms:.4f}"]
+                       "" if cell is None or cell.latency_ms is None else f"{cell.latency_ms:.6g}"]
         w.writerow(values)
     return buf.getvalue()

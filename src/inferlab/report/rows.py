@@ -4,9 +4,55 @@ from __future__ import annotations
 
 from typing import Any
 
-from inferlab.measure.trial import TrialResult
+from inferlab import backends
+from inferlab.measure.stats import MIN_COMPLETIONS_FOR_CI
+from inferlab.measure.trial import TrialResult, is_scenario
+from inferlab.report import numbers
 
 NOT_MEASURED = "not measured"
+
+
+def knobs(result: TrialResult) -> str:
+    """Knobs set away from their defaults (precision has its own column)."""
+    skip = {"inference_precision", "dtype"}
+    changed = backends.non_default(result.spec.backend, result.spec.device, result.spec.params)
+    return " ".join(f"{k}={v}" for k, v in changed.items() if k not in skip)
+
+
+def ci_missing_reason(result: TrialResult) -> str | None:
+    """Why a result has no throughput CI (None when it has one): what a bare "—" would leave unsaid."""
+    if result.throughput_ci_low_sps is not None and result.throughput_ci_high_sps is not None:
+        return None
+    if result.status in ("failed", "timeout"):
+        return f"no CI: the trial {'failed' if result.status == 'failed' else 'timed out'}"
+    if result.loadgen is not None or is_scenario(result.spec.mode):
+        return "no CI: an MLPerf scenario, judged by LoadGen's own figures"
+    if result.spec.mode == "accuracy" or result.throughput_sps is None:
+        return "no CI: no throughput measured"
+    if result.spec.mode == "throughput" and result.requests < MIN_COMPLETIONS_FOR_CI:
+        return f"no CI: too few completions (fewer than {MIN_COMPLETIONS_FOR_CI}); measure longer"
+    return "no CI stored with this result"
+
+
+class Footnotes:
+    """Marks for the reasons behind absent values, numbered in order of first use."""
+
+    MARKS = "¹²³⁴⁵⁶⁷⁸⁹"
+
+    def __init__(self) -> None:
+        self.reasons: dict[str, str] = {}
+
+    def mark(self, reason: str) -> str:
+        return self.reasons.setdefault(reason, self.MARKS[len(self.reasons) % len(self.MARKS)])
+
+    def lines(self) -> list[str]:
+        return [f"{mark} {reason}" for reason, mark in self.reasons.items()]
+
+
+def ci_text(result: TrialResult, notes: Footnotes) -> str:
+    """The FPS's 95% CI at the headline's precision, or "—" with the footnote mark of why there is none."""
+    ci = numbers.fps_ci(result.throughput_sps, result.throughput_ci_low_sps, result.throughput_ci_high_sps)
+    return ci if ci is not None else numbers.MISSING + notes.mark(ci_missing_reason(result) or "")
 
 
 _SHORT = {"float32": "f32", "float16": "f16", "bfloat16": "bf16", "float64": "f64"}
@@ -41,6 +87,8 @@ def flatten(result: TrialResult, run_id: str | None = None) -> dict[str, Any]:
         "latency_min_ms": lat.min_ms if lat else None, "latency_max_ms": lat.max_ms if lat else None,
         "latency_median_ci_low_ms": lat.median_ci_low_ms if lat else None,
         "latency_median_ci_high_ms": lat.median_ci_high_ms if lat else None,
+        "latency_median_3sigma_ci_low_ms": lat.median_3sigma_ci_low_ms if lat else None,
+        "latency_median_3sigma_ci_high_ms": lat.median_3sigma_ci_high_ms if lat else None,
         "load_s": result.load_s, "first_inference_ms": result.first_inference_ms,
         "requests": result.requests, "samples": result.samples, "duration_s": result.duration_s,
         "in_flight": result.in_flight, "peak_rss_mb": result.peak_rss_mb, "cpu_util_pct": result.cpu_util_pct,

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from inferlab import backends
 from inferlab.measure.trial import TrialResult
-from inferlab.report.rows import NOT_MEASURED, precision
+from inferlab.report import numbers
+from inferlab.report.rows import NOT_MEASURED, Footnotes, ci_text, knobs, precision
 
 
 def _num(v: float | None, fmt: str = "{:.2f}") -> str:
     return "—" if v is None else fmt.format(v)
-
-
-def _knobs(r: TrialResult) -> str:
-    """Knobs set away from their defaults (precision has its own column)."""
-    skip = {"inference_precision", "dtype"}
-    changed = backends.non_default(r.spec.backend, r.spec.device, r.spec.params)
-    return " ".join(f"{k}={v}" for k, v in changed.items() if k not in skip)
 
 
 def _status(r: TrialResult) -> str:
@@ -39,7 +34,9 @@ def _latencies(r: TrialResult) -> tuple[float | None, float | None]:
 
 
 def results_table(results: Sequence[TrialResult], title: str | None = None) -> Table:
-    t = Table(title=title, header_style="bold", show_lines=False)
+    """Every trial, a row each. Under the table: why a CI is absent (footnotes of its "—") and each trial's
+    measurement warnings, a line per trial, marked ⚠n in its status cell."""
+    t = Table(title=title, header_style="bold", show_lines=False, caption_justify="left", caption_style="")
     scenarios = any(r.loadgen is not None for r in results)
     accuracy = any(r.accuracy is not None for r in results)
     columns = [("model", "left"), ("backend", "left"), ("device", "left"), ("prec", "left"), ("knobs", "left"),
@@ -50,22 +47,34 @@ def results_table(results: Sequence[TrialResult], title: str | None = None) -> T
         columns.insert(8, ("accuracy", "right"))
     if scenarios:
         columns.insert(8, ("MLPerf result", "right"))
-        t.caption = "MLPerf result: LoadGen's headline metric (* its early-stopping estimate); median/p99 per query"
     for col, justify in columns:
         t.add_column(col, justify=justify)  # type: ignore[arg-type]
+    reasons = Footnotes()  # why a CI is absent
+    warned: list[str] = []
     for r in results:
         s = r.spec
-        head = [s.model.name, s.backend, s.device, precision(r), _knobs(r), str(s.batch), s.mode, _status(r)]
+        status = _status(r)
+        if r.warnings:
+            warned.append(f"[yellow]⚠{len(warned) + 1}[/] {escape(s.label())}: {escape('; '.join(r.warnings))}")
+            status += f" [yellow]⚠{len(warned)}[/]"
+        head = [*(escape(v) for v in (s.model.name, s.backend, s.device, precision(r), knobs(r), str(s.batch),
+                                      s.mode)), status]
         scenario = [r.loadgen.short() if r.loadgen is not None else ""] if scenarios else []
         scenario += [r.accuracy.headline() if r.accuracy is not None else ""] if accuracy else []
         if r.status in ("failed", "timeout"):  # no figures (INVALID has LoadGen's)
-            t.add_row(*head, *([""] * (scenarios + accuracy)), f"[dim]{(r.reason or '')[:70]}[/]", "", "", "", "",
-                      _num(r.peak_rss_mb, "{:.0f}"), "")
+            t.add_row(*head, *([""] * (scenarios + accuracy)), f"[dim]{escape((r.reason or '')[:70])}[/]", "", "",
+                      "", "", _num(r.peak_rss_mb, "{:.0f}"), "")
             continue
-        ci = (f"{r.throughput_ci_low_sps:.1f}–{r.throughput_ci_high_sps:.1f}"
-              if r.throughput_ci_low_sps is not None and r.throughput_ci_high_sps is not None else "—")
         median, p99 = _latencies(r)
         energy = _num(r.energy_j_per_sample, "{:.4f}") if r.energy_j_per_sample is not None else NOT_MEASURED
-        t.add_row(*head, *scenario, _num(r.throughput_sps, "{:.1f}"), ci, _num(median), _num(p99), _num(r.load_s),
-                  _num(r.peak_rss_mb, "{:.0f}"), energy)
+        t.add_row(*head, *scenario, numbers.fps(r.throughput_sps), ci_text(r, reasons), numbers.ms(median),
+                  numbers.ms(p99), _num(r.load_s), _num(r.peak_rss_mb, "{:.0f}"), energy)
+    notes = []
+    if scenarios:
+        notes.append("MLPerf result: LoadGen's headline metric (* its early-stopping estimate); median/p99 per query")
+    notes += [escape(line) for line in reasons.lines()]
+    if warned:
+        notes += ["[yellow]measurement warnings:[/]", *warned]
+    if notes:
+        t.caption = Text.from_markup("\n".join(notes))
     return t
