@@ -30,7 +30,7 @@ from inferlab.measure.latency import measure_latency
 from inferlab.measure.summary import summarise
 from inferlab.measure.throughput import measure_throughput
 from inferlab.measure.trial import TrialResult, TrialSpec, is_scenario, utc_now
-from inferlab.models.inputs import make_pool, merge, no_batch_note
+from inferlab.models.inputs import feeding_notes, make_pool, merge
 from inferlab.models.introspect import declared_inputs, stored_precision
 from inferlab.models.tensors import TensorSpec
 
@@ -135,7 +135,7 @@ def run(spec: TrialSpec, events: Events, log_dir: Path | None = None) -> TrialRe
     stored = stored_precision(spec.model)
     runtime = {**session.info.runtime, **({"model_precision": stored} if stored else {})}
     effective = {**session.info.effective, **({"cpus": pinned} if pinned else {})}
-    notes = [n for n in (*session.info.notes, no_batch_note(inputs)) if n]
+    notes = [*session.info.notes, *feeding_notes(inputs, [o.name for o in session.outputs])]
     fields["warnings"] = (*fields.get("warnings", ()), *notes)
     return TrialResult(spec=spec, load_s=load_s, effective=effective, runtime=runtime,
                        started_at=started, finished_at=utc_now(), **fields)

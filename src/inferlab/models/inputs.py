@@ -152,7 +152,7 @@ def _check_values(name: str, dtype: str, low: float | None, high: float | None, 
     if value is not None:
         if not bounds[0] <= value <= bounds[1] or (np.issubdtype(dt, np.integer) and value != int(value)):
             raise InputSpecError(f"{model}: {words.key(name, 'value', _num(value))}: {_num(value)} is not "
-                                 f"{'an' if dtype[0] in 'aeiou' else 'a'} {dtype} value (it holds {_num(bounds[0])}..{_num(bounds[1])})")
+                                 f"{'an' if dtype.startswith('int') else 'a'} {dtype} value (it holds {_num(bounds[0])}..{_num(bounds[1])})")
         if low is not None and high is not None and not low <= value <= high:
             raise InputSpecError(f"{model}: {words.key(name, 'value', _num(value))}: {_num(value)} is outside "
                                  f"the declared range {_num(low)}..{_num(high)}")
@@ -287,7 +287,7 @@ def _random(spec: TensorSpec, shape: tuple[int, ...], rng: np.random.Generator) 
 
 def random_feeds(specs: Sequence[TensorSpec], rng: np.random.Generator) -> dict[str, np.ndarray]:
     """One set of feeds of the right shapes and dtypes: constants where given, else random values in range."""
-    return {s.name: np.ascontiguousarray(_random(s, s.shape, rng)) for s in specs}
+    return {s.name: np.require(_random(s, s.shape, rng), requirements="C") for s in specs}
 
 
 def batch_of(spec: TensorSpec, samples: np.ndarray, rows: Sequence[int]) -> np.ndarray:
@@ -320,12 +320,21 @@ def make_pool(specs: Sequence[TensorSpec], size: int, seed: int) -> list[dict[st
     return pool
 
 
-def no_batch_note(specs: Sequence[TensorSpec]) -> str | None:
-    """What the measurement feeds to inputs without a batch axis (a recurrent state, a scalar), to record."""
-    fixed = [s for s in specs if s.batch_axis is None]
-    if not fixed:
-        return None
-    note = f"inputs without a batch axis ({', '.join(s.name for s in fixed)}) are fed as given at every request"
-    if any(s.shape for s in fixed):
-        note += ": a state input gets its initial value each time, not the previous request's output"
-    return note
+_STATE_NAME = re.compile(r"state|hidden|past|cache|memory|^[hc]0?$|^[hc]_?in$", re.IGNORECASE)
+
+
+def feeding_notes(specs: Sequence[TensorSpec], output_names: Sequence[str]) -> list[str]:
+    """What the measurement feeds to inputs that are not plain data, to record with the result: inputs without
+    a batch axis (a scalar, a state) are fed as given at every batch; a recurrent state (an input named like
+    one, or one whose name starts an output's: state -> stateN) gets fresh values each request, not the
+    previous request's output."""
+    notes = []
+    fixed = [s.name for s in specs if s.batch_axis is None]
+    if fixed:
+        notes.append(f"inputs without a batch axis ({', '.join(fixed)}) are fed as given at every request")
+    states = [s.name for s in specs if s.shape and (_STATE_NAME.search(s.name) or any(
+        o != s.name and o.startswith(s.name) for o in output_names))]
+    if states:
+        notes.append(f"state inputs ({', '.join(states)}) get their initial value at every request (the input "
+                     "pool's or the one given), not the previous request's output")
+    return notes
