@@ -10,6 +10,7 @@ runtime thread and must not block.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,49 @@ from inferlab.models.tensors import TensorSpec
 
 Scalar = str | int | float | bool | None
 DoneCallback = Callable[[BaseException | None], None]
+
+# Modes whose driver keeps several requests in flight; the others send one request at a time.
+ASYNC_MODES = frozenset({"throughput", "Server", "Offline"})
+
+# Intra-op threads per request when a CPU runtime splits its cores between requests on its own. One request
+# per core was fastest for throughput on the example CNNs and encoder, ONNX Runtime (2 and 16 cores: 16x1
+# about 1.6x 8x2 and 2.3x one 16-thread request) and torch on 2 cores (torch caps the number of requests).
+THREADS_PER_REQUEST = 1
+
+
+def is_async(mode: str) -> bool:
+    """Whether `mode` keeps several requests in flight (throughput, MLPerf Server and Offline)."""
+    return mode in ASYNC_MODES
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on (after any `cpus` pinning)."""
+    return len(os.sched_getaffinity(0))
+
+
+def split_cores(cores: int, in_flight: int, threads: int, max_in_flight: int | None = None) -> tuple[int, int]:
+    """(requests in flight, intra-op threads per request) that keep every core busy, for a CPU runtime whose
+    requests run side by side; 0 means "choose". Values the user gave are kept and the other one fills the
+    cores (N requests × cores/N threads); with both left to choose, one request per THREADS_PER_REQUEST
+    cores, at most `max_in_flight` requests."""
+    if in_flight and threads:
+        return in_flight, threads
+    if in_flight:
+        return in_flight, max(1, cores // in_flight)
+    if threads:
+        return max(1, cores // threads), threads
+    n = max(1, cores // THREADS_PER_REQUEST)
+    if max_in_flight:
+        n = min(n, max_in_flight)
+    return n, max(1, cores // n)
+
+
+def oversubscribed(runtime: str, in_flight: int, threads: int, cores: int) -> str | None:
+    """A note when requests × threads per request ask for more CPUs than the process has."""
+    if in_flight > 1 and in_flight * threads > cores:
+        return (f"{runtime}: {in_flight} requests in flight × {threads} threads each = {in_flight * threads} "
+                f"threads on {cores} CPUs, so requests compete for cores (oversubscribed)")
+    return None
 
 
 @dataclass(frozen=True)
@@ -108,10 +152,12 @@ class LayerTiming:
 
 @dataclass
 class SessionInfo:
-    """What the session actually is after loading: effective knob values and runtime facts."""
+    """What the session actually is after loading: effective knob values and runtime facts. `notes` are
+    plain-language remarks for the result's warnings (e.g. that requests in flight cannot run in parallel)."""
 
     effective: dict[str, Scalar] = field(default_factory=dict)
     runtime: dict[str, Scalar] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 class Session:
@@ -229,12 +275,21 @@ class Backend:
         return {}
 
     def load(self, model: Artifact, device: str, params: Mapping[str, Scalar],
-             inputs: list[TensorSpec] | None = None) -> Session:
-        """Load and compile `model` for `device`; `inputs` are the trial's concrete input specs."""
+             inputs: list[TensorSpec] | None = None, mode: str = "latency") -> Session:
+        """Load and compile `model` for `device`; `inputs` are the trial's concrete input specs. `mode` is the
+        trial's mode: knobs left at 0 (auto) resolve for it, e.g. threads split across requests when the
+        mode keeps several in flight (`is_async`)."""
         raise NotImplementedError
 
-    def check_params(self, device: str, params: Mapping[str, Any], where: str) -> dict[str, Scalar]:
-        """Validate knob names and values; return them with defaults filled in."""
+    def mode_defaults(self, device: str, mode: str) -> dict[str, Scalar]:
+        """Knob values that replace a knob's declared default in `mode` when the user left the knob out
+        (e.g. OpenVINO's THROUGHPUT hint for the async modes)."""
+        return {}
+
+    def check_params(self, device: str, params: Mapping[str, Any], where: str,
+                     mode: str = "latency") -> dict[str, Scalar]:
+        """Validate knob names and values; return them with defaults filled in: the knob's own default, or
+        the mode's (`mode_defaults`) where it has one."""
         knobs = self.knobs(device)
         out: dict[str, Scalar] = {}
         for key, value in params.items():
@@ -242,6 +297,8 @@ class Backend:
                 raise BackendError(f"{where}.{key}: '{key}' is not a knob of backend '{self.name}'"
                                    + (did_you_mean(key, knobs) or f"; its knobs are {sorted(knobs)}"))
             out[key] = knobs[key].validate(value, f"{where}.{key}")
-        for key, knob in knobs.items():
-            out.setdefault(key, knob.default)
+        defaults = {**{k: knob.default for k, knob in knobs.items()}, **self.mode_defaults(device, mode)}
+        for key, value in defaults.items():
+            if key in knobs:
+                out.setdefault(key, value)
         return out

@@ -37,5 +37,5 @@ class NullBackend(Backend):
         return importlib.util.find_spec("numpy") is not None
 
     def load(self, model: Artifact, device: str, params: Mapping[str, Scalar],
-             inputs: list[TensorSpec] | None = None) -> Session:
+             inputs: list[TensorSpec] | None = None, mode: str = "latency") -> Session:
         return NullSession(list(inputs or []))

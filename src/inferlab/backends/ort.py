@@ -19,6 +19,10 @@ from inferlab.backends.base import (
     choice_knob,
     cpus_knob,
     int_knob,
+    is_async,
+    oversubscribed,
+    split_cores,
+    usable_cores,
 )
 from inferlab.errors import BackendError, InputSpecError, ModelError
 from inferlab.models.artifact import Artifact, ModelFormat
@@ -79,14 +83,17 @@ class OnnxRuntimeBackend(Backend):
 
     def knobs(self, device: str) -> dict[str, Knob]:
         return {k.name: k for k in (
-            int_knob("intra_op_threads", "threads inside one operator (0: ORT's default, one per core)", 0),
+            int_knob("intra_op_threads", "threads inside one operator, per request (0: auto: one per core "
+                     "when one request runs at a time; in throughput modes the cores split across the "
+                     "requests in flight)", 0),
             int_knob("inter_op_threads", "threads across operators in parallel mode (0: default)", 0),
             choice_knob("execution_mode", "run operators one by one or in parallel", "sequential",
                         ["sequential", "parallel"]),
             choice_knob("graph_optimization_level", "graph rewrites applied at load", "all", list(_LEVELS)),
             bool_knob("spinning", "intra-op threads spin while waiting for work (lower latency, more CPU)", True),
-            int_knob("in_flight", "requests kept in flight in throughput mode (0: one per "
-                     "core group of intra_op_threads)", 0, per_core=2, async_only=True),
+            int_knob("in_flight", "requests kept in flight in throughput mode (0: auto: enough to keep "
+                     "every core busy, cores / intra_op_threads, one per core when both are auto; 1 on cuda)",
+                     0, per_core=2, async_only=True),
             cpus_knob(),
         )}
 
@@ -95,7 +102,7 @@ class OnnxRuntimeBackend(Backend):
         return {"OMP_NUM_THREADS": str(threads)} if threads else {}
 
     def load(self, model: Artifact, device: str, params: Mapping[str, Scalar],
-             inputs: list[TensorSpec] | None = None) -> Session:
+             inputs: list[TensorSpec] | None = None, mode: str = "latency") -> Session:
         import onnxruntime as ort
 
         path = model.path
@@ -105,8 +112,16 @@ class OnnxRuntimeBackend(Backend):
             path = torch_to_onnx(model, inputs)
         elif model.format is not ModelFormat.ONNX:
             raise ModelError(f"{model.ref}: onnxruntime cannot load a {model.format.value} model")
+        cores = usable_cores()
+        intra, in_flight = int(params.get("intra_op_threads") or 0), int(params.get("in_flight") or 0)
+        if device == "cpu" and is_async(mode):
+            # Concurrent Run calls on one session execute on their calling threads, sharing its intra-op
+            # pool: N requests of one thread each run truly in parallel, one per core.
+            in_flight, intra = split_cores(cores, in_flight, intra)
+        else:
+            in_flight = in_flight or (max(1, cores // intra) if intra and device == "cpu" else 1)
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(params.get("intra_op_threads") or 0)
+        opts.intra_op_num_threads = intra
         opts.inter_op_num_threads = int(params.get("inter_op_threads") or 0)
         opts.execution_mode = (ort.ExecutionMode.ORT_PARALLEL if params.get("execution_mode") == "parallel"
                                else ort.ExecutionMode.ORT_SEQUENTIAL)
@@ -127,17 +142,21 @@ class OnnxRuntimeBackend(Backend):
             sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         except Exception as exc:
             raise ModelError(f"{path}: onnxruntime cannot load the model ({str(exc).splitlines()[0]})") from exc
-        import os
-
-        cores = len(os.sched_getaffinity(0))
-        intra = opts.intra_op_num_threads
-        recommended = int(params.get("in_flight") or 0) or (max(1, cores // intra) if intra else 1)
+        threads = intra or cores
+        notes: list[str] = []
+        if is_async(mode) and in_flight > 1:
+            if intra > 1:
+                notes.append(f"onnxruntime: the {in_flight} requests in flight share the session's one pool of "
+                             f"{intra} intra-op threads, each request's calling thread joining it")
+            if device == "cpu" and (note := oversubscribed("onnxruntime", in_flight, threads, cores)):
+                notes.append(note)
         info = SessionInfo(
-            effective={"intra_op_threads": intra or cores, "inter_op_threads": opts.inter_op_num_threads,
+            effective={"intra_op_threads": threads, "inter_op_threads": opts.inter_op_num_threads,
                        "execution_mode": str(params.get("execution_mode")),
-                       "graph_optimization_level": level, "in_flight": recommended, "spinning": spinning,
+                       "graph_optimization_level": level, "in_flight": in_flight, "spinning": spinning,
                        "providers": ",".join(sess.get_providers())},
             runtime={"onnxruntime": ort.__version__, "device": device},
+            notes=notes,
         )
         specs = inputs if inputs is not None else []
-        return OnnxRuntimeSession(sess, specs, info, recommended)
+        return OnnxRuntimeSession(sess, specs, info, in_flight)

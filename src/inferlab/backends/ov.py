@@ -20,6 +20,7 @@ from inferlab.backends.base import (
     choice_knob,
     cpus_knob,
     int_knob,
+    is_async,
 )
 from inferlab.errors import BackendError, ModelError
 from inferlab.models.artifact import Artifact, ModelFormat
@@ -51,7 +52,7 @@ class OpenVinoSession(Session):
         import openvino as ov
 
         # Tensors share the caller's memory: no copy per request, as benchmark_app fills them once.
-        return [ov.Tensor(np.ascontiguousarray(feeds[s.name]), shared_memory=True) for s in self.inputs]
+        return [ov.Tensor(np.require(feeds[s.name], requirements="C"), shared_memory=True) for s in self.inputs]
 
     def run(self, prepared: Any) -> Any:
         req = self._request
@@ -118,11 +119,12 @@ class OpenVinoBackend(Backend):
 
     def knobs(self, device: str) -> dict[str, Knob]:
         return {k.name: k for k in (
-            choice_knob("performance_hint", "OpenVINO's high-level tuning goal", "LATENCY",
+            choice_knob("performance_hint", "OpenVINO's high-level tuning goal (left out: THROUGHPUT in the "
+                        "throughput modes, LATENCY otherwise)", "LATENCY",
                         ["LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT", "none"]),
             int_knob("num_streams", "parallel execution streams (0: chosen by the hint)", 0),
-            int_knob("num_requests", "infer requests kept in flight in throughput mode (0: the device's "
-                     "optimal number)", 0, per_core=2, async_only=True),
+            int_knob("num_requests", "infer requests kept in flight in throughput mode (0: auto: the "
+                     "compiled model's OPTIMAL_NUMBER_OF_INFER_REQUESTS)", 0, per_core=2, async_only=True),
             int_knob("inference_threads", "CPU threads for inference (0: all)", 0),
             choice_knob("inference_precision", "precision of computation (set explicitly: this CPU "
                         "defaults to bf16)", "f32", ["f32", "bf16", "f16"], searched=False),
@@ -130,8 +132,13 @@ class OpenVinoBackend(Backend):
             cpus_knob(),
         )}
 
+    def mode_defaults(self, device: str, mode: str) -> dict[str, Scalar]:
+        # What benchmark_app does for throughput: the THROUGHPUT hint, and the device's optimal number of
+        # requests (num_requests 0) in flight.
+        return {"performance_hint": "THROUGHPUT"} if is_async(mode) else {}
+
     def load(self, model: Artifact, device: str, params: Mapping[str, Scalar],
-             inputs: list[TensorSpec] | None = None) -> Session:
+             inputs: list[TensorSpec] | None = None, mode: str = "latency") -> Session:
         import openvino as ov
 
         core = ov.Core()
@@ -155,7 +162,8 @@ class OpenVinoBackend(Backend):
             ov_model.reshape({s.name: ov.PartialShape(list(s.shape)) for s in inputs})
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": str(params.get("inference_precision") or "f32"),
                                   "PERF_COUNT": "NO"}
-        hint = str(params.get("performance_hint") or "LATENCY")
+        hint = str(params.get("performance_hint") or self.mode_defaults(device, mode).get("performance_hint")
+                   or "LATENCY")
         if hint != "none":
             config["PERFORMANCE_HINT"] = hint
         if params.get("num_streams"):
@@ -178,7 +186,13 @@ class OpenVinoBackend(Backend):
                 continue
         nireq = int(params.get("num_requests") or 0) or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         effective["in_flight"] = nireq
-        info = SessionInfo(effective=effective,
+        notes = []
+        streams = effective.get("num_streams")
+        if is_async(mode) and nireq > 1 and isinstance(streams, int) and streams == 1:
+            notes.append(f"openvino: {nireq} requests in flight on 1 execution stream run one after another, "
+                         f"not in parallel (performance_hint {hint}; THROUGHPUT or num_streams > 1 runs them "
+                         "side by side)")
+        info = SessionInfo(effective=effective, notes=notes,
                            runtime={"openvino": ov.get_version(), "device": dev,
                                     "device_name": str(core.get_property(dev.split(".")[0], "FULL_DEVICE_NAME"))
                                     if dev in ("CPU", "GPU") else dev})
