@@ -133,7 +133,8 @@ def test_wrong_input_shape(tiny_models: dict[str, str]) -> None:
 def test_unknown_input_name(tiny_models: dict[str, str]) -> None:
     body = (f"models: [{{path: {tiny_models['tiny.onnx']}, inputs: {{image: {{dtype: float32}}}}}}]\n"
             "backends: [{name: onnxruntime}]\n")
-    with pytest.raises(InputSpecError, match=r"models\[0\].inputs.image: 'image' is not an input of model 'tiny'; its inputs are x"):
+    with pytest.raises(InputSpecError, match=r"models\[0\].inputs.image: 'image' is not an input of model 'tiny'; "
+                                             r"its inputs are x"):
         plan(load_text(body))
 
 

@@ -72,7 +72,6 @@ def test_dynamic_dims_without_a_shape_name_the_input_its_dims_and_the_flag(tmp_p
     (InputHint("images", shape=(1, 4, 64, 64)), r"dimension 1 is 4, but the model fixes it at 3"),
     (InputHint("imgs", shape=(1, 3, 64, 64)), r"--shape/--input imgs: 'imgs' is not an input of model 'det'; "
                                               r"did you mean 'images'\?"),
-    (InputHint("images", shape=(2, 3, 64, 64)), r"its batch axis 0 is given as 2, so batch 1 cannot run"),
     (InputHint("images", shape=(1, 3, 8, 8), batch_axis=7), r"--batch-axis images=7: input 'images' .* has no axis 7"),
 ])
 def test_hints_that_do_not_fit(tmp_path: Path, hint: InputHint, message: str) -> None:
@@ -160,3 +159,10 @@ def test_pt_files_that_are_not_torch_export_archives_are_named_at_plan_time(tmp_
             torch.jit.save(torch.jit.script(m), str(path))
     with pytest.raises(ModelError, match=f"{kind}.*torch.export.save"):
         resolve("model", str(path))
+
+
+def test_a_named_dimension_given_once_sizes_every_input_that_shares_it(tmp_path: Path) -> None:
+    declared = onnx_inputs(Path(text_encoder(tmp_path / "te.onnx")))
+    got = merge(declared, [InputHint("input_ids", shape=(1, 64), low=0, high=1000)], 2, "te", CLI)
+    # the trial's batch (2) wins over the size the shape gave the dynamic batch axis
+    assert [s.shape for s in got] == [(2, 64), (2, 64), (2, 64)]

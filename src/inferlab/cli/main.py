@@ -44,6 +44,9 @@ def _show_plan(plan: Plan) -> None:
 
 def _finish(run: api.Run) -> None:
     console.print(results_table(run.results, title=f"run {run.id}"))
+    for r in run.results:  # the table cuts reasons short; what to do is often at the end
+        if r.status in ("failed", "timeout") and r.reason and len(r.reason) > 70:
+            console.print(f"[red]{r.status}:[/] {escape(r.spec.label())}: {escape(r.reason)}", highlight=False)
     console.print(f"results stored in [bold]{run.db}[/] as run [bold]{run.id}[/]; "
                   f"`inferlab export {run.id} --format csv` exports them")
     if not run.ok:

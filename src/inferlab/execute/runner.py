@@ -69,11 +69,12 @@ def _speed(spec: TrialSpec, session: Session, inputs: list[TensorSpec], ds: Data
     return {"status": "ok", **summarise(measurement, spec.measure.min_iterations)}
 
 
-def random_inputs_note(inputs: Sequence[TensorSpec]) -> str | None:
+def random_inputs_note(inputs: Sequence[TensorSpec], error: str = "") -> str | None:
     """When a run fails, the integer inputs that got random values may be why (a sample rate, a token id past
-    the vocabulary): name them and how to give real values."""
+    the vocabulary): name them, those the runtime's error mentions first, and how to give real values."""
     random_ints = [s for s in inputs if s.value is None and s.data is None
                    and (s.dtype == "bool" or np.issubdtype(np.dtype(s.dtype), np.integer))]
+    random_ints.sort(key=lambda s: s.name not in error and s.name.rsplit("_", 1)[0] not in error)
     if not random_ints:
         return None
     named = ", ".join(f"{s.name} ({s.dtype}{' scalar' if not s.shape else ''}, "
@@ -125,7 +126,7 @@ def run(spec: TrialSpec, events: Events, log_dir: Path | None = None) -> TrialRe
         if ds is not None:  # on the same session, after any speed measurement
             fields["accuracy"] = _accuracy(spec, session, ds, events, log_dir)
     except Exception as exc:
-        note = random_inputs_note(inputs)
+        note = random_inputs_note(inputs, str(exc))
         if note is None or isinstance(exc, InferlabError):
             raise
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__

@@ -76,8 +76,8 @@ def _hint_axis(hint: InputHint, spec: TensorSpec, model: str, words: Wording) ->
 
 
 def _placeholder(spec: TensorSpec, i: int) -> str:
-    name = spec.dim_names[i] if i < len(spec.dim_names) and spec.dim_names[i] else f"d{i}"
-    return f"<{name}>"
+    name = spec.dim_names[i] if i < len(spec.dim_names) else ""
+    return f"<{name if name.isidentifier() else f'dim{i}'}>"
 
 
 def merge(declared: Sequence[TensorSpec], hints: Sequence[InputHint], batch: int, model: str,
@@ -92,26 +92,44 @@ def merge(declared: Sequence[TensorSpec], hints: Sequence[InputHint], batch: int
 
             raise InputSpecError(f"{words.input(name)}: '{name}' is not an input of model '{model}'"
                                  + (did_you_mean(name, known) or f"; its inputs are {', '.join(known)}"))
-    return [_concrete(spec, by_name.get(spec.name, InputHint(spec.name)), batch, model, words) for spec in declared]
+    named = _named_sizes(declared, by_name)
+    return [_concrete(spec, by_name.get(spec.name, InputHint(spec.name)), batch, model, words, named)
+            for spec in declared]
 
 
-def _concrete(spec: TensorSpec, hint: InputHint, batch: int, model: str, words: Wording) -> TensorSpec:
+def _named_sizes(declared: Sequence[TensorSpec], hints: dict[str, InputHint]) -> dict[str, int]:
+    """Sizes the user gave to named dimensions: a dimension of the same name in another input (the sequence
+    of input_ids and attention_mask) takes the same size."""
+    sizes: dict[str, int] = {}
+    for spec in declared:
+        hint = hints.get(spec.name)
+        if hint is None or hint.shape is None or len(hint.shape) != len(spec.shape):
+            continue
+        for i, (given, name) in enumerate(zip(hint.shape, spec.dim_names, strict=False)):
+            if name and given > 0 and spec.shape[i] < 0:
+                sizes.setdefault(name, given)
+    return sizes
+
+
+def _concrete(spec: TensorSpec, hint: InputHint, batch: int, model: str, words: Wording,
+              named: dict[str, int]) -> TensorSpec:
     axis = _hint_axis(hint, spec, model, words)
     shape = list(spec.shape)
     if hint.shape is not None:
         shape = _fit_shape(spec, hint.shape, axis, batch, model, words)
     if hint.data is not None:
         shape = _shape_from_data(spec, shape, axis, hint.data, model, words)
+    shape = [named.get(n, d) if d < 0 and i != axis and n else d
+             for i, (d, n) in enumerate(zip(shape, spec.dim_names or ("",) * len(shape), strict=True))]
     if axis is not None:
-        if shape[axis] >= 0 and shape[axis] != batch:
-            fixed = "is fixed at" if spec.shape[axis] >= 0 else "is given as"
-            dims = spec.dims_text()
+        # a size given for a dynamic batch axis is the batch when none is asked for (bench takes it from the
+        # shape); the trial's batch wins otherwise. Only a batch the model itself fixes can refuse it.
+        if spec.shape[axis] >= 0 and spec.shape[axis] != batch:
             raise InputSpecError(
-                f"{model}: input '{spec.name}' {dims}: its batch axis {axis} {fixed} {shape[axis]}, so batch {batch} "
-                f"cannot run; run batch {shape[axis]}" + (", or export the model with a dynamic batch dimension"
-                                                          if spec.shape[axis] >= 0 else "")
-                + f" (if axis {axis} is not the batch, say which is: {words.key(spec.name, 'batch_axis', 'AXIS')}"
-                " or none)")
+                f"{model}: input '{spec.name}' {spec.dims_text()}: its batch axis {axis} is fixed at "
+                f"{spec.shape[axis]}, so batch {batch} cannot run; run batch {spec.shape[axis]}, or export the model "
+                f"with a dynamic batch dimension (if axis {axis} is not the batch, say which is: "
+                f"{words.key(spec.name, 'batch_axis', 'AXIS')} or none)")
         shape[axis] = batch
     missing = [i for i, d in enumerate(shape) if d < 0]
     if missing:
@@ -151,8 +169,9 @@ def _check_values(name: str, dtype: str, low: float | None, high: float | None, 
         bounds = (-float(np.finfo(dt).max), float(np.finfo(dt).max))
     if value is not None:
         if not bounds[0] <= value <= bounds[1] or (np.issubdtype(dt, np.integer) and value != int(value)):
-            raise InputSpecError(f"{model}: {words.key(name, 'value', _num(value))}: {_num(value)} is not "
-                                 f"{'an' if dtype.startswith('int') else 'a'} {dtype} value (it holds {_num(bounds[0])}..{_num(bounds[1])})")
+            article = "an" if dtype.startswith("int") else "a"
+            raise InputSpecError(f"{model}: {words.key(name, 'value', _num(value))}: {_num(value)} is not {article} "
+                                 f"{dtype} value (it holds {_num(bounds[0])}..{_num(bounds[1])})")
         if low is not None and high is not None and not low <= value <= high:
             raise InputSpecError(f"{model}: {words.key(name, 'value', _num(value))}: {_num(value)} is outside "
                                  f"the declared range {_num(low)}..{_num(high)}")
