@@ -93,7 +93,7 @@ def test_html_and_markdown_show_warnings_and_why_a_ci_is_absent() -> None:
     ids = re.findall(r'<div class="chart" id="chart-([\w-]+)"', html)
     assert {"scatter-heavy", "scatter-light", "batch-heavy", "batch-light", "front-heavy", "front-light"} <= set(ids)
     warnings = html.split('id="warnings-list"', 1)[1].split("</ul>", 1)[0]
-    assert "light onnxruntime/cpu b8 throughput" in warnings and WARNING in warnings
+    assert "light onnxruntime/cpu f32 b8 throughput" in warnings and WARNING in warnings
     assert warnings.count("<li>") == 1
     trials = html.split('id="trials-table"', 1)[1].split("</details>", 1)[0]
     assert "—¹" in trials and "¹ no CI: too few completions (fewer than 40); measure longer" in trials
@@ -102,7 +102,7 @@ def test_html_and_markdown_show_warnings_and_why_a_ci_is_absent() -> None:
                re.findall(r'<script type="application/json" id="fig-[\w-]+">(.*?)</script>', html, re.S)]
     assert len(figures) == len(ids)
     md = render_tables([run], {}, "markdown")
-    assert f"- **light onnxruntime/cpu b8 throughput**: {WARNING}" in md
+    assert f"- **light onnxruntime/cpu f32 b8 throughput**: {WARNING}" in md
     row = next(line for line in md.splitlines() if line.startswith("| light | onnxruntime | cpu | f32 |  | 8 |"))
     assert "| —¹ |" in row and f"⚠ {WARNING}" in row
     assert "¹ no CI: too few completions" in md

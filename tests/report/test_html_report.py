@@ -3,6 +3,7 @@ offline, every chart renders, nothing logs an error, and the published table mar
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -71,8 +72,10 @@ def test_report_renders_in_chromium_without_errors(report: tuple[Path, Path], tm
             page.wait_for_selector("div.chart .main-svg", timeout=20_000)
             charts = page.locator("div.chart")
             ids = [charts.nth(i).get_attribute("id") for i in range(charts.count())]
-            assert {"chart-scatter", "chart-batch", "chart-front"} <= set(ids)
+            # a chart per model (one model here) in each section, and the tuning's own front and history
+            assert {"chart-scatter-tiny", "chart-batch-tiny", "chart-front-tiny"} <= set(ids)
             assert any(i and i.startswith("chart-history-") for i in ids)
+            assert any(i and i.startswith("chart-front-study-") for i in ids)
             for i in range(charts.count()):  # each chart drew its points
                 assert charts.nth(i).locator(".main-svg .scatterlayer .trace").count() >= 1, ids[i]
             assert page.locator("[data-role=sweet-spot]").inner_text().startswith("Sweet spot — tiny")
@@ -80,6 +83,15 @@ def test_report_renders_in_chromium_without_errors(report: tuple[Path, Path], tm
             assert missing.count() >= 1 and missing.first.inner_text() == "—"
             assert missing.first.get_attribute("title") == "not measured"
             assert page.locator("#tuning-table tbody tr").count() == 1
+            # every trial is listed, and each one whose notes carry warnings is in the warnings list too
+            stored = sum(int(n) for n in re.findall(r"\((?:sweep|tuning), (\d+) results\)", page.inner_text("p.meta")))
+            notes = page.locator("#trials-table tbody tr td:last-child").all_text_contents()
+            assert len(notes) == stored
+            warned = [n.strip() for n in notes if n.strip().startswith("⚠")]
+            items = page.locator("#warnings-list li").all_text_contents()
+            assert len(items) == len(warned)
+            for note, item in zip(warned, items, strict=True):
+                assert note.split("; ⚠ ")[0].removeprefix("⚠ ") in item
             page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         finally:
             browser.close()

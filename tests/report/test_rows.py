@@ -82,7 +82,7 @@ def test_table_lists_each_trials_warnings_under_it_naming_the_row() -> None:
     assert "ok ⚠1" in _row(text, "intra_op_threads=2 ")
     assert "⚠" not in _row(text, "│ openvino")
     under = " ".join(text.split("measurement warnings:")[1].split())  # the caption wraps at the table's width
-    assert under == ("⚠1 m onnxruntime/cpu b1 latency [intra_op_threads=2]: only 20 timed requests: percentiles "
+    assert under == ("⚠1 m onnxruntime/cpu f32 b1 latency [intra_op_threads=2]: only 20 timed requests: percentiles "
                      "are rough; measure longer; high spread: the interquartile range is 31% of the median")
     assert text.count("⚠") == 2  # one mark in the row, one line under the table
 

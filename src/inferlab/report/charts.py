@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 
 from inferlab.measure.trial import TrialResult
 from inferlab.report import numbers
-from inferlab.report.rows import precision
+from inferlab.report.rows import precision, row_name
 from inferlab.tune.objectives import latency_ms
 from inferlab.tune.record import TrialRecord
 from inferlab.tune.search import pareto
@@ -87,7 +87,7 @@ def _measured(results: Sequence[TrialResult]) -> list[TrialResult]:
 
 
 def _label(r: TrialResult) -> str:
-    return r.spec.label().replace(" [", "<br>[")
+    return row_name(r).replace(" [", "<br>[")
 
 
 def _hover(r: TrialResult, percentile: str = "median") -> str:

@@ -18,7 +18,7 @@ from inferlab.accuracy.metrics import INFO, format_drop, format_metric
 from inferlab.measure.trial import TrialResult
 from inferlab.report import charts, numbers
 from inferlab.report.published import LEVELS, MISSING, WARNED, Published, published, to_csv, to_markdown
-from inferlab.report.rows import Footnotes, ci_text, knobs, precision
+from inferlab.report.rows import Footnotes, ci_text, knobs, precision, row_name
 from inferlab.tune.objectives import latency_ms
 from inferlab.tune.record import measured_count
 from inferlab.tune.space import Point
@@ -107,7 +107,7 @@ def trial_rows(results: Sequence[TrialResult]) -> tuple[list[list[str]], list[st
 
 def warned(results: Sequence[TrialResult]) -> list[tuple[str, list[str]]]:
     """The trials with measurement warnings: their label and the warnings."""
-    return [(r.spec.label(), list(r.warnings)) for r in results if r.warnings]
+    return [(row_name(r), list(r.warnings)) for r in results if r.warnings]
 
 
 def _slug(text: str) -> str:
@@ -198,7 +198,7 @@ def render(runs: Sequence[RunData], environments: dict[str, dict[str, Any] | Non
 
     def sweet(rs: Sequence[TrialResult]) -> str | None:
         b = charts.sweet_spot(rs, threshold, pct)
-        return None if b is None else (f"{b.spec.label()}: {numbers.fps(b.throughput_sps)} FPS at {pct} "
+        return None if b is None else (f"{row_name(b)}: {numbers.fps(b.throughput_sps)} FPS at {pct} "
                                        f"{numbers.ms(latency_ms(b.latency, pct))} ms{limit}")
 
     sections = [
@@ -216,7 +216,7 @@ def render(runs: Sequence[RunData], environments: dict[str, dict[str, Any] | Non
     rows, footnotes = trial_rows(results)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined)
-    failed = [(r.spec.label(), r.status, r.reason or "") for r in results if r.status in ("failed", "timeout")]
+    failed = [(row_name(r), r.status, r.reason or "") for r in results if r.status in ("failed", "timeout")]
     return env.get_template("report.html.j2").render(
         title="inferlab report: " + ", ".join(run.name for run in runs), runs=runs,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), table=table, levels=LEVELS,

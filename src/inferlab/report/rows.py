@@ -19,6 +19,15 @@ def knobs(result: TrialResult) -> str:
     return " ".join(f"{k}={v}" for k, v in changed.items() if k not in skip)
 
 
+def row_name(result: TrialResult) -> str:
+    """A trial named by what the results table shows of it: model, runtime, precision, batch, mode and the knobs
+    set away from their defaults."""
+    s = result.spec
+    changed = knobs(result)
+    return (f"{s.model.name} {s.backend}/{s.device} {precision(result)} b{s.batch} {s.mode}"
+            + (f" [{changed}]" if changed else "") + (f" #{s.repeat}" if s.repeat else ""))
+
+
 def ci_missing_reason(result: TrialResult) -> str | None:
     """Why a result has no throughput CI (None when it has one): what a bare "—" would leave unsaid."""
     if result.throughput_ci_low_sps is not None and result.throughput_ci_high_sps is not None:

@@ -10,7 +10,9 @@ from rich.text import Text
 
 from inferlab.measure.trial import TrialResult
 from inferlab.report import numbers
-from inferlab.report.rows import NOT_MEASURED, Footnotes, ci_text, knobs, precision
+from inferlab.report.rows import NOT_MEASURED, Footnotes, ci_text, knobs, precision, row_name
+
+NO_WRAP = {"batch", "95% CI", "median ms", "p99 ms", "load s", "RSS MB"}
 
 
 def _num(v: float | None, fmt: str = "{:.2f}") -> str:
@@ -48,14 +50,15 @@ def results_table(results: Sequence[TrialResult], title: str | None = None) -> T
     if scenarios:
         columns.insert(8, ("MLPerf result", "right"))
     for col, justify in columns:
-        t.add_column(col, justify=justify)  # type: ignore[arg-type]
+        # figures never wrap or truncate; text columns (and FPS, which carries a failure's reason) give way
+        t.add_column(col, justify=justify, no_wrap=col in NO_WRAP)  # type: ignore[arg-type]
     reasons = Footnotes()  # why a CI is absent
     warned: list[str] = []
     for r in results:
         s = r.spec
         status = _status(r)
         if r.warnings:
-            warned.append(f"[yellow]⚠{len(warned) + 1}[/] {escape(s.label())}: {escape('; '.join(r.warnings))}")
+            warned.append(f"[yellow]⚠{len(warned) + 1}[/] {escape(row_name(r))}: {escape('; '.join(r.warnings))}")
             status += f" [yellow]⚠{len(warned)}[/]"
         head = [*(escape(v) for v in (s.model.name, s.backend, s.device, precision(r), knobs(r), str(s.batch),
                                       s.mode)), status]
