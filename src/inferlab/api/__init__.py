@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import logging
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +19,9 @@ from inferlab.accuracy.datasets import open_dataset
 from inferlab.accuracy.spec import AccuracySpec
 from inferlab.config.plan import Plan
 from inferlab.config.schema import Experiment
-from inferlab.errors import ConfigError, Interrupted, StoreError
+from inferlab.errors import ArtifactsError, ConfigError, Interrupted, RunStopped, StoreError
 from inferlab.execute import environment
-from inferlab.execute.local import LocalExecutor, Reporter
+from inferlab.execute.local import LocalExecutor, Reporter, check_artifacts
 from inferlab.measure.trial import TrialResult
 from inferlab.optimize.derive import Method, Request, derive
 from inferlab.optimize.lineage import Lineage
@@ -38,6 +40,7 @@ class Run:
     db: str
     results: list[TrialResult]
     skipped: list[str] = field(default_factory=list)
+    resumed_skipped: int = 0   # on resume: finished trials of earlier sessions, kept and not run again
 
     def to_dataframe(self) -> pd.DataFrame:
         import pandas as pd
@@ -50,14 +53,56 @@ class Run:
         return all(r.status in ("ok", "invalid") for r in self.results)
 
 
+log = logging.getLogger(__name__)
+
+
+def _resume_hint(command: str | None, verb: str, source: Path | None, db: str | None, run_id: str) -> str:
+    """How the user continues a run, as a phrase with a command line to paste: `command` (the command line that
+    started it, without --resume), else `inferlab VERB CONFIG [--db DB]` when the experiment came from a file."""
+    if command is None and source is not None:
+        command = f"inferlab {verb} {shlex.quote(str(source))}"
+        if db:
+            command += f" --db {shlex.quote(db if '://' in db else str(Path(db).expanduser().resolve()))}"
+    if command is None:
+        return f"continue it by running the same experiment again with resume='{run_id}'"
+    return f"continue it with `{command} --resume {run_id}`"
+
+
+def _mark(store: Store, run_id: str, status: str) -> bool:
+    """Set a run's status if the database still takes writes (it may be the fault being reported)."""
+    try:
+        store.finish_run(run_id, status)
+    except StoreError:
+        return False
+    return True
+
+
+def _stopped(store: Store, what: str, run_id: str, cause: Exception, kept: int, total: int | None,
+             hint: str) -> RunStopped:
+    """Mark a run that its environment stopped (database or artifacts folder failing) and say what was kept
+    and what to do."""
+    marked = ("it is marked 'stopped'" if _mark(store, run_id, "stopped") else
+              "it could not be marked 'stopped' (the database takes no writes) and still reads 'running'")
+    of = f" of {total}" if total is not None else ""
+    return RunStopped(f"{what} {run_id} stopped: {cause}. {kept}{of} results are stored and {marked}; once that "
+                      f"is fixed, {hint}", run_id, kept, total or kept)
+
+
 def execute(exp: Experiment, db: str | None = None, resume: str | None = None,
-            reporter: Reporter | None = None, on_plan: Callable[[Plan], None] | None = None) -> Run:
-    """Plan (resolve) the experiment, store the run, run every pending trial, store each result."""
+            reporter: Reporter | None = None, on_plan: Callable[[Plan], None] | None = None,
+            resume_command: str | None = None) -> Run:
+    """Plan (resolve) the experiment, store the run, run every pending trial, store each result.
+
+    `resume_command`: the command line that started the run, without --resume (e.g. "inferlab run x.yaml
+    --db r.db"); an interrupted or stopped run names it, plus `--resume RUN`, as the way to continue. Raises
+    Interrupted on Ctrl-C and RunStopped when the database or the artifacts folder fails mid-run; finished
+    trials stay stored either way."""
     plan = cfg.plan(exp)
     if on_plan is not None:
         on_plan(plan)
     store = Store(db)
     try:
+        check_artifacts(store.artifacts_root(), plan.specs)  # before anything of the run is written
         env = environment.collect()
         env_id = store.ensure_environment(environment.fingerprint(env), env)
         if resume:
@@ -71,28 +116,37 @@ def execute(exp: Experiment, db: str | None = None, resume: str | None = None,
             run_id = info.id
             done = store.finished_keys(run_id)
             todo = [s for s in stored if s.key() not in done]
+            total = len(stored)
+            log.info("resuming run %s: %d finished trials kept, %d to run", run_id, total - len(todo), len(todo))
         else:
             source = str(exp.source) if exp.source else None
             run_id = store.create_run(exp.name, exp.model_dump(mode="json"), plan.specs, source, env_id)
             todo = plan.specs
+            total = len(todo)
+        resumed = total - len(todo)
+        hint = _resume_hint(resume_command, "run", exp.source, db, run_id)
         executor = LocalExecutor(reporter, env_id, store.artifacts_dir(run_id))
+        saved = 0
         try:
             for result in executor.run(todo):
                 store.save_result(run_id, result)
+                saved += 1
+            store.finish_run(run_id, "finished")
         except KeyboardInterrupt:
-            store.finish_run(run_id, "interrupted")
-            raise Interrupted(f"run {run_id} interrupted; finished trials are stored; "
-                              f"continue it with `inferlab run CONFIG --resume {run_id}`") from None
-        store.finish_run(run_id, "finished")
-        return Run(run_id, store.url, store.results(run_id, with_samples=True), plan.skipped)
+            _mark(store, run_id, "interrupted")
+            raise Interrupted(f"run {run_id} interrupted; finished trials are stored; {hint}") from None
+        except (StoreError, ArtifactsError) as exc:  # the environment failed under the run: stop, keep, say
+            raise _stopped(store, "run", run_id, exc, resumed + saved, total, hint) from None
+        return Run(run_id, store.url, store.results(run_id, with_samples=True), plan.skipped, resumed)
     finally:
         store.close()
 
 
 def run(config_path: str | Path, db: str | None = None, resume: str | None = None,
-        reporter: Reporter | None = None) -> Run:
-    """Run an experiment config; every result is stored (./inferlab.db unless `db` says otherwise)."""
-    return execute(cfg.load(config_path), db=db, resume=resume, reporter=reporter)
+        reporter: Reporter | None = None, resume_command: str | None = None) -> Run:
+    """Run an experiment config; every result is stored (in the default database, see
+    `inferlab.store.default_location()`, unless `db` says otherwise)."""
+    return execute(cfg.load(config_path), db=db, resume=resume, reporter=reporter, resume_command=resume_command)
 
 
 @dataclass(frozen=True)
@@ -109,20 +163,38 @@ def _model_ref(model: str) -> str:
     return str(Path(model).resolve()) if ":" not in model or "/" in model else model
 
 
-def bench_experiment(model: str | list[str], backends: list[str], devices: list[str], batch: list[int],
+def _knobs_of(backend: str, params: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """The flags' knobs that this backend has, when several backends are benchmarked at once (OpenVINO's
+    performance_hint is not ONNX Runtime's); a knob none of them has stays, so that it is refused by name."""
+    from inferlab import backends as registry
+
+    if len(names) < 2 or backend not in registry.names():
+        return params
+    mine = registry.get(backend).knobs("cpu")
+    known = [registry.get(n).knobs("cpu") for n in names if n in registry.names()]
+    return {k: v for k, v in params.items() if k in mine or not any(k in kn for kn in known)}
+
+
+def bench_experiment(model: str | list[str], backends: list[str], devices: list[str], batch: list[int] | None,
                      modes: list[str], params: dict[str, Any] | None = None, measure: dict[str, Any] | None = None,
                      name: str = "bench", scenarios: list[str] | None = None,
                      loadgen: dict[str, Any] | None = None, data: DataOptions | None = None,
-                     with_speed: bool = False) -> Experiment:
+                     with_speed: bool = False, inputs: dict[str, dict[str, Any]] | None = None,
+                     command: str | None = None) -> Experiment:
     """The experiment behind an ad-hoc `bench` (benchmark_app's role, or MLPerf's with scenarios), `accuracy`,
-    `quantize` and `compare`."""
+    `quantize` and `compare`. `batch` None: the batch the input shapes give, else 1. `inputs`: per input name,
+    a config's `inputs.NAME` settings (shape, dtype, range, value, data, batch_axis). `command`: the command
+    line, so that errors name its flags rather than config fields."""
     models = [model] if isinstance(model, str) else model
-    entries: list[dict[str, Any]] = [{"path": _model_ref(m)} for m in models]
+    entries: list[dict[str, Any]] = [{"path": _model_ref(m), **({"inputs": inputs} if inputs else {})}
+                                     for m in models]
     exp: dict[str, Any] = {
         "name": name, "models": entries,
-        "backends": [{"name": b, "params": params or {}} for b in backends],
-        "devices": devices, "batch": batch, "mode": modes or None, "measure": measure or {},
+        "backends": [{"name": b, "params": _knobs_of(b, params or {}, backends)} for b in backends],
+        "devices": devices, "mode": modes or None, "measure": measure or {},
     }
+    if batch is not None:
+        exp["batch"] = batch
     if scenarios:
         exp["scenario"] = scenarios
         exp["loadgen"] = loadgen or {}
@@ -131,14 +203,16 @@ def bench_experiment(model: str | list[str], backends: list[str], devices: list[
         exp["accuracy"] = {"with_speed": with_speed, "metrics": data.metrics}
         for e in entries:
             e.update({"preprocess": data.preprocess, "postprocess": data.postprocess})
-    return cfg.loader.from_data(exp, name)
+    return cfg.loader.from_data(exp, name, command)
 
 
 def benchmark(model: str, backend: str = "onnxruntime", device: str = "cpu", batch: int = 1,
               mode: str = "latency", db: str | None = None, measure: dict[str, Any] | None = None,
-              **knobs: Any) -> TrialResult:
-    """Measure one model on one backend and device in a fresh process; the result is stored too."""
-    exp = bench_experiment(model, [backend], [device], [batch], [mode], knobs, measure)
+              inputs: dict[str, dict[str, Any]] | None = None, **knobs: Any) -> TrialResult:
+    """Measure one model on one backend and device in a fresh process; the result is stored too. `inputs`: per
+    input name, what to feed it, as a config's `inputs` (e.g. {"sr": {"value": 16000}, "input": {"shape":
+    [-1, 512]}})."""
+    exp = bench_experiment(model, [backend], [device], [batch], [mode], knobs, measure, inputs=inputs)
     return execute(exp, db=db).results[0]
 
 

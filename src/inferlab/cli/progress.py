@@ -5,9 +5,11 @@ from __future__ import annotations
 from types import TracebackType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from inferlab.measure.trial import TrialResult, TrialSpec
+from inferlab.report import numbers
 
 
 class RichReporter:
@@ -63,11 +65,12 @@ class RichReporter:
                                f"{lg.headline()}, [{colour}]{verdict}[/]"
                                + (f" ({result.reason})" if result.reason else ""))
         elif result.status == "ok" and result.throughput_sps is not None and result.latency is not None:
-            self.console.print(f"[green]✓[/] {result.spec.label()}: {result.throughput_sps:.1f} FPS, "
-                               f"median {result.latency.median_3sigma_ms:.2f} ms"
+            self.console.print(f"[green]✓[/] {result.spec.label()}: {numbers.fps(result.throughput_sps)} FPS, "
+                               f"median {numbers.ms(result.latency.median_3sigma_ms)} ms"
                                + (f", {result.accuracy.headline()}" if result.accuracy else ""))
         elif result.status == "ok" and result.accuracy is not None:
             self.console.print(f"[green]✓[/] {result.spec.label()}: {result.accuracy.headline()} "
                                f"({result.accuracy.samples} samples)")
         else:
-            self.console.print(f"[red]✗[/] {result.spec.label()}: {result.status}: {result.reason}")
+            label, reason = escape(result.spec.label()), escape(result.reason or "")
+            self.console.print(f"[red]✗[/] {label}: {result.status}: {reason}", highlight=False)
