@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,10 @@ pytest.importorskip("mlperf_loadgen")
 
 @pytest.mark.parametrize(("args", "needles"), [
     (["--scenario", "foo"], ["scenario", "'foo' is not one of SingleStream"]),
-    (["--scenario", "server", "--qps", "-5"], ["loadgen.target_qps", "positive"]),
-    (["--scenario", "server", "--latency-ms", "0"], ["loadgen.latency_bound_ms", "greater than 0"]),
-    (["--scenario", "server", "--test-mode", "fast"], ["loadgen.test_mode", "'fast'"]),
-    (["--scenario", "multistream", "--samples-per-query", "0"], ["loadgen.samples_per_query"]),
+    (["--scenario", "server", "--qps", "-5"], ["--qps", "positive"]),  # bench names its flags, not config fields
+    (["--scenario", "server", "--latency-ms", "0"], ["--latency-ms", "greater than 0"]),
+    (["--scenario", "server", "--test-mode", "fast"], ["--test-mode", "'fast'"]),
+    (["--scenario", "multistream", "--samples-per-query", "0"], ["--samples-per-query", "greater than or equal to 1"]),
     (["--scenario", "server", "--user-conf", "/nonexistent/user.conf"], ["loadgen.user_conf", "does not exist"]),
 ])
 def test_bad_loadgen_settings(tiny_models: dict[str, str], tmp_path: Path, args: list[str],
@@ -66,3 +67,25 @@ def test_bench_scenarios_mlperf_table_and_export(tiny_models: dict[str, str], tm
     # a run without scenarios has no MLPerf table: a clear error
     assert cli("bench", tiny_models["tiny.onnx"], "--time", "0.2", "--db", db).returncode == 0
     _one_line_error(cli("results", "--mlperf", "--db", db), "no MLPerf scenario results")
+
+
+@pytest.mark.slow
+def test_impossible_server_target_ends_invalid_in_bounded_time(tiny_models: dict[str, str], tmp_path: Path) -> None:
+    """A target a typo away from a real one (1,000,000 QPS, 1 ms) once kept LoadGen issuing for longer than
+    10 minutes: LoadGen's outstanding-query bound, set from the calibration, ends it INVALID at once."""
+    db = str(tmp_path / "r.db")
+    t0 = time.monotonic()
+    out = cli("bench", tiny_models["tiny.onnx"], "--scenario", "server", "--qps", "1000000", "--latency-ms", "1",
+              "--time", "2", "--db", db, timeout=240)
+    wall = time.monotonic() - t0
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "INVALID" in out.stdout
+    (r,) = json.loads(cli("export", "latest", "-f", "json", "--db", db).stdout)["results"]
+    assert r["status"] == "invalid", r["reason"]
+    assert r["reason"].startswith("INVALID: target 1,000,000 QPS is far above what the system served (~")
+    assert "LoadGen ended early: Too many outstanding queries" in r["reason"]
+    lg = r["loadgen"]
+    assert lg["effective"]["max_async_queries"] == lg["calibrated"]["max_async_queries"] >= 64
+    assert lg["effective"]["max_duration_ms"] == lg["calibrated"]["max_duration_s"] * 1000 == 11_000
+    assert r["duration_s"] < 11  # LoadGen's own run, well within its max duration
+    assert wall < 240  # the whole command, process start and all, on a loaded machine

@@ -53,7 +53,7 @@ def _run(scenario: str, out: Path, mode: str = "PerformanceOnly", **settings: An
 
 
 def _summary(out: Path) -> dict[str, str]:
-    fields = {}
+    fields: dict[str, str] = {}
     for line in (out / "mlperf_log_summary.txt").read_text().splitlines():
         m = re.match(r"^\s*([^:*]+?)\s*:\s*(.+)$", line)
         if m:
@@ -192,3 +192,93 @@ def test_a_calibrated_hint_too_far_off_is_retried_once(tmp_path: Path) -> None:
     valid = ScenarioResult("Offline", "PerformanceOnly", "VALID", "throughput", 1000.0, "samples/s", True,
                            criteria={"min duration": True})
     assert not run._retry_hint(ts, valid, {"expected_qps"})
+
+
+def test_bounds_where_nothing_set_them(tmp_path: Path) -> None:
+    """LoadGen's max_duration and Server's max_async_queries are 0 (infinite) unless set: inferlab bounds them
+    from the calibration, and leaves alone what a config or user.conf set, and accuracy runs."""
+    from inferlab.measure.mlperf.settings import apply_bounds
+
+    s = LoadGenSettings(latency_bound_ms=10)
+    ts, _ = build_test_settings(lg, "Server", s, "m", 2.0)
+    applied = apply_bounds(ts, "Server", s, Hints(1.0, 10_000.0), 1, 2)
+    # 2 x 10k/s x (10 ms + 1% of 2 s): more outstanding and the run cannot end VALID
+    assert applied == {"max_duration_s": 11.0, "max_async_queries": 600}
+    assert ts.max_duration_ms == 11_000 and ts.server_max_async_queries == 600
+    slow, _ = build_test_settings(lg, "Server", s, "m", 2.0)
+    assert apply_bounds(slow, "Server", s, Hints(100.0, 10.0), 1, 2)["max_async_queries"] == 64  # the floor
+    # MultiStream's 662 queries of 8 samples at 100 ms a sample would take 530 s: held to the cap
+    ts, _ = build_test_settings(lg, "MultiStream", LoadGenSettings(), "m", 2.0)
+    assert apply_bounds(ts, "MultiStream", LoadGenSettings(), Hints(100.0, 10.0), 1, 1) == {"max_duration_s": 30.0}
+    ts, _ = build_test_settings(lg, "Offline", LoadGenSettings(), "m", 2.0)
+    assert apply_bounds(ts, "Offline", LoadGenSettings(), Hints(1.0, 1000.0), 1, 2) == {
+        "max_duration_s": pytest.approx(3 * 1.1 * 1.5 * 2 + 5)}
+    conf = tmp_path / "user.conf"
+    conf.write_text("m.Server.max_duration = 5000\nm.Server.max_async_queries = 7\n")
+    ts, _ = build_test_settings(lg, "Server", LoadGenSettings(user_conf=str(conf)), "m", 2.0)
+    assert apply_bounds(ts, "Server", s, Hints(1.0, 10_000.0), 1, 2) == {}
+    assert ts.max_duration_ms == 5000 and ts.server_max_async_queries == 7
+    ts, _ = build_test_settings(lg, "Offline", LoadGenSettings(max_duration_s=4.0), "m", 2.0)
+    assert apply_bounds(ts, "Offline", LoadGenSettings(max_duration_s=4.0), Hints(1.0, 1.0), 1, 1) == {}
+    accuracy = LoadGenSettings(test_mode="AccuracyOnly")
+    ts, _ = build_test_settings(lg, "Server", accuracy, "m", 2.0)
+    assert apply_bounds(ts, "Server", accuracy, Hints(1.0, 1.0), 1, 1) == {}
+    assert ts.max_duration_ms == 0 and ts.server_max_async_queries == 0
+
+
+def test_invalid_reason_names_the_target_and_the_bounds() -> None:
+    from inferlab.measure.mlperf.logs import ScenarioResult
+
+    res = ScenarioResult("Server", "PerformanceOnly", "INVALID", "scheduled", 968_000.0, "queries/s", True,
+                         criteria={"performance constraints": False}, samples_per_s=132.3,
+                         percentiles_ms={"99": 480.0}, effective={"target_qps": 1e6},
+                         errors=["error_runtime: IssueQueryThread 0 Ending early: Too many outstanding queries. "
+                                 "issued 65 outstanding 65"])
+    assert res.ended_early() == "LoadGen ended early: Too many outstanding queries. issued 65 outstanding 65"
+    assert res.verdict_reason() == (
+        "INVALID: target 1,000,000 QPS is far above what the system served (~132.3 QPS); performance constraints "
+        "not satisfied; LoadGen ended early: Too many outstanding queries. issued 65 outstanding 65")
+    near = ScenarioResult("Server", "PerformanceOnly", "INVALID", "scheduled", 150.0, "queries/s", True,
+                          samples_per_s=132.3, effective={"target_qps": 150.0})
+    assert "far above" not in near.verdict_reason()
+    # samples answered without inference: INVALID whatever LoadGen said, and its figures dropped
+    valid = ScenarioResult("Offline", "PerformanceOnly", "VALID", "throughput", 9e5, "samples/s", True,
+                           samples_per_s=9e5, percentiles_ms={"50": 1.0})
+    cut = valid.bounded_by("inferlab stopped serving", figures_hold=False)
+    assert cut.validity == "INVALID" and cut.value is None and cut.samples_per_s is None and not cut.percentiles_ms
+    assert cut.verdict_reason() == "INVALID: inferlab stopped serving"
+    assert ScenarioResult.from_json(cut.to_json()) == cut
+    kept = valid.bounded_by("schedule cut")
+    assert kept.validity == "INVALID" and kept.value == 9e5
+
+
+def test_calibration_of_a_slow_model_is_bounded(tmp_path: Path) -> None:
+    """Calibration rounds double until one lasts CALIBRATION_S with CALIBRATION_REQUESTS; a slow model stops at
+    CALIBRATION_MAX_S with fewer (before: 4+8+16+32 requests, 6 s at 100 ms each)."""
+    import time
+
+    from inferlab.backends.null import NullSession
+    from inferlab.measure.budget import QuietEvents
+    from inferlab.measure.mlperf.driver import CALIBRATION_MAX_S, ScenarioRun
+
+    class Slow(NullSession):
+        runs = 0
+
+        def run(self, prepared: Any) -> Any:
+            Slow.runs += 1
+            time.sleep(0.1)
+
+    spec = [TensorSpec("x", (1, 4), "float32")]
+    run = ScenarioRun(Slow(spec), "SingleStream", LoadGenSettings(), spec, 1, None, 2, 0, "m", 1.0, tmp_path,
+                      QuietEvents())
+    run.sut.start()
+    try:
+        t0 = time.perf_counter()
+        _, hints = run.warm_up()
+        spent = time.perf_counter() - t0
+    finally:
+        run.sut.stop()
+    assert hints is not None and hints.request_latency_ms == pytest.approx(100, rel=0.5)
+    calibration = Slow.runs - 1 - 2  # less the first inference and the warm-up
+    assert 4 <= calibration <= 12
+    assert spent < 0.3 + CALIBRATION_MAX_S + 0.5

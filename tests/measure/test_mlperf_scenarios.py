@@ -80,6 +80,40 @@ def test_impossible_server_target_is_invalid_with_reason(tiny_models: dict[str, 
     assert stored.loadgen and stored.loadgen.criteria["performance constraints"] is False
 
 
+def test_absurd_offline_hint_ends_invalid_at_the_max_duration(tiny_models: dict[str, str], tmp_path: Path) -> None:
+    """expected_qps 1e9 sizes an Offline query of 550M samples (hours here): the SUT stops serving at the max
+    duration inferlab set, answers the rest without inference so LoadGen can finish, and the run is INVALID."""
+    run = _run(tmp_path, [{"name": "tiny", "path": tiny_models["tiny.onnx"]}], [{"name": "onnxruntime"}],
+               "Offline", {"expected_qps": 1e9})
+    (r,) = run.results
+    lg = r.loadgen
+    assert lg is not None and r.status == "invalid" and r.reason, r.reason
+    assert "inferlab stopped serving at LoadGen's max duration" in r.reason
+    assert "expected_qps 1,000,000,000 sizes the Offline query at 550,000,000 samples" in r.reason
+    assert "inferlab's bound for a run asked to last 0.5 s" in r.reason
+    assert lg.value is None and lg.samples_per_s is None  # LoadGen's rate counts the unserved samples
+    limit = lg.calibrated["max_duration_s"]
+    assert limit == pytest.approx(3 * 1.1 * 1.5 * 0.5 + 5) and lg.effective["max_duration_ms"] == limit * 1000
+    assert r.duration_s is not None and r.duration_s < limit + 20  # LoadGen's whole run, queries and all
+    assert Store(str(tmp_path / "r.db")).results(run.id)[0].loadgen == lg
+
+
+def test_multistream_query_too_large_ends_invalid_at_the_max_duration(tiny_models: dict[str, str],
+                                                                      tmp_path: Path) -> None:
+    """100,000 samples a query (a typo for 100): LoadGen's 662 queries would take hours; its min query count is
+    cut, the SUT stops at the max duration set (2 s), and the run is INVALID."""
+    run = _run(tmp_path, [{"name": "tiny", "path": tiny_models["tiny.onnx"]}], [{"name": "onnxruntime"}],
+               "MultiStream", {"samples_per_query": 100_000, "max_duration_s": 2})
+    (r,) = run.results
+    lg = r.loadgen
+    assert lg is not None and r.status == "invalid" and r.reason, r.reason
+    assert "inferlab stopped serving at LoadGen's max duration (2 s from the first query)" in r.reason
+    assert "a MultiStream query has 100,000 samples" in r.reason
+    assert "LoadGen's min query count was cut to" in r.reason
+    assert "max_duration_s" not in lg.calibrated  # the config's own bound
+    assert r.duration_s is not None and r.duration_s < 2 + 20
+
+
 def test_accuracy_mode_logs_every_sample_once(tiny_models: dict[str, str], tmp_path: Path) -> None:
     run = _run(tmp_path, [{"name": "tiny", "path": tiny_models["tiny.onnx"]}], [{"name": "onnxruntime"}],
                ["Offline", "SingleStream"], {"test_mode": "accuracy", "sample_count": 42}, batch=[1, 4])

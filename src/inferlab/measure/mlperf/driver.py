@@ -5,6 +5,7 @@ directory; they are kept, and their path is part of the result."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -19,20 +20,33 @@ from inferlab.measure.budget import Events, gc_paused
 from inferlab.measure.mlperf.library import SampleLibrary
 from inferlab.measure.mlperf.logs import ScenarioResult, parse, read_detail
 from inferlab.measure.mlperf.settings import (
+    OFFLINE_QUERY_SLACK,
     Hints,
     LoadGenSettings,
     Scenario,
+    apply_bounds,
     apply_hints,
     build_test_settings,
+    natural_duration_s,
     requests_per_query,
 )
 from inferlab.measure.mlperf.sut import SystemUnderTest, bare_respond
 from inferlab.measure.stats import latency_stats
 from inferlab.models.tensors import TensorSpec
 
-CALIBRATION_S = 0.25
+CALIBRATION_S = 0.25        # a calibration round this long (and this many requests) gives the steady state
 CALIBRATION_REQUESTS = 20
+CALIBRATION_MAX_S = 2.0     # no round starts that, at the last round's pace, would end the rounds past this
 PROGRESS_S = 0.5
+# What LoadGen would pre-generate for a run this many times beyond the calibrated capacity is cut to what can
+# matter (`_cut_schedule`): a Server target reaches LoadGen's outstanding-query bound within the first few
+# queries, so its schedule is cut to SCHEDULE_PER_ASYNC times that bound (not less than the min query count);
+# an Offline query, or MultiStream's min query count, to this many times what the SUT can serve before it
+# stops at the max duration. In full it is target x min duration queries, 1.1 x min duration x expected QPS
+# samples, or min query count x samples per query, about 300 bytes and several microseconds a query (a 60 s
+# Server run at 1M QPS: 18 GB and minutes before the first query).
+HOPELESS = 10.0
+SCHEDULE_PER_ASYNC = 4
 
 
 def import_loadgen() -> Any:
@@ -100,6 +114,8 @@ class ScenarioRun:
                                    self.accuracy, settings.batch_timeout_ms / 1e3)
         self.total_requests = 0
         self.total_samples = 0
+        self.hints: Hints | None = None
+        self.bounds: dict[str, Any] = {}  # the LoadGen bounds inferlab set (apply_bounds)
 
     # warm-up and calibration -------------------------------------------------------------------------
 
@@ -125,14 +141,20 @@ class ScenarioRun:
         hints = None
         if not self.accuracy:
             # Rounds of growing size until one lasts CALIBRATION_S: the last one's rate is the steady state's
-            # (a round's ramp-up and drain matter less the longer it is).
+            # (a round's ramp-up and drain matter less the longer it is). A slow model stops at CALIBRATION_MAX_S
+            # with fewer requests: rougher figures, and a run whose hint they set too far off is retried once
+            # from LoadGen's own measurement (`_retry_hint`).
             requests = max(2 * self.depth, 4)
+            spent = 0
             while True:
                 sut.reset_records()
                 start = time.perf_counter_ns()
                 self._through_sut(requests)
                 elapsed = time.perf_counter_ns() - start
+                spent += elapsed
                 if elapsed >= CALIBRATION_S * 1e9 and sut.requests_done >= CALIBRATION_REQUESTS:
+                    break
+                if spent + 2 * elapsed > CALIBRATION_MAX_S * 1e9:
                     break
                 requests *= 2
             busy = sum(sut.latencies) if self.depth == 1 and not sut.dispatched else elapsed
@@ -159,11 +181,18 @@ class ScenarioRun:
         log = lg.LogSettings()
         log.log_output = output
         log.enable_trace = False
+        # LoadGen's FindPeakPerformance runs several tests in this one call: the limit is LoadGen's there
+        limited = self.settings.test_mode == "PerformanceOnly" and ts.max_duration_ms > 0
+        self.sut.time_limit_s = ts.max_duration_ms / 1e3 if limited else None
+        asked = ts.min_duration_ms, ts.offline_expected_qps, ts.min_query_count
+        cut = self._cut_schedule(ts)
         t0 = time.perf_counter()
         try:
             with _Ticker(self.events, self.sut, ts.min_duration_ms / 1e3):
                 lg.StartTestWithLogSettings(sut_handle, qsl_handle, ts, log)
         finally:
+            ts.min_duration_ms, ts.offline_expected_qps, ts.min_query_count = asked
+            self.sut.time_limit_s = None
             lg.DestroyQSL(qsl_handle)
             lg.DestroySUT(sut_handle)
         wall = time.perf_counter() - t0
@@ -171,7 +200,78 @@ class ScenarioRun:
         self.total_samples += self.sut.samples_done
         if self.sut.errors:
             raise self.sut.errors[0]
-        return _Probe(parse(read_detail(out_dir / "mlperf_log_detail.txt"), out_dir), wall, self.sut.latencies)
+        result = parse(read_detail(out_dir / "mlperf_log_detail.txt"), out_dir)
+        skipped = self.sut.skipped
+        notes = [self._why_stopped(ts)] if skipped else []
+        notes += [cut] if cut else []
+        if "max_duration_s" in self.bounds and (skipped or "Max test duration" in (result.ended_early() or "")):
+            notes.append(self._why_max_duration(ts))
+        if notes:
+            result = result.bounded_by("; ".join(notes), figures_hold=not skipped)
+        return _Probe(result, wall, self.sut.latencies)
+
+    def _why_max_duration(self, ts: Any) -> str:
+        why = (f"the max duration, {ts.max_duration_ms / 1e3:g} s, is inferlab's bound for a run asked to last "
+               f"{ts.min_duration_ms / 1e3:g} s (loadgen.max_duration_s sets another)")
+        if self.hints is not None and self.scenario in ("SingleStream", "MultiStream"):
+            need = natural_duration_s(ts, self.scenario, self.hints, self.batch)
+            why += f"; {ts.min_query_count:,} queries, LoadGen's min query count, take ~{need:,.0f} s here"
+        return why
+
+    def _cut_schedule(self, ts: Any) -> str | None:
+        """Cut what LoadGen would pre-generate for a hopeless target or hint (see HOPELESS); returns why, for
+        the verdict, or None. The caller restores the settings."""
+        hints = self.hints
+        if self.settings.test_mode != "PerformanceOnly" or hints is None:
+            return None
+        if self.scenario == "Offline" and ts.max_duration_ms > 0:
+            most = HOPELESS * hints.capacity_sps * ts.max_duration_ms / 1e3
+            min_s = ts.min_duration_ms / 1e3
+            if OFFLINE_QUERY_SLACK * min_s * ts.offline_expected_qps <= most:
+                return None
+            ts.offline_expected_qps = most / (OFFLINE_QUERY_SLACK * min_s)
+            return (f"LoadGen was given a query of {most:,.0f} samples, still over {HOPELESS:g}x what the "
+                    f"calibrated capacity (~{hints.capacity_sps:,.1f} samples/s) serves in the max duration")
+        if self.scenario == "MultiStream" and ts.max_duration_ms > 0 and hints.request_latency_ms > 0:
+            spq = int(ts.multi_stream_samples_per_query)
+            query_s = requests_per_query("MultiStream", spq, self.batch) * hints.request_latency_ms / 1e3
+            most = math.ceil(HOPELESS * ts.max_duration_ms / 1e3 / query_s)
+            if ts.min_query_count <= most:
+                return None
+            asked_count, ts.min_query_count = ts.min_query_count, most
+            return (f"LoadGen's min query count was cut to {most:,} from {asked_count:,}: at the calibrated "
+                    f"~{query_s:,.1f} s a query, that is over {HOPELESS:g}x what fits in the max duration")
+        if (self.scenario != "Server" or ts.server_max_async_queries == 0
+                or ts.server_target_qps <= HOPELESS * hints.capacity_sps):
+            return None
+        queries = max(int(ts.min_query_count), SCHEDULE_PER_ASYNC * int(ts.server_max_async_queries))
+        cut_ms = math.ceil(1000 * queries / ts.server_target_qps)
+        if cut_ms >= ts.min_duration_ms:
+            return None
+        asked_s = ts.min_duration_ms / 1e3
+        ts.min_duration_ms = cut_ms
+        return (f"LoadGen ran the first {cut_ms / 1e3:g} s of its schedule, not the {asked_s:g} s asked: at over "
+                f"{HOPELESS:g}x the calibrated capacity (~{hints.capacity_sps:,.1f} samples/s) its outstanding-query "
+                f"bound stops it within those, and all {ts.server_target_qps * asked_s:,.0f} queries were not worth "
+                "pre-generating")
+
+    def _why_stopped(self, ts: Any) -> str:
+        sut = self.sut
+        limit = ts.max_duration_ms / 1e3
+        rate = sut.samples_done / limit
+        why = (f"inferlab stopped serving at LoadGen's max duration ({limit:g} s from the first query): "
+               f"{sut.samples_done:,} of the {sut.issued:,} samples issued were served"
+               + (f" (~{rate:,.1f} samples/s)" if rate > 0 else "")
+               + f", the other {sut.skipped:,} answered without inference so that LoadGen could finish")
+        if self.scenario == "Offline":
+            size = int(OFFLINE_QUERY_SLACK * ts.min_duration_ms / 1e3 * ts.offline_expected_qps)
+            why += f"; expected_qps {ts.offline_expected_qps:,.0f} sizes the Offline query at {size:,} samples"
+        elif self.scenario == "MultiStream":
+            size = int(ts.multi_stream_samples_per_query)
+            why += f"; a MultiStream query has {size:,} samples"
+        else:
+            return why
+        return why + (f", ~{size / rate:,.0f} s at that rate" if rate > 0 else "")
 
     def _search_peak(self, ts: Any, hints: Hints | None) -> tuple[_Probe, list[dict[str, Any]]]:
         """inferlab's search for the highest Server QPS LoadGen calls VALID: grow or shrink until the
@@ -198,8 +298,10 @@ class ScenarioRun:
                 if (high - low) / low <= s.peak_tolerance:
                     break
                 qps = (low + high) / 2
-            else:
-                qps = low * 1.5 if low is not None else qps * 0.6
+            elif low is not None:
+                qps = low * 1.5
+            else:  # no VALID probe yet: not above what this one served (a target far too high drops at once)
+                qps = min(qps * 0.6, res.samples_per_s or qps)
             if qps < 1:
                 break
         return best or probe, history
@@ -225,6 +327,7 @@ class ScenarioRun:
         try:
             self.events.phase("warmup")
             first, hints = self.warm_up()
+            self.hints = hints
             ts, open_ = build_test_settings(lg, self.scenario, s, self.model_name, self.default_min_duration_s)
             calibrated: dict[str, Any] = {}
             if hints is not None:
@@ -232,6 +335,8 @@ class ScenarioRun:
                 calibrated = apply_hints(ts, self.scenario, open_, hints, spq, self.batch)
                 calibrated.update(request_latency_ms=round(hints.request_latency_ms, 4),
                                   capacity_sps=round(hints.capacity_sps, 1))
+                self.bounds = apply_bounds(ts, self.scenario, s, hints, self.batch, self.depth)
+                calibrated.update(self.bounds)
             self.events.phase("measure")
             history: list[dict[str, Any]] = []
             with gc_paused():

@@ -1,10 +1,11 @@
 """Reading LoadGen's own output: the detail log's `:::MLLOG` records (the machine-readable form of the
-summary), and the accuracy log. LoadGen's verdict and figures are taken from here, never recomputed."""
+summary), and the accuracy log. LoadGen's verdict and figures are taken from here, never recomputed; inferlab
+only adds INVALID where its own bounds ended or shaped a run (`ScenarioResult.bounded_by`)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ PREFIX = ":::MLLOG "
 PERCENTILES = ("50.00", "90.00", "95.00", "97.00", "99.00", "99.90")
 CRITERIA = {"result_min_duration_met": "min duration", "result_min_queries_met": "min queries",
             "result_perf_constraints_met": "performance constraints", "early_stopping_met": "early stopping"}
+FAR_ABOVE = 2.0  # a Server target this many times the rate the system served is named first in the reason
 
 
 class LogError(InferlabError):
@@ -77,6 +79,7 @@ class ScenarioResult:
     errors: list[str] = field(default_factory=list)
     log_dir: str | None = None
     accuracy_layout: list[dict[str, Any]] = field(default_factory=list)
+    bounded: str | None = None            # how inferlab's bounds ended or shaped the run (then INVALID)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,14 +110,40 @@ class ScenarioResult:
     def unmet(self) -> list[str]:
         return [name for name, met in self.criteria.items() if not met]
 
+    def ended_early(self) -> str | None:
+        """LoadGen's own words where it stopped issuing before its natural end (a bound was reached)."""
+        for error in self.errors:
+            _, found, rest = error.partition("Ending early: ")
+            if found:
+                return "LoadGen ended early: " + rest.strip()
+        return None
+
     def verdict_reason(self) -> str:
-        """Why LoadGen said INVALID, in its own words where it gave them."""
-        parts = [f"{c} not satisfied" for c in self.unmet()]
+        """Why the run is INVALID: a Server target far above what was served, how inferlab's bounds ended or
+        shaped the run, then LoadGen's own words where it gave them."""
+        parts = []
+        target, served = self.effective.get("target_qps"), self.samples_per_s
+        if self.scenario == "Server" and target and served and float(target) > FAR_ABOVE * served:
+            parts.append(f"target {float(target):,.0f} QPS is far above what the system served (~{served:,.1f} QPS)")
+        if self.bounded:
+            parts.append(self.bounded)
+        parts += [f"{c} not satisfied" for c in self.unmet()]
         if self.invalid_reason:
             parts.append(self.invalid_reason.strip())
-        if self.errors:
-            parts.append(self.errors[0])
+        early = self.ended_early()
+        if early or self.errors:
+            parts.append(early or self.errors[0])
         return "INVALID: " + ("; ".join(parts) if parts else "see LoadGen's summary log")
+
+    def bounded_by(self, why: str, figures_hold: bool = True) -> ScenarioResult:
+        """This run, INVALID because of how inferlab's bounds ended or shaped it (`why`). Where samples were
+        answered without inference, LoadGen's rates and latencies count those answers: `figures_hold` False
+        drops them."""
+        if figures_hold:
+            return replace(self, validity="INVALID", bounded=why)
+        return replace(self, validity="INVALID", bounded=why, value=None, samples_per_s=None,
+                       qps_with_loadgen_overhead=None, qps_without_loadgen_overhead=None, percentiles_ms={},
+                       mean_latency_ms=None)
 
 
 def _ms(ns: Any) -> float | None:

@@ -7,11 +7,15 @@ Settings are applied in this order, each step overriding the one before:
   2. a user.conf file (`user_conf`), read by LoadGen's own `FromConfig`;
   3. the fields given in inferlab's config;
   4. for hints still unset (expected latency/QPS, Server's target QPS), values calibrated on the loaded
-     model just before the test, so a quick run is neither INVALID for want of queries nor needlessly long.
+     model just before the test, so a quick run is neither INVALID for want of queries nor needlessly long;
+  5. for LoadGen's bounds still unset (0, LoadGen's "infinite": max_duration, Server's max_async_queries),
+     bounds from the same calibration, so a target or hint far beyond the system ends INVALID in about the
+     run's own length instead of running for hours (`apply_bounds`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -33,6 +37,17 @@ QUICK_MIN_QUERIES: dict[str, int] = {"SingleStream": 100, "MultiStream": 662, "S
 LATENCY_HINT_FACTOR = 0.5
 OFFLINE_QPS_FACTOR = 1.5
 AUTO_SERVER_LOAD = 0.5  # Server's target QPS when none is given: this fraction of the measured capacity
+OFFLINE_QUERY_SLACK = 1.1  # LoadGen sizes the Offline query at this times min duration times expected QPS
+# Step 5: max_duration is this times the run's natural length (as calibrated) plus the slack, but not more than
+# the cap (the larger of the floor and the factor times the min duration: a run that LoadGen's min query count
+# would stretch far beyond the duration asked ends INVALID there); Server's outstanding queries are bounded at
+# this margin times the most a run that can still be VALID ever has.
+MAX_DURATION_FACTOR = 3.0
+MAX_DURATION_SLACK_S = 5.0
+MAX_DURATION_CAP_FACTOR = 10.0
+MAX_DURATION_CAP_FLOOR_S = 30.0
+ASYNC_MARGIN = 2.0
+MIN_ASYNC_QUERIES = 64
 
 
 def canonical_scenario(text: str) -> Scenario | None:
@@ -199,4 +214,46 @@ def apply_hints(ts: Any, scenario: Scenario, open_: set[str], hints: Hints, samp
     if "target_qps" in open_:
         ts.server_target_qps = max(1.0, round(AUTO_SERVER_LOAD * hints.capacity_sps, 1))
         applied["target_qps"] = ts.server_target_qps
+    return applied
+
+
+def natural_duration_s(ts: Any, scenario: Scenario, hints: Hints, batch: int) -> float:
+    """How long a run of these settings lasts when its hints fit the system: the min duration, or, where
+    LoadGen's min query count takes longer (SingleStream, MultiStream), that many queries at the calibrated
+    latency; Offline's query as sized from the calibrated hint."""
+    min_s = ts.min_duration_ms / 1e3
+    if scenario in ("SingleStream", "MultiStream"):
+        requests = requests_per_query(scenario, int(ts.multi_stream_samples_per_query), batch)
+        return max(min_s, ts.min_query_count * requests * hints.request_latency_ms / 1e3)
+    if scenario == "Offline":
+        return OFFLINE_QUERY_SLACK * OFFLINE_QPS_FACTOR * min_s
+    return min_s
+
+
+def apply_bounds(ts: Any, scenario: Scenario, s: LoadGenSettings, hints: Hints, batch: int,
+                 in_flight: int) -> dict[str, Any]:
+    """Step 5: LoadGen's own bounds, where nothing set them; returns what was set, for the record.
+
+    - max_duration: LoadGen stops issuing past it (SingleStream, MultiStream, a Server whose issuing falls
+      behind); the SUT also stops serving there (one Offline or MultiStream query can be far longer). A run
+      that only LoadGen's min query count makes long (a slow model, many samples per query) is held to the cap.
+    - Server's max_async_queries: once more than mu*(L + (1-p)*T) queries are outstanding (mu the calibrated
+      capacity, L the latency bound, p its percentile, T the min duration), those at the back of the queue
+      cannot finish within L, and they are more than the (1-p) share of a run at that capacity that may miss
+      it: the run cannot end VALID. LoadGen stops issuing there and reports INVALID; ASYNC_MARGIN covers the
+      calibration's error."""
+    if s.test_mode == "AccuracyOnly":
+        return {}  # every sample must be answered; LoadGen applies neither bound in accuracy mode
+    applied: dict[str, Any] = {}
+    if ts.max_duration_ms == 0:
+        natural = natural_duration_s(ts, scenario, hints, batch)
+        cap = max(MAX_DURATION_CAP_FLOOR_S, MAX_DURATION_CAP_FACTOR * ts.min_duration_ms / 1e3)
+        ts.max_duration_ms = int(1000 * min(MAX_DURATION_FACTOR * natural + MAX_DURATION_SLACK_S, cap))
+        applied["max_duration_s"] = ts.max_duration_ms / 1e3
+    if scenario == "Server" and ts.server_max_async_queries == 0:
+        bound_s = ts.server_target_latency_ns / 1e9
+        spare = (1.0 - ts.server_target_latency_percentile) * ts.min_duration_ms / 1e3
+        most = ASYNC_MARGIN * hints.capacity_sps * (bound_s + spare)
+        ts.server_max_async_queries = max(MIN_ASYNC_QUERIES, 2 * in_flight * batch, math.ceil(round(most, 6)))
+        applied["max_async_queries"] = ts.server_max_async_queries
     return applied

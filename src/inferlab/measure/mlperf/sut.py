@@ -12,6 +12,9 @@ path would do inline, minus its hand-offs.
 In AccuracyOnly every request runs synchronously and each sample's outputs are returned to LoadGen as
 bytes; response buffers stay referenced until QuerySamplesComplete has returned (LoadGen copies them).
 Per-request latencies (submit to completion) are recorded SUT-side, as in inferlab's throughput mode.
+With a `time_limit_s` (LoadGen's max_duration, counted from the run's first query), samples still to run
+past it are answered at once without inference and counted in `skipped`: LoadGen waits for every sample it
+issued, and one Offline or MultiStream query can hold hours of work; such a run is not a measurement.
 """
 
 from __future__ import annotations
@@ -48,6 +51,11 @@ class SystemUnderTest:
         self.samples_done = 0
         self.requests_done = 0
         self.tracking = False          # count outstanding samples (warm-up, so that `drain` can wait)
+        self.time_limit_s: float | None = None  # serve no sample past this, from the first issue on
+        self.issued = 0                # samples LoadGen issued since `reset_records`
+        self.skipped = 0               # ... of which answered without inference, past the time limit
+        self._first_issue_ns: int | None = None
+        self._deadline_ns: int | None = None
         self._pending: collections.deque[tuple[int, int]] = collections.deque()
         self._cv = threading.Condition()  # guards _pending
         self._count_lock = threading.Lock()
@@ -59,7 +67,12 @@ class SystemUnderTest:
     # LoadGen's callbacks -------------------------------------------------------------------------------
 
     def issue(self, query_samples: Sequence[Any]) -> None:
+        if self._first_issue_ns is None:
+            self._first_issue_ns = time.monotonic_ns()
+            if self.time_limit_s is not None:
+                self._deadline_ns = self._first_issue_ns + int(self.time_limit_s * 1e9)
         items = [(q.id, q.index) for q in query_samples]
+        self.issued += len(items)
         if self.tracking:
             with self._count_lock:
                 self._outstanding += len(items)
@@ -97,6 +110,8 @@ class SystemUnderTest:
     def reset_records(self) -> None:
         self.latencies = []
         self.samples_done = self.requests_done = 0
+        self.issued = self.skipped = 0
+        self._first_issue_ns = self._deadline_ns = None
 
     def drain(self) -> None:
         """Block until every sample issued while `tracking` has completed (warm-up, before LoadGen)."""
@@ -109,8 +124,11 @@ class SystemUnderTest:
 
     def _run_batches(self, items: list[tuple[int, int]]) -> None:
         """Cut samples into requests of the trial's batch, in order, and run each."""
-        work, batch = self._work, self.batch
+        work, batch, clock, deadline = self._work, self.batch, time.monotonic_ns, self._deadline_ns
         for start in range(0, len(items), batch):
+            if deadline is not None and clock() >= deadline:
+                self._skip(items[start:])
+                return
             chunk = items[start:start + batch]
             try:
                 work(chunk)
@@ -185,6 +203,12 @@ class SystemUnderTest:
             self.layout = [{"name": name, "dtype": part.dtype.str, "shape": list(part.shape)}
                            for name, part in zip(outputs, parts, strict=True)]
         return np.frombuffer(b"".join(p.tobytes() for p in parts), dtype=np.uint8)
+
+    def _skip(self, items: list[tuple[int, int]]) -> None:
+        """Answer samples without running them (past the time limit), in slices: LoadGen must not wait."""
+        self.skipped += len(items)
+        for start in range(0, len(items), 4096):
+            self._complete(items[start:start + 4096], None)
 
     def _fail(self, take: list[tuple[int, int]], exc: BaseException) -> None:
         """Record the error and complete the samples anyway: LoadGen must not wait forever for them."""
