@@ -24,6 +24,12 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("INFERLAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("INFERLAB_DB", raising=False)
+    monkeypatch.delenv("INFERLAB_ARTIFACTS", raising=False)
+    # The default database lives in the per-user data folder, and runtimes write under $HOME (OpenVINO's
+    # ~/intel): both point into the test's own folder, never the real home.
+    (tmp_path / "home").mkdir(exist_ok=True)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
 

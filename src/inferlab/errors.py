@@ -36,6 +36,23 @@ class Interrupted(InferlabError):
     exit_code = 130
 
 
+class StoreFull(StoreError):
+    """The database's disk (or its size limit) is full; what was committed before stays."""
+
+
+class ArtifactsError(InferlabError):
+    """The folder where trials keep their files (LoadGen logs, accuracy outputs) cannot be written."""
+
+
+class RunStopped(InferlabError):
+    """A run stopped because its environment failed (disk full, folder read-only); the finished trials are
+    stored and the run can be resumed once the cause is fixed."""
+
+    def __init__(self, message: str, run_id: str = "", kept: int = 0, total: int = 0) -> None:
+        super().__init__(message)
+        self.run_id, self.kept, self.total = run_id, kept, total
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return "; did you mean 'x'?" for the closest choice, or "" when none is close."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)

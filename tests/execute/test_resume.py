@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -11,7 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
+from inferlab import api
+from inferlab.config import load, load_text
+from inferlab.errors import Interrupted
+from inferlab.measure.trial import TrialResult, TrialSpec
 from inferlab.store import Store
 
 pytestmark = pytest.mark.slow
@@ -105,3 +111,78 @@ def test_ctrl_c_stops_the_trial_and_says_how_to_resume(tmp_path: Path) -> None:
     assert trials and not any(t.is_running() and t.status() != psutil.STATUS_ZOMBIE for t in trials)
     (info,) = Store(str(db)).runs()
     assert info.status == "interrupted" and 1 <= info.done < 4
+
+
+class _CtrlC:
+    """A reporter whose user presses Ctrl-C as trial number `at` (from 0) starts."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def trial_started(self, index: int, total: int, spec: TrialSpec) -> None:
+        if index == self.at:
+            raise KeyboardInterrupt
+
+    def trial_phase(self, name: str) -> None:
+        return None
+
+    def trial_progress(self, elapsed_s: float, planned_s: float, requests: int) -> None:
+        return None
+
+    def trial_finished(self, result: TrialResult) -> None:
+        return None
+
+
+QUICK = {"warmup_iterations": 1, "min_iterations": 5, "min_duration_s": 0.05, "max_duration_s": 1, "timeout_s": 60}
+
+
+def _null_config(tmp_path: Path, model: str, **extra: object) -> Path:
+    cfg = tmp_path / "my config.yaml"  # a space: the hint must still paste
+    cfg.write_text(yaml.safe_dump({"name": "hint", "models": [{"path": model}], "backends": [{"name": "null"}],
+                                   "batch": [1, 2], "measure": QUICK, **extra}))
+    return cfg
+
+
+def test_interrupted_run_names_a_command_to_paste_and_resume_counts_what_it_skips(
+        tiny_models: dict[str, str], tmp_path: Path) -> None:
+    cfg = _null_config(tmp_path, tiny_models["tiny.onnx"])
+    db = tmp_path / "r.db"
+    with pytest.raises(Interrupted) as exc:
+        api.run(cfg, db=str(db), reporter=_CtrlC(at=1))
+    (info,) = Store(str(db)).runs()
+    assert (info.status, info.done) == ("interrupted", 1)
+    command = f"inferlab run {shlex.quote(str(cfg))} --db {db} --resume {info.id}"
+    assert str(exc.value).endswith(f"continue it with `{command}`"), str(exc.value)
+    assert shlex.split(command)[2] == str(cfg)
+
+    run = api.run(cfg, db=str(db), resume=info.id)
+    assert run.resumed_skipped == 1 and len(run.results) == 2
+    again = api.run(cfg, db=str(db), resume=info.id)  # nothing left: every trial is skipped
+    assert again.resumed_skipped == 2
+    assert [r.finished_at for r in again.results] == [r.finished_at for r in run.results]
+
+
+def test_the_caller_names_the_resume_command(tiny_models: dict[str, str], tmp_path: Path) -> None:
+    exp = load_text(_null_config(tmp_path, tiny_models["tiny.onnx"]).read_text())  # not from a file
+    with pytest.raises(Interrupted, match=r"continue it by running the same experiment again with resume='"):
+        api.execute(exp, db=str(tmp_path / "a.db"), reporter=_CtrlC(at=0))
+    with pytest.raises(Interrupted, match=r"continue it with `inferlab bench m.onnx --backend null --resume \d{8}-"):
+        api.execute(exp, db=str(tmp_path / "b.db"), reporter=_CtrlC(at=0),
+                    resume_command="inferlab bench m.onnx --backend null")
+
+
+def test_a_resumed_tuning_counts_what_it_kept(tiny_models: dict[str, str], tmp_path: Path) -> None:
+    cfg = _null_config(tmp_path, tiny_models["tiny.onnx"], mode="latency",
+                       tune={"max_trials": 1, "confirm": 0, "sampler": "grid"})
+    db = tmp_path / "t.db"
+    with pytest.raises(Interrupted) as exc:
+        api.tune(load(cfg), db=str(db), reporter=_CtrlC(at=0))
+    (info,) = Store(str(db)).runs()
+    assert info.status == "interrupted"
+    assert str(exc.value).endswith(f"`inferlab tune {shlex.quote(str(cfg))} --db {db} --resume {info.id}`")
+
+    first = api.tune(load(cfg), db=str(db), resume=info.id)
+    assert first.resumed_skipped == 0 and first.outcome.measured == 1
+    cfg.write_text(cfg.read_text().replace("max_trials: 1", "max_trials: 2"))
+    second = api.tune(load(cfg), db=str(db), resume=info.id)
+    assert second.resumed_skipped == 1 and second.outcome.measured == 2

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import event
 
-from inferlab.errors import StoreError
+from inferlab.errors import StoreError, StoreFull
 from inferlab.measure.stats import latency_stats
 from inferlab.measure.trial import MeasureSettings, TrialResult, TrialSpec
 from inferlab.models.artifact import Artifact, ModelFormat
-from inferlab.store import Store, resolve_url
-from inferlab.store.repository import pack_latencies, unpack_latencies
+from inferlab.store import Store, data_dir, default_location, resolve_url
+from inferlab.store.repository import artifacts_root, pack_latencies, unpack_latencies
 
 
 def _spec(batch: int) -> TrialSpec:
@@ -111,10 +112,40 @@ def test_latest_and_partial_run_ids(tmp_path: Path) -> None:
 
 def test_url_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
-    assert resolve_url() == f"sqlite:///{tmp_path}/inferlab.db"
-    monkeypatch.setenv("INFERLAB_DB", "postgresql://u@h/db")
-    assert resolve_url() == "postgresql://u@h/db"
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert resolve_url() == f"sqlite:///{tmp_path}/data/inferlab/inferlab.db"
     assert resolve_url("x.db") == f"sqlite:///{tmp_path}/x.db"
+    monkeypatch.setenv("INFERLAB_DB", "postgresql://u@h/db")
+    assert resolve_url() == "postgresql://u@h/db" == default_location()
+    assert resolve_url("x.db") == f"sqlite:///{tmp_path}/x.db"  # --db wins
+
+
+def test_default_location_is_per_user_not_per_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """XDG_DATA_HOME when set (and absolute, as the XDG spec asks), else ~/.local/share; never the cwd."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_DATA_HOME")
+    assert default_location() == f"{tmp_path}/home/.local/share/inferlab/inferlab.db"
+    monkeypatch.setenv("XDG_DATA_HOME", "relative/data")
+    assert default_location() == f"{tmp_path}/home/.local/share/inferlab/inferlab.db"
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert default_location() == f"{tmp_path}/xdg/inferlab/inferlab.db"
+    for cwd in (tmp_path, tmp_path / "home"):  # the same database from every folder, its folder created
+        cwd.mkdir(exist_ok=True)
+        monkeypatch.chdir(cwd)
+        store = Store()
+        assert store.url == f"sqlite:///{tmp_path}/xdg/inferlab/inferlab.db"
+        assert store.artifacts_dir("r1") == tmp_path / "xdg/inferlab/inferlab-artifacts/r1"
+        store.close()
+    assert not (tmp_path / "inferlab.db").exists() and not (tmp_path / "home" / "inferlab.db").exists()
+
+
+def test_artifacts_follow_the_database(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert artifacts_root(f"sqlite:///{tmp_path}/db/r.db") == tmp_path / "db" / "inferlab-artifacts"
+    # a server database has no folder: its files go to the per-user data folder, not the working directory
+    assert artifacts_root("postgresql://u@h/db") == data_dir() / "inferlab-artifacts"
+    monkeypatch.setenv("INFERLAB_ARTIFACTS", str(tmp_path / "elsewhere"))
+    assert artifacts_root(f"sqlite:///{tmp_path}/db/r.db") == tmp_path / "elsewhere"
 
 
 def test_unusable_url_is_a_one_line_error() -> None:
@@ -125,3 +156,43 @@ def test_unusable_url_is_a_one_line_error() -> None:
 def test_unwritable_path_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot open"):
         Store(str(tmp_path / "missing-dir" / "a.db"))
+
+
+def test_a_file_that_is_not_a_database_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.db"
+    bad.write_text("these are my notes, not a database\n" * 50)
+    with pytest.raises(StoreError, match=f"^{bad}: not an SQLite database \\(file is not a database\\); ") as exc:
+        Store(str(bad))
+    assert "\n" not in str(exc.value) and "move the file away" in str(exc.value)
+    assert bad.read_text().startswith("these are my notes")  # left as it was
+
+
+def test_a_database_from_a_newer_inferlab_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    Store(str(path)).close()
+    con = sqlite3.connect(path)
+    con.execute("update alembic_version set version_num = '0099'")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match=r"its schema is not one this inferlab knows.*upgrade inferlab"):
+        Store(str(path))
+
+
+def test_a_full_database_keeps_what_was_committed(tmp_path: Path) -> None:
+    """A real SQLITE_FULL: the file may not grow past PRAGMA max_page_count pages."""
+    store = Store(str(tmp_path / "full.db"))
+    store.engine.dispose()
+    event.listen(store.engine, "connect", lambda con, _rec: con.execute("PRAGMA max_page_count=60"))
+    specs = [_spec(b) for b in range(1, 40)]
+    run_id = store.create_run("t", {}, specs)
+    rng = np.random.default_rng(0)
+    saved = 0
+    with pytest.raises(StoreFull, match=f"^{tmp_path}/full.db: the database's disk is full \\(database or disk is "
+                                        "full\\); free space there"):
+        for spec in specs:  # incompressible latencies: each result takes pages
+            store.save_result(run_id, _result(spec, None).with_(latencies_ns=rng.integers(0, 10**9, 3000)))  # type: ignore[arg-type]
+            saved += 1
+    assert 0 < saved < len(specs)
+    assert len(store.results(run_id)) == saved and store.run_info(run_id).done == saved  # no half-written row
+    store.finish_run(run_id, "stopped")  # a small update still fits
+    assert store.run_info(run_id).status == "stopped"

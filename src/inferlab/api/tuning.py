@@ -3,7 +3,9 @@ run the tuner over the executor, storing every trial and the study (so that it c
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,15 +13,16 @@ from typing import Any
 
 from inferlab import backends as backend_registry
 from inferlab.accuracy.spec import AccuracySpec
-from inferlab.api import calibration_set, exact_params
+from inferlab.api import _mark, _resume_hint, _stopped, calibration_set, exact_params
 from inferlab.config.plan import accuracy_spec, check_inputs, choose, model_artifacts, resolve_dataset
 from inferlab.config.schema import Experiment
-from inferlab.errors import ConfigError, Interrupted
+from inferlab.errors import ArtifactsError, ConfigError, Interrupted, StoreError
 from inferlab.execute import environment
-from inferlab.execute.local import LocalExecutor, QuietReporter, Reporter
+from inferlab.execute.local import LocalExecutor, QuietReporter, Reporter, check_writable
 from inferlab.measure.trial import MeasureSettings, TrialResult, TrialSpec
 from inferlab.models.artifact import Artifact
 from inferlab.models.artifact import resolve as resolve_model
+from inferlab.models.inputs import Wording
 from inferlab.optimize.derive import TARGETS, Method, Request, derive
 from inferlab.store import Store
 from inferlab.tune import emit
@@ -30,6 +33,7 @@ from inferlab.tune.search import Outcome, Tuner
 from inferlab.tune.space import Point, Space, build, tunable_backends
 from inferlab.tune.spec import TuneConfig
 
+log = logging.getLogger(__name__)
 
 @dataclass
 class TuneRun:
@@ -41,6 +45,7 @@ class TuneRun:
     space: Space
     results: dict[str, TrialResult]          # by spec key
     snippet: dict[str, Any] | None = None    # the winner as a ready experiment config
+    resumed_skipped: int = 0                 # on resume: trials measured by earlier sessions, not measured again
 
     @property
     def winner_result(self) -> TrialResult | None:
@@ -95,14 +100,19 @@ def _tune_models(exp: Experiment, tc: TuneConfig, mode: str, store: Store,
     batches = list(exp.batch) if isinstance(exp.batch, list) else [exp.batch]
     checked: set[str] = set()
     for artifact in out.values():
-        check_inputs(artifact, batches, f"{exp.source or exp.name}: models[0]", checked)
+        check_inputs(artifact, batches, Wording(f"{exp.source or exp.name}: models[0]"), checked)
     return out, accuracy_spec(exp, entry, data, mode)  # type: ignore[arg-type]
 
 
 def tune(exp: Experiment, db: str | None = None, resume: str | None = None, reporter: Reporter | None = None,
-         events: TuneEvents | None = None, note: Callable[[str], None] | None = None) -> TuneRun:
+         events: TuneEvents | None = None, note: Callable[[str], None] | None = None,
+         resume_command: str | None = None) -> TuneRun:
     """Search the experiment's space for the best configuration under its `tune` constraints. Every trial runs
-    isolated through the executor and is stored; the study is stored too, so `resume` continues it."""
+    isolated through the executor and is stored; the study is stored too, so `resume` continues it.
+
+    `resume_command`: the command line that started the tuning, without --resume (default: `inferlab tune
+    CONFIG [--db DB]`), named with `--resume RUN` when it is interrupted (Interrupted) or its database or
+    artifacts folder fails (RunStopped)."""
     tc = exp.tune or TuneConfig()
     mode = _tune_checks(exp, tc)
     if exp.dataset is not None:  # trials check accuracy on the session they measured
@@ -119,6 +129,8 @@ def tune(exp: Experiment, db: str | None = None, resume: str | None = None, repo
             return TrialSpec(models[(point.backend, point.precision)], point.backend, point.device, point.params,
                              point.batch, mode, settings, repeat, None, acc)  # type: ignore[arg-type]
 
+        if acc is not None and acc.keep_outputs:  # trials keep their outputs: the folder must take them
+            check_writable(store.artifacts_root())
         env = environment.collect()
         env_id = store.ensure_environment(environment.fingerprint(env), env)
         history: list[TrialRecord] = []
@@ -134,33 +146,46 @@ def tune(exp: Experiment, db: str | None = None, resume: str | None = None, repo
             run_id = store.create_run(exp.name, exp.model_dump(mode="json"), [], source, env_id)
             store.create_study(run_id, study_data)
         executor = LocalExecutor(reporter or QuietReporter(), env_id, store.artifacts_dir(run_id))
+        resumed = measured_count(history)
+        hint = _resume_hint(resume_command, "tune", exp.source, db, run_id)
+        if resume:
+            log.info("resuming tuning %s: %d trials measured before are kept", run_id, resumed)
 
-        started = itertools.count(measured_count(history))  # the progress bar's position across sessions
+        started = itertools.count(resumed)  # the progress bar's position across sessions
+        saved = 0
 
         def measure(spec: TrialSpec) -> TrialResult:
+            nonlocal saved
             store.add_trials(run_id, [spec])
             executor.reporter.trial_started(next(started), tc.max_trials, spec)
             result = executor.run_one(spec)
             executor.reporter.trial_finished(result)
             store.save_result(run_id, result)
+            saved += 1
             return result
 
         def save(record: TrialRecord) -> None:
             store.save_study_trial(run_id, record.position, record.state, record.spec_key, record.to_json())
 
-        reference = next((r.accuracy for r in history if r.role == "reference"), None)
-        if tc.max_accuracy_drop is not None and reference is None:
-            reference, ref_record = _reference(exp, models, acc, settings, measure, len(history))
-            save(ref_record)
-            history.append(ref_record)
-        tuner = Tuner(tc, space, make_spec, measure, save, reference, history, events)
         try:
+            reference = next((r.accuracy for r in history if r.role == "reference"), None)
+            if tc.max_accuracy_drop is not None and reference is None:
+                reference, ref_record = _reference(exp, models, acc, settings, measure, len(history))
+                save(ref_record)
+                history.append(ref_record)
+            tuner = Tuner(tc, space, make_spec, measure, save, reference, history, events)
             outcome = tuner.run()
         except KeyboardInterrupt:
-            store.finish_study(run_id, "interrupted", None)
-            store.finish_run(run_id, "interrupted")
-            raise Interrupted(f"tuning {run_id} interrupted; its trials are stored; continue it with "
-                              f"`inferlab tune CONFIG --resume {run_id}`") from None
+            _mark_study(store, run_id, "interrupted")
+            _mark(store, run_id, "interrupted")
+            raise Interrupted(f"tuning {run_id} interrupted; its trials are stored; {hint}") from None
+        except (StoreError, ArtifactsError) as exc:  # the environment failed under the tuning: stop, keep, say
+            _mark_study(store, run_id, "stopped")
+            raise _stopped(store, "tuning", run_id, exc, resumed + saved, None, hint) from None
+        except ConfigError:  # the FP32 reference could not be measured: the run ends here, marked so
+            _mark_study(store, run_id, "failed")
+            _mark(store, run_id, "failed")
+            raise
         results = {r.spec.key(): r for r in store.results(run_id)}
         snippet = None
         if outcome.winner is not None and outcome.winner.point is not None:
@@ -171,9 +196,14 @@ def tune(exp: Experiment, db: str | None = None, resume: str | None = None, repo
         store.finish_study(run_id, "finished", {**best, "stop_reason": outcome.stop_reason,
                                                 "front": [r.position for r in outcome.front]})
         store.finish_run(run_id, "finished")
-        return TuneRun(run_id, store.url, outcome, space, results, snippet)
+        return TuneRun(run_id, store.url, outcome, space, results, snippet, resumed)
     finally:
         store.close()
+
+
+def _mark_study(store: Store, run_id: str, status: str) -> None:
+    with contextlib.suppress(StoreError):  # the database may be the fault being reported; the run's mark says so
+        store.finish_study(run_id, status, None)
 
 
 def _reference(exp: Experiment, models: dict[tuple[str, str], Artifact], acc: AccuracySpec | None,

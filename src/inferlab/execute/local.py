@@ -1,10 +1,12 @@
 """The local executor: each trial in a fresh child process, one at a time per host, monitored by PID.
 
-A crash, a hang past the trial's time-out or an out-of-memory kill becomes a result row with its reason."""
+A crash, a hang past the trial's time-out or an out-of-memory kill becomes a result row with its reason; a
+trial-files folder that cannot be written is the environment's fault, not the trial's: it raises ArtifactsError."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -21,9 +23,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from inferlab import backends
+from inferlab.errors import ArtifactsError
 from inferlab.execute.protocol import decode_result
 from inferlab.measure.monitors import Nvml, Rapl, TrialMonitor
-from inferlab.measure.trial import Status, TrialResult, TrialSpec, utc_now
+from inferlab.measure.trial import Status, TrialResult, TrialSpec, is_scenario, utc_now
 
 log = logging.getLogger(__name__)
 SAMPLE_S = 0.1  # monitor sampling period while waiting for the child
@@ -62,6 +65,33 @@ def host_lock() -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def keeps_files(spec: TrialSpec) -> bool:
+    """Whether a trial writes into its artifacts folder: LoadGen's logs, or accuracy outputs kept for comparison."""
+    return is_scenario(spec.mode) or (spec.accuracy is not None and spec.accuracy.keep_outputs)
+
+
+def check_writable(folder: Path) -> None:
+    """Create `folder` and write a byte in it, or raise ArtifactsError naming the folder and the fix."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".inferlab-probe-") as probe:
+            probe.write(b"\0")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        fix = ("free space there, or set INFERLAB_ARTIFACTS to a folder with room" if full else
+               "make it writable, or set INFERLAB_ARTIFACTS to a writable folder")
+        raise ArtifactsError(f"{folder}: trial files (LoadGen logs, accuracy outputs) cannot be written there "
+                             f"({exc.strerror or exc}); {fix}") from None
+
+
+def check_artifacts(root: Path, specs: Iterable[TrialSpec]) -> None:
+    """Before a run: the artifacts folder must be writable when any of its trials keeps files."""
+    if any(keeps_files(s) for s in specs):
+        check_writable(root)
 
 
 def _signal_name(code: int) -> str:
@@ -110,8 +140,16 @@ class LocalExecutor:
             yield result
 
     def run_one(self, spec: TrialSpec) -> TrialResult:
+        """Run one trial. Raises ArtifactsError, storing nothing of the trial, when its files cannot be written
+        (checked before it starts, and again when it fails: the folder may have failed under it)."""
+        folder = self.artifacts / spec.key() if self.artifacts is not None and keeps_files(spec) else None
+        if folder is not None:
+            check_writable(folder)
         with host_lock():
-            return self._spawn(spec)
+            result = self._spawn(spec)
+        if folder is not None and result.status == "failed":
+            check_writable(folder)
+        return result
 
     def _spawn(self, spec: TrialSpec) -> TrialResult:
         env = dict(os.environ)

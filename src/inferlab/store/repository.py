@@ -1,5 +1,6 @@
 """Reading and writing the store. Each trial's result is committed in its own transaction, so a killed
-run keeps every finished trial and never a half-written row."""
+run keeps every finished trial and never a half-written row. Database faults (a file that is not a database,
+a full disk, a read-only file) become one-line StoreErrors naming the file and the fix."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ from typing import Any
 import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, delete, event, func, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, OperationalError
+from alembic.util import CommandError
+from sqlalchemy import create_engine, delete, event, func, make_url, select
+from sqlalchemy.engine import Engine, ExceptionContext
+from sqlalchemy.exc import ArgumentError, DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
 
-from inferlab.errors import StoreError
+from inferlab.errors import StoreError, StoreFull
 from inferlab.measure.trial import TrialResult, TrialSpec, utc_now
 from inferlab.optimize.lineage import Lineage
 from inferlab.store.schema import (
@@ -36,11 +38,26 @@ from inferlab.store.schema import (
 
 DEFAULT_DB = "inferlab.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
+DB_HELP = ("database URL or SQLite path (default: $INFERLAB_DB, else $XDG_DATA_HOME/inferlab/inferlab.db, "
+           "i.e. ~/.local/share/inferlab/inferlab.db)")
+
+
+def data_dir() -> Path:
+    """inferlab's per-user data folder: $XDG_DATA_HOME/inferlab, else ~/.local/share/inferlab."""
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"  # XDG: absolute only
+    return base / "inferlab"
+
+
+def default_location() -> str:
+    """The database used when none is named: $INFERLAB_DB, else inferlab.db in the per-user data folder, the
+    same from every working directory (a run stored from one folder is found from any other)."""
+    return os.environ.get("INFERLAB_DB") or str(data_dir() / DEFAULT_DB)
 
 
 def resolve_url(url: str | None = None) -> str:
-    """--db, else $INFERLAB_DB, else ./inferlab.db. A bare path means an SQLite file."""
-    url = url or os.environ.get("INFERLAB_DB") or DEFAULT_DB
+    """--db, else the default location. A bare path means an SQLite file."""
+    url = url or default_location()
     return url if "://" in url else f"sqlite:///{Path(url).expanduser().resolve()}"
 
 
@@ -65,18 +82,34 @@ class RunInfo:
     environment_id: str | None
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL (None for other databases and in-memory SQLite)."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        return Path(url[len("sqlite:///"):])
+    return None
+
+
 def artifacts_root(url: str) -> Path:
-    """Where runs keep their files: $INFERLAB_ARTIFACTS, else beside an SQLite database, else ./."""
+    """Where runs keep their files: $INFERLAB_ARTIFACTS, else beside an SQLite database, else in the per-user
+    data folder (never the working directory, which changes between commands)."""
     if os.environ.get("INFERLAB_ARTIFACTS"):
         return Path(os.environ["INFERLAB_ARTIFACTS"]).expanduser().resolve()
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        return Path(url[len("sqlite:///"):]).parent / "inferlab-artifacts"
-    return Path.cwd() / "inferlab-artifacts"
+    path = sqlite_path(url)
+    return (path.parent if path is not None else data_dir()) / "inferlab-artifacts"
 
 
 class Store:
     def __init__(self, url: str | None = None) -> None:
         self.url = resolve_url(url)
+        path = sqlite_path(self.url)
+        # how messages name the database: its file, or its URL without the password
+        self.where = str(path) if path is not None else _safe_url(self.url)
+        if url is None and not os.environ.get("INFERLAB_DB") and path is not None:
+            try:  # the default folder is ours to create; a folder the user named must exist
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"{path.parent}: cannot create the default database folder ({exc.strerror}); "
+                                 "set INFERLAB_DB or pass --db to store results elsewhere") from None
         try:
             self.engine: Engine = create_engine(self.url)
         except (ArgumentError, ImportError) as exc:
@@ -84,8 +117,15 @@ class Store:
                              "use a file path or e.g. postgresql://user@host/db") from None
         if self.url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        event.listen(self.engine, "handle_error", self._translate)
         self._migrate()
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _translate(self, ctx: ExceptionContext) -> None:
+        """Turn a database fault the user can fix into a one-line StoreError, wherever it happens."""
+        error = _fault(self.where, ctx.original_exception)
+        if error is not None:
+            raise error
 
     def _migrate(self) -> None:
         cfg = Config()
@@ -95,12 +135,19 @@ class Store:
             with self.engine.begin() as conn:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
-        except OperationalError as exc:
-            raise StoreError(f"database {self.url}: cannot open ({str(exc.orig).strip()}); check the path "
+        except DatabaseError as exc:
+            raise StoreError(f"database {self.where}: cannot open ({str(exc.orig).strip()}); check the path "
                              "and permissions") from None
+        except CommandError as exc:  # a schema revision this inferlab does not know
+            raise StoreError(f"database {self.where}: its schema is not one this inferlab knows ({exc}); it was "
+                             "probably written by a newer inferlab: upgrade inferlab, or give another --db") from None
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def artifacts_root(self) -> Path:
+        """The folder under which every run of this database keeps its files."""
+        return artifacts_root(self.url)
 
     def artifacts_dir(self, run_id: str) -> Path:
         """The folder a run's trials keep their files in (created when a trial writes to it)."""
@@ -318,6 +365,36 @@ def _trial_row(run_id: str, position: int, spec: TrialSpec) -> TrialRow:
 def _lineage(row: ArtifactRow) -> Lineage:
     return Lineage(row.hash, row.name, row.path, row.format, row.parent_hash, row.parent_path, row.method,
                    dict(row.params), row.calibration_hash, dict(row.outcome), row.size_bytes, row.created_at)
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def _fault(where: str, exc: BaseException) -> StoreError | None:
+    """The one-line error for a database fault the user can fix (None: not one of those)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    low = text.lower()
+    if "database or disk is full" in low or "no space left on device" in low \
+            or getattr(exc, "sqlstate", None) == "53100" or getattr(exc, "pgcode", None) == "53100":
+        return StoreFull(f"{where}: the database's disk is full ({text}); free space there, or store results "
+                         "elsewhere with --db")
+    if "file is not a database" in low:
+        return StoreError(f"{where}: not an SQLite database ({text}); it is another kind of file or damaged: "
+                          "give another --db path, or move the file away to start a new database there")
+    if "malformed" in low:
+        return StoreError(f"{where}: the database file is damaged ({text}); restore it from a backup, recover "
+                          f"it with `sqlite3 {where} .recover`, or give another --db path")
+    if "readonly database" in low:
+        return StoreError(f"{where}: the database cannot be written ({text}); make the file and its folder "
+                          "writable, or give another --db path")
+    if "disk i/o error" in low:
+        return StoreError(f"{where}: the disk failed while reading or writing the database ({text}); check the "
+                          "disk (and that the file was not removed), then try again")
+    return None
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
