@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: set up, build the example models, benchmark them on every usable backend in latency and
 # throughput modes at batch 1 and 8, train the digits CNN and check its accuracy with its speed, store the
-# results in ./inferlab.db, and write an HTML report and CSV/JSON exports under results/.
+# results in the per-user results database, and write an HTML report and CSV/JSON exports under results/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -15,5 +15,5 @@ mkdir -p results
 .venv/bin/inferlab report latest -o results/quickstart.html
 .venv/bin/inferlab run examples/accuracy.yaml || status=$?
 .venv/bin/inferlab export latest --format csv -o results/accuracy.csv
-echo "results: ./inferlab.db (inferlab results), results/quickstart.{html,csv,json}, results/accuracy.csv"
+echo "results: $(.venv/bin/python -c "from inferlab.store import default_location; print(default_location())") (inferlab results), results/quickstart.{html,csv,json}, results/accuracy.csv"
 exit "$status"

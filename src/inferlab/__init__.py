@@ -1,7 +1,23 @@
 """inferlab: measure, compare and tune deep-learning inference."""
 
-from inferlab.api import Run, benchmark, run
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from inferlab.errors import InferlabError
+
+if TYPE_CHECKING:
+    from inferlab.api import Run, benchmark, run
 
 __version__ = "0.1.0"
 __all__ = ["InferlabError", "Run", "__version__", "benchmark", "run"]
+
+
+def __getattr__(name: str) -> Any:
+    # The API (and the store, scipy, alembic behind it) is imported on first use, not by every trial process
+    # that imports a backend: a trial starts seconds sooner.
+    if name in ("Run", "benchmark", "run"):
+        from inferlab import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'inferlab' has no attribute {name!r}")

@@ -68,7 +68,8 @@ def test_wrong_input_shape(tiny_models: dict[str, str], tmp_path: Path) -> None:
     cfg.write_text(f"models: [{{path: {tiny_models['tiny.onnx']}, inputs: {{x: {{shape: [-1, 3, 8, 8]}}}}}}]\n"
                    "backends: [{name: onnxruntime}]\n")
     _one_line_error(cli("run", str(cfg), "--db", str(tmp_path / "r.db")),
-                    "inputs.x.shape [-1, 3, 8, 8] does not match the model's [-1, 3, 16, 16]")
+                    "c.yaml: models[0].inputs.x.shape [-1, 3, 8, 8]: dimension 2 is 8, but the model fixes it at 16 "
+                    "([batch, 3, 16, 16])")
     assert not (tmp_path / "r.db").exists()
 
 

@@ -23,7 +23,7 @@ from inferlab.measure.trial import TrialResult
 from inferlab.report.export import rows_to_csv, to_csv, to_json
 from inferlab.report.mlperf import mlperf_rows, mlperf_table
 from inferlab.report.table import results_table
-from inferlab.store import Store
+from inferlab.store import DB_HELP, Store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure, compare and tune deep-learning inference.")
@@ -32,8 +32,17 @@ if not console.is_terminal:
     console = Console(width=max(console.width, 180))  # logs and pipes: keep the wide results table readable
 err = Console(stderr=True)
 
-DbOption = Annotated[str | None, typer.Option("--db", help="database URL or SQLite path "
-                                                           "(default: $INFERLAB_DB or ./inferlab.db)")]
+DbOption = Annotated[str | None, typer.Option("--db", help=DB_HELP)]
+
+
+def shown_url(url: str) -> str:
+    """A database URL as it may be printed: without its password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL (a plain path): nothing to hide
+        return url
 
 
 def _show_plan(plan: Plan) -> None:
@@ -47,7 +56,7 @@ def _finish(run: api.Run) -> None:
     for r in run.results:  # the table cuts reasons short; what to do is often at the end
         if r.status in ("failed", "timeout") and r.reason and len(r.reason) > 70:
             console.print(f"[red]{r.status}:[/] {escape(r.spec.label())}: {escape(r.reason)}", highlight=False)
-    console.print(f"results stored in [bold]{run.db}[/] as run [bold]{run.id}[/]; "
+    console.print(f"results stored in [bold]{shown_url(run.db)}[/] as run [bold]{run.id}[/]; "
                   f"`inferlab export {run.id} --format csv` exports them")
     if not run.ok:
         raise typer.Exit(1)
@@ -335,7 +344,7 @@ def accuracy(
     with RichReporter(console) as reporter:
         run = api.execute(exp, db=db, reporter=reporter, on_plan=_show_plan)
     console.print(accuracy_table(run.results, title=f"run {run.id}: accuracy"))
-    console.print(f"results stored in [bold]{run.db}[/] as run [bold]{run.id}[/]")
+    console.print(f"results stored in [bold]{shown_url(run.db)}[/] as run [bold]{run.id}[/]")
     if not run.ok:
         raise typer.Exit(1)
 

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from inferlab import api
+from inferlab.store import DB_HELP
 from inferlab.tune.record import TrialRecord
 from inferlab.tune.spec import DIRECTION, UNIT
 
@@ -60,8 +61,10 @@ def show(console: Console, run: api.TuneRun, objectives: list[str], emit: Path |
 
         write(emit, run.snippet)
         console.print(f"wrote the best configuration to [bold]{emit}[/]; run it with `inferlab run {emit}`")
-    console.print(f"stored in [bold]{run.db}[/] as run [bold]{run.id}[/]; `inferlab report {run.id} -o report.html` "
-                  "plots it")
+    from inferlab.cli.main import shown_url
+
+    console.print(f"stored in [bold]{shown_url(run.db)}[/] as run [bold]{run.id}[/]; "
+                  f"`inferlab report {run.id} -o report.html` plots it")
 
 
 class _Lines:
@@ -80,11 +83,11 @@ def tune(config: Annotated[Path, typer.Argument(help="experiment YAML with a `tu
          emit: Annotated[Path | None, typer.Option(help="write the best configuration as an experiment YAML")] = None,
          max_trials: Annotated[int | None, typer.Option(help="override tune.max_trials")] = None,
          time_budget: Annotated[float | None, typer.Option(help="override tune.time_budget_s (seconds)")] = None,
-         db: Annotated[str | None, typer.Option("--db", help="database URL or SQLite path")] = None) -> None:
+         db: Annotated[str | None, typer.Option("--db", help=DB_HELP)] = None) -> None:
     """Search a config's space for the best configuration under its constraints (optuna: grid, TPE or NSGA-II);
     every trial is isolated and stored, and the study can be resumed."""
     from inferlab import config as cfg
-    from inferlab.cli.main import console
+    from inferlab.cli.main import console, typed_command
     from inferlab.cli.progress import RichReporter
     from inferlab.tune.spec import TuneConfig
 
@@ -99,7 +102,9 @@ def tune(config: Annotated[Path, typer.Argument(help="experiment YAML with a `tu
         tc = exp.tune or tc
     with RichReporter(console) as reporter:
         run = api.tune(exp, db=db, resume=resume, reporter=reporter, events=_Lines(console),
-                       note=lambda m: console.print(f"[dim]{m}[/]"))
+                       note=lambda m: console.print(f"[dim]{m}[/]"), resume_command=typed_command())
+    if run.resumed_skipped:
+        console.print(f"resumed tuning {run.id}: {run.resumed_skipped} measured trials kept, not run again")
     show(console, run, list(tc.objectives), emit)
     if run.outcome.winner is None:
         raise typer.Exit(1)

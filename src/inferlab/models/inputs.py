@@ -280,8 +280,8 @@ def _image(f: Path, sample: tuple[int, ...]) -> np.ndarray:
 
     chw = len(sample) == 3 and sample[0] in (1, 3) and sample[2] not in (1, 3)
     channels, height, width = (sample[0], sample[1], sample[2]) if chw else (sample[-1], sample[0], sample[1])
-    with Image.open(f) as im:
-        im = im.convert("L" if channels == 1 else "RGB")
+    with Image.open(f) as opened:
+        im = opened.convert("L" if channels == 1 else "RGB")
         if (im.height, im.width) != (height, width):
             im = im.resize((width, height), Image.Resampling.BILINEAR)
         arr = np.asarray(im)
