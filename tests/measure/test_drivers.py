@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from inferlab import backends
-from inferlab.backends.base import Session
+from inferlab.backends.base import Session, usable_cores
 from inferlab.measure.budget import QuietEvents, StopRule
 from inferlab.measure.latency import measure_latency
+from inferlab.measure.summary import summarise
 from inferlab.measure.throughput import measure_throughput
 from inferlab.measure.trial import MeasureSettings
 from inferlab.models import resolve
@@ -107,3 +110,48 @@ def test_throughput_through_runtime_async(backend: str, tiny_models: dict[str, s
     assert m.requests >= 50
     assert m.in_flight == 2
     assert np.all(m.latencies_ns > 0)
+
+
+@pytest.fixture(scope="module")
+def small_cnn(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small CNN (four 3x3 convolutions on 3x128x128, about 1-3 ms at batch 1 on one core): big enough that
+    requests in flight can pay off, small enough for a test."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 2, 1), nn.ReLU(),
+                          nn.Conv2d(64, 128, 3, 2, 1), nn.ReLU(), nn.Conv2d(128, 128, 3, 1, 1), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10)).eval()
+    path = Path(tmp_path_factory.mktemp("cnn")) / "small_cnn.onnx"
+    torch.onnx.export(model, (torch.rand(1, 3, 128, 128),), str(path), input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=17, dynamo=False)
+    return str(path)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(usable_cores() < 2, reason="requests in flight can only beat one request with 2+ CPUs")
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_default_throughput_mode_is_not_below_latency_mode(backend: str, small_cnn: str) -> None:
+    # Each mode at its defaults, as a trial gets them (check_params and load with the mode), alternating
+    # over rounds so a noisy neighbour hits both; the medians are compared. Latency mode's figure is batch /
+    # median latency, which a busy machine barely moves, while throughput counts wall time: a loose bound.
+    art = resolve("cnn", small_cnn)
+    b = backends.get(backend)
+    inputs = merge(declared_inputs(art) or (), (), 1, "cnn")
+    pool = make_pool(inputs, 8, 0)
+    sessions = {mode: b.load(art, "cpu", b.check_params("cpu", {}, "params", mode=mode), inputs, mode=mode)
+                for mode in ("latency", "throughput")}
+    assert sessions["throughput"].recommended_in_flight() > 1
+    prepared = {mode: [s.prepare(f) for f in pool] for mode, s in sessions.items()}
+    settings = MeasureSettings(warmup_iterations=5, min_iterations=20, min_duration_s=0.6, max_duration_s=10)
+    fps: dict[str, list[float]] = {"latency": [], "throughput": []}
+    for r in range(5):
+        for mode in ("latency", "throughput")[:: 1 if r % 2 == 0 else -1]:
+            driver = measure_latency if mode == "latency" else measure_throughput
+            m = driver(sessions[mode], prepared[mode], settings, 1, QuietEvents())
+            fps[mode].append(summarise(m, settings.min_iterations)["throughput_sps"])
+    for s in sessions.values():
+        s.close()
+    ratio = statistics.median(fps["throughput"]) / statistics.median(fps["latency"])
+    assert ratio >= 0.9, f"throughput mode {fps['throughput']} vs latency mode {fps['latency']} samples/s"

@@ -30,8 +30,9 @@ DoneCallback = Callable[[BaseException | None], None]
 ASYNC_MODES = frozenset({"throughput", "Server", "Offline"})
 
 # Intra-op threads per request when a CPU runtime splits its cores between requests on its own. One request
-# per core was fastest for throughput on the example CNNs and encoder, ONNX Runtime (2 and 16 cores: 16x1
-# about 1.6x 8x2 and 2.3x one 16-thread request) and torch on 2 cores (torch caps the number of requests).
+# per core was fastest for throughput on the example CNNs and encoder: ONNX Runtime on 2 cores (2x1 1.2-1.5x
+# one 2-thread request) and 16 (16x1 1.2-1.8x 8x2, 2.3-5x one 16-thread request), torch on 2 cores (2x1
+# 1.1-1.6x 1x2; on more cores torch caps the number of requests, see backends/pt.py).
 THREADS_PER_REQUEST = 1
 
 

@@ -34,7 +34,7 @@ _CUDA = re.compile(r"^cuda(:\d+)?$")
 # Requests in flight when left to inferlab. On cpu each request is a Python thread and the GIL serialises
 # the Python between operators, so beyond a few requests more threads per request win (16 cores: 4x4 beat
 # 16x1 and 8x2 on the example models, or came within 8%). On cuda a second request on its own stream
-# gave no steady gain (H200, example CNNs, batch 1..128: from -15% at batch 8 to +11% at batch 128).
+# gave no steady gain (H200, example CNNs, batch 1..128: 2 vs 1 request from -17% at batch 8 to +11% at 128).
 CPU_MAX_IN_FLIGHT = 4
 CUDA_IN_FLIGHT = 1
 _default_threads: int | None = None  # torch's own intra-op thread count, before inferlab set any
@@ -224,7 +224,8 @@ class TorchBackend(Backend):
             runtime["cuda"] = torch.version.cuda
         notes: list[str] = []
         if is_async(mode) and in_flight > 1:
-            where = "each on its own CUDA stream" if device != "cpu" else f"each with {threads} intra-op threads"
+            where = ("each on its own CUDA stream" if device != "cpu"
+                     else f"each with {threads} intra-op thread{'s' * (threads != 1)}")
             notes.append(f"torch on {device}: the {in_flight} requests in flight run on Python threads, {where}; "
                          "the Python between operators holds the GIL, so requests overlap only while "
                          "operators run")

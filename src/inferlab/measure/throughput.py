@@ -1,6 +1,7 @@
 """Throughput mode: N requests kept in flight through the session's async path; FPS = completed samples /
 wall time of the measured window (first submission to last completion). Per-request latency is the time
-from submission to the completion callback."""
+from submission to the completion callback. N is `MeasureSettings.in_flight` when set, else the session's
+`recommended_in_flight()`: what the runtime recommends for throughput, as the backend was loaded for the mode."""
 
 from __future__ import annotations
 
