@@ -27,11 +27,16 @@ def panel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+# The same lines at smaller images than the benchmark's, so the suite stays quick on two cores.
+SMALL = {"detector": "--shape images=1x3x64x64", "ocr_det": "--shape x=1x3x64x64", "ocr_rec": "--shape x=1x3x48x64"}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(panel.FLAGS))
 def test_panel_model_from_flags_alone(panel_dir: Path, tmp_path: Path, name: str,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(panel, "PANEL_DIR", panel_dir)
+    monkeypatch.setitem(panel.FLAGS, name, SMALL.get(name, panel.FLAGS[name]))
     db = str(tmp_path / "r.db")
     lines = panel.commands(name, 0.3, db)
     assert len(lines) == (1 if name in panel.NO_PT2 else 2)
