@@ -106,11 +106,15 @@ def run_benchmark_app(model: Path, hint: str, seconds: float, shape: str) -> Fig
     return Figure(median, fps, setup)
 
 
-def run_inferlab(model: Path, mode: str, seconds: float, db: str, pool: int, **knobs: Any) -> Figure:
+def run_inferlab(model: Path, mode: str, seconds: float, db: str, pool: int, shape: str, **knobs: Any) -> Figure:
+    from inferlab.cli.inputs import parse_shapes
+
+    # the same shapes benchmark_app gets, as bench's --shape NAME[dims] would give them
+    inputs = {name: {"shape": dims} for name, dims in parse_shapes([shape]).items()}
     r = inferlab.benchmark(str(model), backend="openvino", batch=1, mode=mode, db=db,
                            measure={"min_duration_s": seconds, "max_duration_s": seconds * 3,
                                     "warmup_iterations": 10, "input_pool": pool},
-                           inference_precision="f32", **knobs)
+                           inputs=inputs, inference_precision="f32", **knobs)
     assert r.status == "ok" and r.latency is not None and r.throughput_sps is not None, r.reason
     eff = r.effective
     setup = (f"{eff.get('in_flight')} requests, {eff.get('num_streams')} streams, "
@@ -122,17 +126,17 @@ def run_inferlab(model: Path, mode: str, seconds: float, db: str, pool: int, **k
 def runners_for(comparison: str, model: Path, args: argparse.Namespace, db: str, shape: str) -> list[Runner]:
     if comparison == "defaults":
         return [Runner("inferlab throughput mode (defaults)",
-                       lambda: run_inferlab(model, "throughput", args.time, db, 16)),
+                       lambda: run_inferlab(model, "throughput", args.time, db, 16, shape)),
                 Runner("benchmark_app -hint throughput",
                        lambda: run_benchmark_app(model, "throughput", args.time, shape)),
                 Runner("inferlab latency mode (defaults)",
-                       lambda: run_inferlab(model, "latency", args.time, db, 16))]
+                       lambda: run_inferlab(model, "latency", args.time, db, 16, shape))]
     hint = comparison
     mode = "latency" if hint == "latency" else "throughput"
     return [Runner("inferlab (16 inputs rotated)",
-                   lambda: run_inferlab(model, mode, args.time, db, 16, performance_hint=hint.upper())),
+                   lambda: run_inferlab(model, mode, args.time, db, 16, shape, performance_hint=hint.upper())),
             Runner("inferlab (1 input)",
-                   lambda: run_inferlab(model, mode, args.time, db, 1, performance_hint=hint.upper())),
+                   lambda: run_inferlab(model, mode, args.time, db, 1, shape, performance_hint=hint.upper())),
             Runner("benchmark_app", lambda: run_benchmark_app(model, hint, args.time, shape))]
 
 

@@ -29,11 +29,13 @@ FLAGS: dict[str, str] = {
 NO_PT2 = {"ocr_rec"}  # torch.export unrolls its BiLSTM over a fixed width (build_panel.py says why)
 
 
-def commands(name: str, seconds: float, db: str) -> list[list[str]]:
+MODES = ("--mode", "latency,throughput", "--scenario", "offline")
+
+
+def commands(name: str, seconds: float, db: str, modes: tuple[str, ...] = MODES) -> list[list[str]]:
     """The bench lines for one model: ORT and OpenVINO on the ONNX file, torch on the .pt2 twin."""
     exe = str(Path(sys.executable).with_name("inferlab"))
-    common = [*shlex.split(FLAGS[name]), "--mode", "latency,throughput", "--scenario", "offline",
-              "--time", str(seconds), "--db", db]
+    common = [*shlex.split(FLAGS[name]), *modes, "--time", str(seconds), "--db", db]
     out = [[exe, "bench", str(PANEL_DIR / f"{name}.onnx"), "--backend", "onnxruntime,openvino", *common]]
     if name not in NO_PT2:
         out.append([exe, "bench", str(PANEL_DIR / f"{name}.pt2"), "--backend", "torch", *common])

@@ -1,6 +1,9 @@
 """The model panel, benchmarked as a new user would: `inferlab bench` with command-line flags only (the lines of
-benchmarks/panel.py), on ONNX Runtime and OpenVINO (PyTorch for the .pt2 twins), in latency and throughput
-modes and MLPerf's Offline scenario. Every trial must measure; Offline must be VALID."""
+benchmarks/panel.py), on ONNX Runtime and OpenVINO (PyTorch for the .pt2 twins). The models whose inputs are
+hardest (a state off axis 0 beside an int64 scalar; three int64 inputs sharing a sequence) run in latency and
+throughput modes and MLPerf's Offline scenario; the others in throughput mode, to keep the suite short on
+two cores (benchmarks/panel.py runs every model in every mode). Every trial must measure; Offline must be
+VALID."""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ def panel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+FULL = {"vad", "text_encoder"}
 # The same lines at smaller images than the benchmark's, so the suite stays quick on two cores.
 SMALL = {"detector": "--shape images=1x3x64x64", "ocr_det": "--shape x=1x3x64x64", "ocr_rec": "--shape x=1x3x48x64"}
 
@@ -38,7 +42,8 @@ def test_panel_model_from_flags_alone(panel_dir: Path, tmp_path: Path, name: str
     monkeypatch.setattr(panel, "PANEL_DIR", panel_dir)
     monkeypatch.setitem(panel.FLAGS, name, SMALL.get(name, panel.FLAGS[name]))
     db = str(tmp_path / "r.db")
-    lines = panel.commands(name, 0.3, db)
+    modes = panel.MODES if name in FULL else ("--mode", "throughput")
+    lines = panel.commands(name, 0.3, db, modes)
     assert len(lines) == (1 if name in panel.NO_PT2 else 2)
     for cmd in lines:
         cmd = [sys.executable, "-m", "inferlab.cli.main", *cmd[1:]]
@@ -51,7 +56,7 @@ def test_panel_model_from_flags_alone(panel_dir: Path, tmp_path: Path, name: str
         store.close()
     backends = {"onnxruntime", "openvino"} | (set() if name in panel.NO_PT2 else {"torch"})
     assert {r.spec.backend for r in results} == backends
-    assert len(results) == 3 * len(backends)
+    assert len(results) == (3 if name in FULL else 1) * len(backends)
     for r in results:
         assert r.status == "ok", (r.spec.label(), r.reason)
         assert r.throughput_sps and r.throughput_sps > 0

@@ -66,7 +66,11 @@ def torch_inputs(artifact: Artifact) -> tuple[TensorSpec, ...]:
         if node.op == "placeholder" and node.name in user_inputs:
             val = node.meta.get("val")
             shape = tuple(int(d) if isinstance(d, int) else -1 for d in val.shape)
-            specs.append(TensorSpec(node.name, shape, str(val.dtype).replace("torch.", "")))
+            # a dynamic size is a symbol (s0, s1) shared by every input it sizes: kept as the dim's name, so a
+            # sequence length given for input_ids sizes attention_mask too
+            names = tuple("" if isinstance(d, int) else str(d) for d in val.shape)
+            specs.append(TensorSpec(node.name, shape, str(val.dtype).replace("torch.", ""),
+                                    dim_names=names if any(names) else ()))
     return infer_batch_axes(specs)
 
 
