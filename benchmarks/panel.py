@@ -51,7 +51,6 @@ def main() -> None:
     if not (PANEL_DIR / "vad.onnx").is_file():
         subprocess.run([sys.executable, str(ROOT / "examples" / "build_panel.py")], check=True)
     db = args.db or str(Path(tempfile.mkdtemp(prefix="inferlab-panel-")) / "panel.db")
-    import inferlab
     from inferlab.store import Store
 
     rows = []
@@ -83,7 +82,6 @@ def main() -> None:
                 status = f"failed: {(r.reason or '')[:60]}"
             print(f"| {name} | {r.spec.backend} | {r.spec.mode} | {r.spec.batch} | {r.in_flight or '—'} | {status} "
                   f"| {fps} | {med} | {p99} |")
-    del inferlab
 
 
 if __name__ == "__main__":

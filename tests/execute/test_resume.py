@@ -17,7 +17,8 @@ import yaml
 from inferlab import api
 from inferlab.config import load, load_text
 from inferlab.errors import Interrupted
-from inferlab.measure.trial import TrialResult, TrialSpec
+from inferlab.execute.local import QuietReporter
+from inferlab.measure.trial import TrialSpec
 from inferlab.store import Store
 
 pytestmark = pytest.mark.slow
@@ -113,7 +114,7 @@ def test_ctrl_c_stops_the_trial_and_says_how_to_resume(tmp_path: Path) -> None:
     assert info.status == "interrupted" and 1 <= info.done < 4
 
 
-class _CtrlC:
+class _CtrlC(QuietReporter):
     """A reporter whose user presses Ctrl-C as trial number `at` (from 0) starts."""
 
     def __init__(self, at: int) -> None:
@@ -122,15 +123,6 @@ class _CtrlC:
     def trial_started(self, index: int, total: int, spec: TrialSpec) -> None:
         if index == self.at:
             raise KeyboardInterrupt
-
-    def trial_phase(self, name: str) -> None:
-        return None
-
-    def trial_progress(self, elapsed_s: float, planned_s: float, requests: int) -> None:
-        return None
-
-    def trial_finished(self, result: TrialResult) -> None:
-        return None
 
 
 QUICK = {"warmup_iterations": 1, "min_iterations": 5, "min_duration_s": 0.05, "max_duration_s": 1, "timeout_s": 60}
