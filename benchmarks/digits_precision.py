@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 
 from inferlab import api
-from inferlab.measure.trial import TrialResult
 from inferlab.models.artifact import model_size
+from inferlab.records.trial import TrialResult
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "examples" / "models" / "digits_cnn.onnx"

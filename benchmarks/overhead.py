@@ -21,10 +21,10 @@ import numpy as np
 from inferlab import backends
 from inferlab.measure.budget import QuietEvents
 from inferlab.measure.latency import measure_latency
-from inferlab.measure.trial import MeasureSettings
 from inferlab.models import resolve
 from inferlab.models.inputs import make_pool, merge
 from inferlab.models.introspect import declared_inputs
+from inferlab.records.trial import MeasureSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "examples" / "models"

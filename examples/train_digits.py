@@ -24,7 +24,7 @@ from architectures import DigitsCNN  # noqa: E402
 
 from inferlab.accuracy.datasets import digits_split  # noqa: E402
 from inferlab.accuracy.preprocess import preprocess  # noqa: E402
-from inferlab.accuracy.spec import Preprocess  # noqa: E402
+from inferlab.records.accuracy import Preprocess  # noqa: E402
 
 PREPROCESS = Preprocess(resize=(32, 32), scale=1 / 16)  # keep in step with examples/accuracy.yaml
 

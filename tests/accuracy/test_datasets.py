@@ -11,8 +11,8 @@ import pytest
 from inferlab.accuracy.datasets import guess_format, open_dataset
 from inferlab.accuracy.postprocess import detections
 from inferlab.accuracy.preprocess import Geometry, preprocess
-from inferlab.accuracy.spec import DatasetConfig, Postprocess, Preprocess
 from inferlab.errors import DatasetError
+from inferlab.records.accuracy import DatasetConfig, Postprocess, Preprocess
 from tests.fixtures.datasets import coco_tree, image_list, imagenet_tree, voc_tree
 
 

@@ -13,10 +13,10 @@ from inferlab.accuracy.metrics import (
     agreement,
     coco_metrics,
     format_drop,
-    format_metric,
     topk,
     voc_map,
 )
+from inferlab.records.accuracy import format_metric
 
 SCORES = np.array([[0.1, 0.7, 0.2],   # label 1: top-1 hit
                    [0.5, 0.3, 0.2],   # label 2: only in top-3

@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 
 from inferlab import backends
-from inferlab.backends.base import Backend, Knob, Scalar, int_knob, split_cores, usable_cores
+from inferlab.backends.base import Backend, Knob, int_knob, split_cores, usable_cores
 from inferlab.errors import BackendError
 from inferlab.models import resolve
 from inferlab.models.artifact import Artifact
 from inferlab.models.inputs import make_pool, merge
 from inferlab.models.introspect import declared_inputs
 from inferlab.models.tensors import TensorSpec
+from inferlab.records.trial import Scalar
 
 
 def _load(backend: str, art: Artifact, batch: int = 2, device: str = "cpu", mode: str = "latency",  # type: ignore[no-untyped-def]

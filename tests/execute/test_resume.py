@@ -18,7 +18,7 @@ from inferlab import api
 from inferlab.config import load, load_text
 from inferlab.errors import Interrupted
 from inferlab.execute.local import QuietReporter
-from inferlab.measure.trial import TrialSpec
+from inferlab.records.trial import TrialSpec
 from inferlab.store import Store
 
 pytestmark = pytest.mark.slow

@@ -16,10 +16,10 @@ from inferlab.measure.budget import QuietEvents, StopRule
 from inferlab.measure.latency import measure_latency
 from inferlab.measure.summary import summarise
 from inferlab.measure.throughput import measure_throughput
-from inferlab.measure.trial import MeasureSettings
 from inferlab.models import resolve
 from inferlab.models.inputs import make_pool, merge
 from inferlab.models.introspect import declared_inputs
+from inferlab.records.trial import MeasureSettings
 
 
 class SleepSession(Session):

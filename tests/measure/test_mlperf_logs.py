@@ -178,7 +178,7 @@ def test_a_calibrated_hint_too_far_off_is_retried_once(tmp_path: Path) -> None:
     from inferlab.backends.null import NullSession
     from inferlab.measure.budget import QuietEvents
     from inferlab.measure.mlperf.driver import ScenarioRun
-    from inferlab.measure.mlperf.logs import ScenarioResult
+    from inferlab.records.mlperf import ScenarioResult
 
     spec = [TensorSpec("x", (1, 4), "float32")]
     run = ScenarioRun(NullSession(spec), "Offline", LoadGenSettings(), spec, 1, None, 2, 0, "m", 1.0, tmp_path,
@@ -227,7 +227,7 @@ def test_bounds_where_nothing_set_them(tmp_path: Path) -> None:
 
 
 def test_invalid_reason_names_the_target_and_the_bounds() -> None:
-    from inferlab.measure.mlperf.logs import ScenarioResult
+    from inferlab.records.mlperf import ScenarioResult
 
     res = ScenarioResult("Server", "PerformanceOnly", "INVALID", "scheduled", 968_000.0, "queries/s", True,
                          criteria={"performance constraints": False}, samples_per_s=132.3,

@@ -15,8 +15,8 @@ from inferlab.measure.stats import (
     throughput_ci,
 )
 from inferlab.measure.summary import Measurement, summarise
-from inferlab.measure.trial import LatencyStats, TrialResult, TrialSpec
 from inferlab.models.artifact import Artifact, ModelFormat
+from inferlab.records.trial import LatencyStats, TrialResult, TrialSpec
 
 
 def test_median_3sigma_drops_far_outlier() -> None:

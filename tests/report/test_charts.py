@@ -10,8 +10,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from inferlab.measure.trial import LatencyStats, TrialResult, TrialSpec
 from inferlab.models.artifact import Artifact, ModelFormat
+from inferlab.records.trial import LatencyStats, TrialResult, TrialSpec
 from inferlab.report import charts
 from inferlab.report.html import RunData, render, render_tables
 

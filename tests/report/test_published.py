@@ -7,8 +7,8 @@ from dataclasses import replace
 
 from rich.console import Console
 
-from inferlab.measure.trial import LatencyStats, TrialResult, TrialSpec
 from inferlab.models.artifact import Artifact, ModelFormat
+from inferlab.records.trial import LatencyStats, TrialResult, TrialSpec
 from inferlab.report.published import MISSING, ColumnKey, RowKey, published, to_csv, to_markdown, to_rich
 
 

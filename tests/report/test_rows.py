@@ -9,8 +9,8 @@ import numpy as np
 from rich.console import Console
 
 from inferlab.measure.stats import latency_stats
-from inferlab.measure.trial import MeasureSettings, TrialResult, TrialSpec
 from inferlab.models.artifact import Artifact, ModelFormat
+from inferlab.records.trial import MeasureSettings, TrialResult, TrialSpec
 from inferlab.report.export import to_csv
 from inferlab.report.rows import ci_missing_reason, flatten, precision
 from inferlab.report.table import results_table

@@ -11,8 +11,8 @@ from sqlalchemy import event
 
 from inferlab.errors import StoreError, StoreFull
 from inferlab.measure.stats import latency_stats
-from inferlab.measure.trial import MeasureSettings, TrialResult, TrialSpec
 from inferlab.models.artifact import Artifact, ModelFormat
+from inferlab.records.trial import MeasureSettings, TrialResult, TrialSpec
 from inferlab.store import Store, data_dir, default_location, resolve_url
 from inferlab.store.repository import artifacts_root, pack_latencies, unpack_latencies
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from inferlab.config import loader
-from inferlab.measure.trial import LatencyStats, TrialResult, TrialSpec
 from inferlab.models.artifact import Artifact, ModelFormat
+from inferlab.records.trial import LatencyStats, TrialResult, TrialSpec
 from inferlab.tune.record import TrialRecord
 from inferlab.tune.search import Tuner, pareto
 from inferlab.tune.space import Point, Space, build

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from inferlab.accuracy.metrics import GroundTruth
-from inferlab.accuracy.spec import DatasetConfig, ResolvedDataset, Task
 from inferlab.errors import DatasetError
+from inferlab.records.accuracy import DatasetConfig, ResolvedDataset, Task
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",

@@ -3,60 +3,24 @@ another trial (an optimised model) can be checked against them without labels.""
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from inferlab.accuracy.datasets import Dataset
-from inferlab.accuracy.metrics import INFO, Detections, GroundTruth, coco_metrics, format_metric, topk, voc_map
+from inferlab.accuracy.metrics import Detections, GroundTruth, coco_metrics, topk, voc_map
 from inferlab.accuracy.postprocess import class_scores, detections
 from inferlab.accuracy.preprocess import Geometry, preprocess
-from inferlab.accuracy.spec import AccuracySpec
 from inferlab.backends.base import Session
 from inferlab.errors import DatasetError
 from inferlab.models.inputs import make_pool
+from inferlab.records.accuracy import AccuracyResult, AccuracySpec
 
 OUTPUTS_FILE = "outputs.npz"
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class AccuracyResult:
-    """Metric values (fractions for accuracies, not ×100) on a named, hashed dataset."""
-
-    dataset: str
-    dataset_hash: str
-    samples: int
-    metrics: dict[str, float] = field(default_factory=dict)
-    duration_s: float = 0.0
-    outputs_path: str | None = None   # the first output per sample, for agreement checks
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "metrics": {k: (None if math.isnan(v) else v) for k, v in self.metrics.items()}}
-
-    @staticmethod
-    def from_json(d: dict[str, Any]) -> AccuracyResult:
-        d = dict(d)
-        d["metrics"] = {k: (math.nan if v is None else float(v)) for k, v in d.get("metrics", {}).items()}
-        return AccuracyResult(**d)
-
-    def headline(self) -> str:
-        """The first metric as people read it, e.g. 'top-1 97.41%'."""
-        if not self.metrics:
-            return "outputs kept" if self.outputs_path else ""
-        name, value = next(iter(self.metrics.items()))
-        return f"{INFO[name].label if name in INFO else name} {format_metric(name, value)}"
-
-    def load_outputs(self) -> np.ndarray | None:
-        if not self.outputs_path or not Path(self.outputs_path).is_file():
-            return None
-        with np.load(self.outputs_path) as z:
-            return z["output"]
 
 
 @dataclass(frozen=True)

@@ -12,39 +12,7 @@ from typing import Any
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class MetricInfo:
-    label: str
-    kind: str               # fraction (shown as %), score (0.xxx), error (scientific), similarity (0.xxxxxx)
-    higher_is_better: bool
-
-
-INFO: dict[str, MetricInfo] = {
-    "top1": MetricInfo("top-1", "fraction", True),
-    "top5": MetricInfo("top-5", "fraction", True),
-    "coco_map": MetricInfo("mAP@[.5:.95]", "score", True),
-    "coco_ap50": MetricInfo("AP50", "score", True),
-    "voc_map": MetricInfo("VOC mAP@.5", "score", True),
-    "top1_agreement": MetricInfo("top-1 agreement", "fraction", True),
-    "cosine": MetricInfo("cosine", "similarity", True),
-    "max_abs_error": MetricInfo("max abs err", "error", False),
-    "max_rel_error": MetricInfo("max rel err", "error", False),
-}
-
-
-def format_metric(name: str, value: float | None) -> str:
-    """A metric as people read it: accuracies in %, mAP as 0.xxx, errors in scientific notation."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    kind = INFO[name].kind if name in INFO else "score"
-    if kind == "fraction":
-        return f"{100 * value:.2f}%"
-    if kind == "error":
-        return f"{value:.2e}"
-    if kind == "similarity":
-        return f"{value:.6f}"
-    return f"{value:.4f}"
+from inferlab.records.accuracy import INFO
 
 
 def format_drop(name: str, drop: float) -> str:

@@ -8,8 +8,8 @@ import numpy as np
 
 from inferlab.accuracy.metrics import Detections, iou
 from inferlab.accuracy.preprocess import Geometry
-from inferlab.accuracy.spec import Postprocess
 from inferlab.errors import DatasetError
+from inferlab.records.accuracy import Postprocess
 
 
 def _pick(outputs: Mapping[str, np.ndarray], name: str | None, what: str, model: str) -> np.ndarray:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from inferlab.accuracy.spec import Preprocess
 from inferlab.errors import DatasetError
+from inferlab.records.accuracy import Preprocess
 
 
 @dataclass(frozen=True)

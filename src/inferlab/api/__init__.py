@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from inferlab import config as cfg
 from inferlab.accuracy.datasets import open_dataset
-from inferlab.accuracy.spec import AccuracySpec
 from inferlab.config.plan import Plan
 from inferlab.config.schema import Experiment
 from inferlab.errors import ArtifactsError, ConfigError, Interrupted, RunStopped, StoreError
 from inferlab.execute import environment
 from inferlab.execute.local import LocalExecutor, Reporter, check_artifacts
-from inferlab.measure.trial import TrialResult
 from inferlab.optimize.derive import Method, Request, derive
 from inferlab.optimize.lineage import Lineage
+from inferlab.records.accuracy import AccuracySpec
+from inferlab.records.trial import TrialResult
 from inferlab.report.rows import flatten
 from inferlab.store import Store
 

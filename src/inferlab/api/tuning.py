@@ -12,18 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from inferlab import backends as backend_registry
-from inferlab.accuracy.spec import AccuracySpec
 from inferlab.api import _mark, _resume_hint, _stopped, calibration_set, exact_params
 from inferlab.config.plan import accuracy_spec, check_inputs, choose, model_artifacts, resolve_dataset
 from inferlab.config.schema import Experiment
 from inferlab.errors import ArtifactsError, ConfigError, Interrupted, StoreError
 from inferlab.execute import environment
 from inferlab.execute.local import LocalExecutor, QuietReporter, Reporter, check_writable
-from inferlab.measure.trial import MeasureSettings, TrialResult, TrialSpec
 from inferlab.models.artifact import Artifact
 from inferlab.models.artifact import resolve as resolve_model
 from inferlab.models.inputs import Wording
 from inferlab.optimize.derive import TARGETS, Method, Request, derive
+from inferlab.records.accuracy import AccuracySpec
+from inferlab.records.trial import MeasureSettings, TrialResult, TrialSpec
 from inferlab.store import Store
 from inferlab.tune import emit
 from inferlab.tune import objectives as tune_objectives

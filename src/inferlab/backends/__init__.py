@@ -6,8 +6,9 @@ from collections.abc import Iterable
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 
-from inferlab.backends.base import Backend, Knob, LayerTiming, Scalar, Session, SessionInfo
+from inferlab.backends.base import Backend, Knob, LayerTiming, Session, SessionInfo
 from inferlab.errors import BackendError, did_you_mean
+from inferlab.records.trial import Scalar
 
 GROUP = "inferlab.backends"
 

@@ -22,8 +22,8 @@ import numpy as np
 from inferlab.errors import BackendError, did_you_mean
 from inferlab.models.artifact import Artifact, ModelFormat
 from inferlab.models.tensors import TensorSpec
+from inferlab.records.trial import Scalar
 
-Scalar = str | int | float | bool | None
 DoneCallback = Callable[[BaseException | None], None]
 
 # Modes whose driver keeps several requests in flight; the others send one request at a time.

@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from inferlab.backends.base import Backend, Scalar, Session, SessionInfo
+from inferlab.backends.base import Backend, Session, SessionInfo
 from inferlab.models.artifact import Artifact, ModelFormat
 from inferlab.models.tensors import TensorSpec
+from inferlab.records.trial import Scalar
 
 
 class NullSession(Session):

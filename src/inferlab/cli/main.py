@@ -19,7 +19,7 @@ from inferlab.config.plan import Plan
 from inferlab.config.schema import Experiment
 from inferlab.errors import ConfigError, InferlabError
 from inferlab.execute import environment
-from inferlab.measure.trial import TrialResult
+from inferlab.records.trial import TrialResult
 from inferlab.report.export import rows_to_csv, to_csv, to_json
 from inferlab.report.mlperf import mlperf_rows, mlperf_table
 from inferlab.report.table import results_table

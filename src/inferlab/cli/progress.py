@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from inferlab.measure.trial import TrialResult, TrialSpec
+from inferlab.records.trial import TrialResult, TrialSpec
 from inferlab.report import numbers
 
 

@@ -12,17 +12,17 @@ from typing import Any
 
 from inferlab import backends
 from inferlab.accuracy.datasets import open_dataset
-from inferlab.accuracy.spec import METRIC_TASK, AccuracySpec, ResolvedDataset
-from inferlab.backends.base import Backend, Scalar
+from inferlab.backends.base import Backend
 from inferlab.config.schema import Experiment, InputOverride, LoadGenConfig, ModelEntry, Rule
 from inferlab.config.words import Where
 from inferlab.errors import BackendError, ConfigError, InputSpecError, ModelError
-from inferlab.measure.mlperf.settings import LoadGenSettings
-from inferlab.measure.trial import MeasureSettings, Mode, TrialSpec, is_scenario
 from inferlab.models.artifact import Artifact, ModelFormat, resolve
 from inferlab.models.inputs import IMAGE_SUFFIXES, Wording, data_digest, data_files, merge
 from inferlab.models.introspect import declared_inputs
 from inferlab.models.tensors import InputHint, canonical_dtype
+from inferlab.records.accuracy import METRIC_TASK, AccuracySpec, ResolvedDataset
+from inferlab.records.mlperf import LoadGenSettings
+from inferlab.records.trial import MeasureSettings, Mode, Scalar, TrialSpec, is_scenario
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-from inferlab.accuracy.spec import DatasetConfig, MetricName, Postprocess, Preprocess
-from inferlab.backends.base import Scalar
 from inferlab.measure.mlperf.settings import (
     SCENARIOS,
     TEST_MODES,
@@ -17,7 +15,8 @@ from inferlab.measure.mlperf.settings import (
     canonical_scenario,
     canonical_test_mode,
 )
-from inferlab.measure.trial import Mode
+from inferlab.records.accuracy import DatasetConfig, MetricName, Postprocess, Preprocess
+from inferlab.records.trial import Mode, Scalar
 from inferlab.tune.spec import TuneConfig
 
 

@@ -26,7 +26,7 @@ from inferlab import backends
 from inferlab.errors import ArtifactsError
 from inferlab.execute.protocol import decode_result
 from inferlab.measure.monitors import Nvml, Rapl, TrialMonitor
-from inferlab.measure.trial import Status, TrialResult, TrialSpec, is_scenario, utc_now
+from inferlab.records.trial import Status, TrialResult, TrialSpec, is_scenario, utc_now
 
 log = logging.getLogger(__name__)
 SAMPLE_S = 0.1  # monitor sampling period while waiting for the child

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from inferlab.measure.trial import TrialResult
+from inferlab.records.trial import TrialResult
 
 
 def encode_result(result: TrialResult) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import numpy as np
 
 from inferlab import backends
 from inferlab.accuracy.datasets import Dataset, reopen
-from inferlab.accuracy.evaluator import AccuracyResult, dataset_feeds, evaluate
+from inferlab.accuracy.evaluator import dataset_feeds, evaluate
 from inferlab.backends.base import Session
 from inferlab.errors import BackendError, InferlabError, InputSpecError
 from inferlab.execute.protocol import Channel, encode_result
@@ -29,10 +29,11 @@ from inferlab.measure.budget import Events
 from inferlab.measure.latency import measure_latency
 from inferlab.measure.summary import summarise
 from inferlab.measure.throughput import measure_throughput
-from inferlab.measure.trial import TrialResult, TrialSpec, is_scenario, utc_now
 from inferlab.models.inputs import feeding_notes, make_pool, merge
 from inferlab.models.introspect import declared_inputs, stored_precision
 from inferlab.models.tensors import TensorSpec
+from inferlab.records.accuracy import AccuracyResult
+from inferlab.records.trial import TrialResult, TrialSpec, is_scenario, utc_now
 
 
 def _scenario(spec: TrialSpec, session: Session, declared: Sequence[TensorSpec], events: Events,

@@ -11,7 +11,7 @@ from typing import Protocol
 import numpy as np
 
 from inferlab.measure.stats import ci_relative_width
-from inferlab.measure.trial import MeasureSettings
+from inferlab.records.trial import MeasureSettings
 
 CHECK_NS = 250_000_000  # how often the loop looks up from timing: progress and stop checks
 

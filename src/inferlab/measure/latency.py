@@ -11,7 +11,7 @@ import numpy as np
 from inferlab.backends.base import Session
 from inferlab.measure.budget import CHECK_NS, Events, StopRule, gc_paused
 from inferlab.measure.summary import Measurement
-from inferlab.measure.trial import MeasureSettings
+from inferlab.records.trial import MeasureSettings
 
 
 def first_and_warmup(session: Session, prepared: list[Any], settings: MeasureSettings) -> int:

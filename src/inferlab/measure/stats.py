@@ -7,7 +7,7 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-from inferlab.measure.trial import LatencyStats
+from inferlab.records.trial import LatencyStats
 
 NS_PER_MS = 1e6
 CI_BLOCKS = 20                         # time blocks of the throughput window that the throughput CI resamples

@@ -14,7 +14,7 @@ from inferlab.backends.base import Session
 from inferlab.measure.budget import CHECK_NS, Events, StopRule, gc_paused
 from inferlab.measure.latency import first_and_warmup
 from inferlab.measure.summary import Measurement
-from inferlab.measure.trial import MeasureSettings
+from inferlab.records.trial import MeasureSettings
 
 
 class _Recorder:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import os
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -33,21 +34,42 @@ class Artifact:
     format: ModelFormat
     hash: str                     # sha256 of the content, hex
     inputs: tuple[InputHint, ...] = field(default=())  # the user's hints, merged with the model's own
+    # what names the model on any host: the path relative to the experiment's folder, else the file's name
+    # (a factory: its reference); trial keys use it, never `ref`
+    rel: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.rel:
+            portable = self.ref if self.format is ModelFormat.TORCH_FACTORY else Path(self.ref).name
+            object.__setattr__(self, "rel", portable)
 
     @property
     def path(self) -> Path:
         return Path(self.ref)
 
+    def files(self) -> list[Path]:
+        """The files that make the model (an IR's .xml and .bin); none for a factory."""
+        if self.format is ModelFormat.TORCH_FACTORY:
+            return []
+        return [self.path, self.path.with_suffix(".bin")] if self.format is ModelFormat.OPENVINO else [self.path]
+
     def to_json(self) -> dict[str, object]:
         return {"name": self.name, "ref": self.ref, "format": self.format.value, "hash": self.hash,
-                "inputs": [t.to_json() for t in self.inputs]}
+                "inputs": [t.to_json() for t in self.inputs], "rel": self.rel}
+
+    def identity(self) -> dict[str, object]:
+        """The model as a trial's key sees it: content hash and portable path, never a host's absolute path
+        (input data by its content hash)."""
+        hints = [{k: v for k, v in t.to_json().items() if k != "data"} for t in self.inputs]
+        return {"name": self.name, "rel": self.rel, "format": self.format.value, "hash": self.hash,
+                "inputs": hints}
 
     @staticmethod
     def from_json(d: dict[str, object]) -> Artifact:
         inputs = d.get("inputs") or []
         assert isinstance(inputs, list)
         return Artifact(str(d["name"]), str(d["ref"]), ModelFormat(str(d["format"])), str(d["hash"]),
-                        tuple(InputHint.from_json(t) for t in inputs))
+                        tuple(InputHint.from_json(t) for t in inputs), str(d.get("rel") or ""))
 
 
 def detect_format(ref: str) -> ModelFormat:
@@ -120,11 +142,12 @@ def resolve(name: str, ref: str, base_dir: Path | None = None,
     if fmt is ModelFormat.TORCH_FACTORY:
         source = _factory_source(ref)
         digest = hashlib.sha256(source.read_bytes() + ref.encode()).hexdigest()
-        return Artifact(name, ref, fmt, digest, inputs)
+        return Artifact(name, ref, fmt, digest, inputs, ref)
     path = Path(ref)
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
     path = path.resolve()
+    rel = os.path.relpath(path, base_dir.resolve()) if base_dir is not None else path.name
     if not path.is_file():
         raise ModelError(f"{ref}: model file not found (looked at {path}); check the path")
     files = [path]
@@ -134,7 +157,7 @@ def resolve(name: str, ref: str, base_dir: Path | None = None,
         files.append(_check_ir(path))
     elif fmt is ModelFormat.TORCH_EXPORT:
         _check_exported(path)
-    return Artifact(name, str(path), fmt, _sha256_files(files), inputs)
+    return Artifact(name, str(path), fmt, _sha256_files(files), inputs, rel)
 
 
 def model_size(path: str | Path) -> int | None:

@@ -18,8 +18,8 @@ from typing import Any
 from inferlab.accuracy.datasets import Dataset
 from inferlab.accuracy.evaluator import Scorer, batches
 from inferlab.accuracy.preprocess import Geometry
-from inferlab.accuracy.spec import AccuracySpec
 from inferlab.optimize.int8 import Feeds, nncf_preset, ort_int8, ov_model, quantizable_nodes, quiet_nncf
+from inferlab.records.accuracy import AccuracySpec
 
 log = logging.getLogger(__name__)
 Score = Callable[[Path], float]      # a model file → its metric on the validation set

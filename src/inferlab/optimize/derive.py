@@ -12,14 +12,14 @@ from typing import Literal
 from inferlab import backends
 from inferlab.accuracy.datasets import Dataset, reopen
 from inferlab.accuracy.evaluator import batches, evaluate
-from inferlab.accuracy.spec import AccuracySpec
 from inferlab.errors import DatasetError, OptimizeError
-from inferlab.measure.trial import utc_now
 from inferlab.models.artifact import Artifact, ModelFormat, model_size, resolve
 from inferlab.models.inputs import merge
 from inferlab.models.introspect import declared_inputs
 from inferlab.optimize import accuracy_aware, fp16, int8
 from inferlab.optimize.lineage import Lineage
+from inferlab.records.accuracy import AccuracySpec
+from inferlab.records.trial import utc_now
 
 log = logging.getLogger(__name__)
 Method = Literal["fp16", "int8"]

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
-from inferlab.accuracy.metrics import INFO, format_metric
-from inferlab.measure.trial import TrialResult
+from inferlab.records.accuracy import INFO, format_metric
+from inferlab.records.trial import TrialResult
 from inferlab.report.rows import precision
 
 

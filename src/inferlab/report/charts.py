@@ -11,7 +11,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from inferlab.measure.trial import TrialResult
+from inferlab.records.trial import TrialResult
 from inferlab.report import numbers
 from inferlab.report.rows import precision, row_name
 from inferlab.tune.objectives import latency_ms

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 from rich.table import Table
 
-from inferlab.accuracy.metrics import INFO, agreement, format_drop, format_metric
-from inferlab.measure.trial import TrialResult
+from inferlab.accuracy.metrics import agreement, format_drop
 from inferlab.models.artifact import model_size
+from inferlab.records.accuracy import INFO, format_metric
+from inferlab.records.trial import TrialResult
 from inferlab.report import numbers
 from inferlab.report.rows import precision
 

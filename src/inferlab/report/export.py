@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from inferlab.measure.trial import TrialResult
+from inferlab.records.trial import TrialResult
 from inferlab.report.rows import flatten
 
 

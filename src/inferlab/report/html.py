@@ -14,8 +14,9 @@ import jinja2
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from inferlab.accuracy.metrics import INFO, format_drop, format_metric
-from inferlab.measure.trial import TrialResult
+from inferlab.accuracy.metrics import format_drop
+from inferlab.records.accuracy import INFO, format_metric
+from inferlab.records.trial import TrialResult
 from inferlab.report import charts, numbers
 from inferlab.report.published import LEVELS, MISSING, WARNED, Published, published, to_csv, to_markdown
 from inferlab.report.rows import Footnotes, ci_text, knobs, precision, row_name

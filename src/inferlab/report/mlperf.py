@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from inferlab.measure.trial import TrialResult
+from inferlab.records.trial import TrialResult
 from inferlab.report import numbers
 
 COLUMNS = ["system", "processor", "accelerator", "accelerators", "software", "model", "scenario", "backend",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from rich.table import Table
 
-from inferlab.measure.trial import TrialResult
+from inferlab.records.trial import TrialResult
 from inferlab.report import numbers
 from inferlab.report.rows import ci_missing_reason, precision
 

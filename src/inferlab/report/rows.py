@@ -6,7 +6,7 @@ from typing import Any
 
 from inferlab import backends
 from inferlab.measure.stats import MIN_COMPLETIONS_FOR_CI
-from inferlab.measure.trial import TrialResult, is_scenario
+from inferlab.records.trial import TrialResult, is_scenario
 from inferlab.report import numbers
 
 NOT_MEASURED = "not measured"

@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from inferlab.measure.trial import TrialResult
+from inferlab.records.trial import TrialResult
 from inferlab.report import numbers
 from inferlab.report.rows import NOT_MEASURED, Footnotes, ci_text, knobs, precision, row_name
 

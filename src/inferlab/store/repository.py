@@ -23,8 +23,8 @@ from sqlalchemy.exc import ArgumentError, DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
 
 from inferlab.errors import StoreError, StoreFull
-from inferlab.measure.trial import TrialResult, TrialSpec, utc_now
 from inferlab.optimize.lineage import Lineage
+from inferlab.records.trial import TrialResult, TrialSpec, utc_now
 from inferlab.store.schema import (
     ArtifactRow,
     EnvironmentRow,

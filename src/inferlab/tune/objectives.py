@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from inferlab.measure.trial import LatencyStats, TrialResult
+from inferlab.records.trial import LatencyStats, TrialResult
 from inferlab.tune.spec import DIRECTION, TuneConfig
 
 _LATENCY = {"median": "median_3sigma_ms", "p50": "p50_ms", "p90": "p90_ms", "p95": "p95_ms", "p99": "p99_ms"}

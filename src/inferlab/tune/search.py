@@ -15,7 +15,7 @@ import optuna
 from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from inferlab.measure.trial import TrialResult, TrialSpec
+from inferlab.records.trial import TrialResult, TrialSpec
 from inferlab.tune import objectives as obj
 from inferlab.tune.record import TrialRecord, measured_count
 from inferlab.tune.space import Point, Space

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from inferlab import backends
-from inferlab.backends.base import Scalar
 from inferlab.config.schema import Experiment
 from inferlab.errors import ConfigError
+from inferlab.records.trial import Scalar
 from inferlab.tune.spec import OPEN_BATCHES
 
 ASYNC_MODES = ("throughput",)

@@ -18,7 +18,7 @@ from inferlab.backends.base import Session
 from inferlab.errors import ConfigError
 from inferlab.measure.budget import Events, gc_paused
 from inferlab.measure.mlperf.library import SampleLibrary
-from inferlab.measure.mlperf.logs import ScenarioResult, parse, read_detail
+from inferlab.measure.mlperf.logs import parse, read_detail
 from inferlab.measure.mlperf.settings import (
     OFFLINE_QUERY_SLACK,
     Hints,
@@ -33,6 +33,7 @@ from inferlab.measure.mlperf.settings import (
 from inferlab.measure.mlperf.sut import SystemUnderTest, bare_respond
 from inferlab.measure.stats import latency_stats
 from inferlab.models.tensors import TensorSpec
+from inferlab.records.mlperf import ScenarioResult
 
 CALIBRATION_S = 0.25        # a calibration round this long (and this many requests) gives the steady state
 CALIBRATION_REQUESTS = 20

@@ -5,19 +5,18 @@ only adds INVALID where its own bounds ended or shaped a run (`ScenarioResult.bo
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from inferlab.errors import InferlabError
+from inferlab.records.mlperf import ScenarioResult
 
 PREFIX = ":::MLLOG "
 PERCENTILES = ("50.00", "90.00", "95.00", "97.00", "99.00", "99.90")
 CRITERIA = {"result_min_duration_met": "min duration", "result_min_queries_met": "min queries",
             "result_perf_constraints_met": "performance constraints", "early_stopping_met": "early stopping"}
-FAR_ABOVE = 2.0  # a Server target this many times the rate the system served is named first in the reason
 
 
 class LogError(InferlabError):
@@ -49,101 +48,6 @@ def read_detail(path: Path) -> dict[str, Any]:
     if "result_validity" not in out and "effective_test_mode" not in out:
         raise LogError(f"{path}: no LoadGen results in this file; was the test interrupted?")
     return out
-
-
-@dataclass(frozen=True)
-class ScenarioResult:
-    """LoadGen's outcome of one scenario run, as its logs state it. Latencies in ms, rates per second."""
-
-    scenario: str
-    test_mode: str
-    validity: str | None                  # "VALID" / "INVALID"; None in AccuracyOnly
-    metric: str                           # the headline's name
-    value: float | None
-    unit: str                             # "ms", "queries/s", "samples/s"
-    higher_is_better: bool
-    criteria: dict[str, bool] = field(default_factory=dict)
-    invalid_reason: str | None = None
-    early_stopping: str | None = None
-    percentiles_ms: dict[str, float] = field(default_factory=dict)
-    mean_latency_ms: float | None = None
-    qps_with_loadgen_overhead: float | None = None
-    qps_without_loadgen_overhead: float | None = None
-    samples_per_s: float | None = None
-    scheduled_qps: float | None = None
-    query_count: int | None = None
-    overlatency_query_count: int | None = None
-    effective: dict[str, Any] = field(default_factory=dict)
-    calibrated: dict[str, Any] = field(default_factory=dict)
-    search: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    log_dir: str | None = None
-    accuracy_layout: list[dict[str, Any]] = field(default_factory=list)
-    bounded: str | None = None            # how inferlab's bounds ended or shaped the run (then INVALID)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @staticmethod
-    def from_json(d: dict[str, Any]) -> ScenarioResult:
-        return ScenarioResult(**d)
-
-    @property
-    def valid(self) -> bool:
-        return self.validity == "VALID"
-
-    def headline(self) -> str:
-        if self.value is None:
-            return "—"
-        text = f"{self.value:.3f} {self.unit}" if self.unit == "ms" else f"{self.value:,.1f} {self.unit}"
-        return f"{self.metric} {text}"
-
-    def short(self) -> str:
-        """The headline in a table cell: "0.574 ms p90", "951.3 q/s", "2,041.5 S/s"."""
-        if self.value is None:
-            return "—"
-        if self.unit == "ms":
-            pct = self.metric.split()[0]
-            return f"{self.value:.3f} ms {pct}" + ("*" if "early stopping" in self.metric else "")
-        return f"{self.value:,.1f} {'q/s' if self.unit == 'queries/s' else 'S/s'}"
-
-    def unmet(self) -> list[str]:
-        return [name for name, met in self.criteria.items() if not met]
-
-    def ended_early(self) -> str | None:
-        """LoadGen's own words where it stopped issuing before its natural end (a bound was reached)."""
-        for error in self.errors:
-            _, found, rest = error.partition("Ending early: ")
-            if found:
-                return "LoadGen ended early: " + rest.strip()
-        return None
-
-    def verdict_reason(self) -> str:
-        """Why the run is INVALID: a Server target far above what was served, how inferlab's bounds ended or
-        shaped the run, then LoadGen's own words where it gave them."""
-        parts = []
-        target, served = self.effective.get("target_qps"), self.samples_per_s
-        if self.scenario == "Server" and target and served and float(target) > FAR_ABOVE * served:
-            parts.append(f"target {float(target):,.0f} QPS is far above what the system served (~{served:,.1f} QPS)")
-        if self.bounded:
-            parts.append(self.bounded)
-        parts += [f"{c} not satisfied" for c in self.unmet()]
-        if self.invalid_reason:
-            parts.append(self.invalid_reason.strip())
-        early = self.ended_early()
-        if early or self.errors:
-            parts.append(early or self.errors[0])
-        return "INVALID: " + ("; ".join(parts) if parts else "see LoadGen's summary log")
-
-    def bounded_by(self, why: str, figures_hold: bool = True) -> ScenarioResult:
-        """This run, INVALID because of how inferlab's bounds ended or shaped it (`why`). Where samples were
-        answered without inference, LoadGen's rates and latencies count those answers: `figures_hold` False
-        drops them."""
-        if figures_hold:
-            return replace(self, validity="INVALID", bounded=why)
-        return replace(self, validity="INVALID", bounded=why, value=None, samples_per_s=None,
-                       qps_with_loadgen_overhead=None, qps_without_loadgen_overhead=None, percentiles_ms={},
-                       mean_latency_ms=None)
 
 
 def _ms(ns: Any) -> float | None:

@@ -16,15 +16,12 @@ Settings are applied in this order, each step overriding the one before:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 from inferlab.errors import ConfigError
+from inferlab.records.mlperf import SCENARIOS, TEST_MODES, LoadGenSettings, Scenario, TestMode
 
-Scenario = Literal["SingleStream", "MultiStream", "Server", "Offline"]
-TestMode = Literal["PerformanceOnly", "AccuracyOnly", "FindPeakPerformance"]
-SCENARIOS: tuple[Scenario, ...] = ("SingleStream", "MultiStream", "Server", "Offline")
-TEST_MODES: tuple[TestMode, ...] = ("PerformanceOnly", "AccuracyOnly", "FindPeakPerformance")
 _MODE_ALIASES = {"performance": "PerformanceOnly", "accuracy": "AccuracyOnly", "findpeak": "FindPeakPerformance",
                  "findpeakperformance": "FindPeakPerformance", "performanceonly": "PerformanceOnly",
                  "accuracyonly": "AccuracyOnly"}
@@ -59,54 +56,6 @@ def canonical_test_mode(text: str) -> TestMode | None:
     key = text.replace("_", "").replace("-", "").lower()
     value = _MODE_ALIASES.get(key)
     return next((m for m in TEST_MODES if m == value), None)
-
-
-@dataclass(frozen=True)
-class LoadGenSettings:
-    """A LoadGen trial's settings. None means "not set here": LoadGen, user.conf or calibration decides."""
-
-    test_mode: TestMode = "PerformanceOnly"
-    target_qps: float | None = None            # Server: Poisson arrival rate
-    latency_bound_ms: float | None = None      # Server: the latency the percentile below must stay under
-    latency_percentile: float | None = None    # Server/SingleStream/MultiStream target percentile (0..1)
-    expected_latency_ms: float | None = None   # SingleStream/MultiStream hint
-    expected_qps: float | None = None          # Offline hint
-    min_duration_s: float | None = None
-    max_duration_s: float | None = None
-    min_query_count: int | None = None
-    max_query_count: int | None = None
-    samples_per_query: int | None = None       # MultiStream (LoadGen's default: 8)
-    sample_count: int = 256                    # samples in the QSL (LoadGen's total sample count)
-    performance_sample_count: int | None = None  # samples held in memory in a performance run
-    qsl_rng_seed: int | None = None
-    sample_index_rng_seed: int | None = None
-    schedule_rng_seed: int | None = None
-    user_conf: str | None = None               # absolute path of a user.conf
-    conf_model: str | None = None              # the model name in mlperf.conf/user.conf lines
-    official: bool = False
-    find_peak_qps: bool = False                # inferlab's own search for the highest valid Server QPS
-    peak_tolerance: float = 0.05               # ... stops when the bracket is this narrow (relative)
-    peak_max_runs: int = 8
-    batch_timeout_ms: float = 0.0              # Server/Offline: wait this long for a batch to fill
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @staticmethod
-    def from_json(d: dict[str, Any]) -> LoadGenSettings:
-        return LoadGenSettings(**d)
-
-    def describe(self) -> str:
-        bits: list[str] = [] if self.test_mode == "PerformanceOnly" else [self.test_mode]
-        if self.target_qps is not None:
-            bits.append(f"qps={self.target_qps:g}")
-        if self.latency_bound_ms is not None:
-            bits.append(f"bound={self.latency_bound_ms:g}ms")
-        if self.find_peak_qps:
-            bits.append("find-peak")
-        if self.official:
-            bits.append("official")
-        return ",".join(bits)
 
 
 @dataclass(frozen=True)

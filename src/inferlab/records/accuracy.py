@@ -3,8 +3,12 @@ Validation only, as the rest of the config: files are opened by `datasets.open_d
 
 from __future__ import annotations
 
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DatasetFormat = Literal["digits", "npz", "imagenet", "image-list", "voc", "coco"]
@@ -121,3 +125,71 @@ class AccuracySpec(_Frozen):
 
     def metric_names(self) -> tuple[MetricName, ...]:
         return self.metrics or DEFAULT_METRICS[self.dataset.config.task]
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    label: str
+    kind: str               # fraction (shown as %), score (0.xxx), error (scientific), similarity (0.xxxxxx)
+    higher_is_better: bool
+
+
+INFO: dict[str, MetricInfo] = {
+    "top1": MetricInfo("top-1", "fraction", True),
+    "top5": MetricInfo("top-5", "fraction", True),
+    "coco_map": MetricInfo("mAP@[.5:.95]", "score", True),
+    "coco_ap50": MetricInfo("AP50", "score", True),
+    "voc_map": MetricInfo("VOC mAP@.5", "score", True),
+    "top1_agreement": MetricInfo("top-1 agreement", "fraction", True),
+    "cosine": MetricInfo("cosine", "similarity", True),
+    "max_abs_error": MetricInfo("max abs err", "error", False),
+    "max_rel_error": MetricInfo("max rel err", "error", False),
+}
+
+
+def format_metric(name: str, value: float | None) -> str:
+    """A metric as people read it: accuracies in %, mAP as 0.xxx, errors in scientific notation."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    kind = INFO[name].kind if name in INFO else "score"
+    if kind == "fraction":
+        return f"{100 * value:.2f}%"
+    if kind == "error":
+        return f"{value:.2e}"
+    if kind == "similarity":
+        return f"{value:.6f}"
+    return f"{value:.4f}"
+
+
+@dataclass(frozen=True)
+class AccuracyResult:
+    """Metric values (fractions for accuracies, not ×100) on a named, hashed dataset."""
+
+    dataset: str
+    dataset_hash: str
+    samples: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    duration_s: float = 0.0
+    outputs_path: str | None = None   # the first output per sample, for agreement checks
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "metrics": {k: (None if math.isnan(v) else v) for k, v in self.metrics.items()}}
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> AccuracyResult:
+        d = dict(d)
+        d["metrics"] = {k: (math.nan if v is None else float(v)) for k, v in d.get("metrics", {}).items()}
+        return AccuracyResult(**d)
+
+    def headline(self) -> str:
+        """The first metric as people read it, e.g. 'top-1 97.41%'."""
+        if not self.metrics:
+            return "outputs kept" if self.outputs_path else ""
+        name, value = next(iter(self.metrics.items()))
+        return f"{INFO[name].label if name in INFO else name} {format_metric(name, value)}"
+
+    def load_outputs(self) -> np.ndarray | None:
+        if not self.outputs_path or not Path(self.outputs_path).is_file():
+            return None
+        with np.load(self.outputs_path) as z:
+            return z["output"]

@@ -6,16 +6,17 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from inferlab.accuracy.evaluator import AccuracyResult
-from inferlab.accuracy.spec import AccuracySpec
-from inferlab.backends.base import Scalar
-from inferlab.measure.mlperf.logs import ScenarioResult
-from inferlab.measure.mlperf.settings import SCENARIOS, LoadGenSettings
 from inferlab.models.artifact import Artifact
+from inferlab.records.accuracy import AccuracyResult, AccuracySpec
+from inferlab.records.mlperf import SCENARIOS, LoadGenSettings, ScenarioResult
+from inferlab.records.versions import RESULT_VERSION, upgrade_result, upgrade_spec
+
+Scalar = str | int | float | bool | None
 
 # inferlab's own drivers, the accuracy check alone, then MLPerf's scenarios (run through LoadGen)
 Mode = Literal["latency", "throughput", "accuracy", "SingleStream", "MultiStream", "Server", "Offline"]
@@ -84,6 +85,7 @@ class TrialSpec:
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> TrialSpec:
+        d = upgrade_spec(d)
         lg, acc = d.get("loadgen"), d.get("accuracy")
         return TrialSpec(Artifact.from_json(d["model"]), d["backend"], d["device"],
                          tuple(sorted(d["params"].items())), int(d["batch"]), d["mode"],
@@ -91,10 +93,28 @@ class TrialSpec:
                          LoadGenSettings.from_json(lg) if lg else None,
                          AccuracySpec.from_json(acc) if acc else None)
 
+    def identity(self) -> dict[str, Any]:
+        """The spec as its key sees it: portable, so the same trial has the same key on every host. Files are
+        named by content hash and a relative path, never by a host's absolute path."""
+        out = self.to_json()
+        out["model"] = self.model.identity()
+        if self.loadgen is not None and self.loadgen.user_conf:
+            out["loadgen"]["user_conf"] = Path(self.loadgen.user_conf).name
+        if self.accuracy is not None:  # the dataset is its content hash (out["dataset"]), not where it lies
+            config = out["accuracy"]["dataset"]["config"]
+            for name in ("path", "labels", "annotations"):
+                if config.get(name):
+                    config[name] = Path(config[name]).name
+        return out
+
     def key(self) -> str:
-        """Stable identity of the spec (its canonical JSON's hash): what resume matches on."""
-        blob = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        """Stable identity of the spec (its portable JSON's hash): what resume and every node match on."""
+        blob = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+    def on_host(self, model_ref: str) -> TrialSpec:
+        """This trial with its model file where a node keeps it (same key: the key knows no absolute path)."""
+        return replace(self, model=replace(self.model, ref=model_ref))
 
     def label(self) -> str:
         knobs = ",".join(f"{k}={v}" for k, v in self.params if v not in (None, 0, "", False))
@@ -167,7 +187,7 @@ class TrialResult:
         return replace(self, **changes)
 
     def to_json(self, with_samples: bool = False) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+        out: dict[str, Any] = {"version": RESULT_VERSION}
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "spec":
@@ -187,7 +207,8 @@ class TrialResult:
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> TrialResult:
-        d = dict(d)
+        d = upgrade_result(d)
+        d.pop("version")
         d["spec"] = TrialSpec.from_json(d["spec"])
         d["latency"] = LatencyStats(**d["latency"]) if d.get("latency") else None
         d["warnings"] = tuple(d.get("warnings") or ())
