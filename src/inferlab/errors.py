@@ -65,3 +65,7 @@ class DatasetError(InferlabError):
 
 class OptimizeError(InferlabError):
     """A model cannot be converted or quantized as asked."""
+
+
+class ClusterError(InferlabError):
+    """The Ray cluster cannot be reached, or none of its nodes can take a trial."""

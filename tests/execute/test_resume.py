@@ -17,7 +17,7 @@ import yaml
 from inferlab import api
 from inferlab.config import load, load_text
 from inferlab.errors import Interrupted
-from inferlab.execute.local import QuietReporter
+from inferlab.execute.base import QuietReporter
 from inferlab.records.trial import TrialSpec
 from inferlab.store import Store
 

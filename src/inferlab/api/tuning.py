@@ -4,20 +4,20 @@ run the tuner over the executor, storing every trial and the study (so that it c
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from inferlab import backends as backend_registry
-from inferlab.api import _mark, _resume_hint, _stopped, calibration_set, exact_params
+from inferlab.api.derivation import calibration_set, exact_params
+from inferlab.api.lifecycle import Opening, lifecycle, mark
 from inferlab.config.plan import accuracy_spec, check_inputs, choose, model_artifacts, resolve_dataset
 from inferlab.config.schema import Experiment
-from inferlab.errors import ArtifactsError, ConfigError, Interrupted, StoreError
-from inferlab.execute import environment
-from inferlab.execute.local import LocalExecutor, QuietReporter, Reporter, check_writable
+from inferlab.errors import ConfigError, StoreError
+from inferlab.execute.base import Reporter
+from inferlab.execute.trial_process import check_writable
 from inferlab.models.artifact import Artifact
 from inferlab.models.artifact import resolve as resolve_model
 from inferlab.models.inputs import Wording
@@ -106,13 +106,14 @@ def _tune_models(exp: Experiment, tc: TuneConfig, mode: str, store: Store,
 
 def tune(exp: Experiment, db: str | None = None, resume: str | None = None, reporter: Reporter | None = None,
          events: TuneEvents | None = None, note: Callable[[str], None] | None = None,
-         resume_command: str | None = None) -> TuneRun:
+         resume_command: str | None = None, cluster: str | None = None) -> TuneRun:
     """Search the experiment's space for the best configuration under its `tune` constraints. Every trial runs
     isolated through the executor and is stored; the study is stored too, so `resume` continues it.
 
     `resume_command`: the command line that started the tuning, without --resume (default: `inferlab tune
     CONFIG [--db DB]`), named with `--resume RUN` when it is interrupted (Interrupted) or its database or
-    artifacts folder fails (RunStopped)."""
+    artifacts folder fails (RunStopped). `cluster`: a Ray address whose nodes run the trials, several at once
+    (the tuner then asks for as many proposals as there are free nodes)."""
     tc = exp.tune or TuneConfig()
     mode = _tune_checks(exp, tc)
     if exp.dataset is not None:  # trials check accuracy on the session they measured
@@ -121,48 +122,47 @@ def tune(exp: Experiment, db: str | None = None, resume: str | None = None, repo
     store = Store(db)
     try:
         models, acc = _tune_models(exp, tc, mode, store, note)
-        space = build(exp, {b: tuple(p for (bb, p) in models if bb == b) for b, _ in models}, mode)
-        study_data = {"objectives": tc.objectives, "constraints": tc.constraint_text(), "space": space.to_json(),
-                      "mode": mode, "model": exp.models[0].display_name(), "config": tc.model_dump(mode="json")}
+    finally:
+        store.close()
+    space = build(exp, {b: tuple(p for (bb, p) in models if bb == b) for b, _ in models}, mode)
+    study_data = {"objectives": tc.objectives, "constraints": tc.constraint_text(), "space": space.to_json(),
+                  "mode": mode, "model": exp.models[0].display_name(), "config": tc.model_dump(mode="json")}
 
-        def make_spec(point: Point, repeat: int) -> TrialSpec:
-            return TrialSpec(models[(point.backend, point.precision)], point.backend, point.device, point.params,
-                             point.batch, mode, settings, repeat, None, acc)  # type: ignore[arg-type]
+    def make_spec(point: Point, repeat: int) -> TrialSpec:
+        return TrialSpec(models[(point.backend, point.precision)], point.backend, point.device, point.params,
+                         point.batch, mode, settings, repeat, None, acc)  # type: ignore[arg-type]
 
+    history: list[TrialRecord] = []
+
+    def create(store: Store, env_id: str) -> str:
+        source = str(exp.source) if exp.source else None
+        run_id = store.create_run(exp.name, exp.model_dump(mode="json"), [], source, env_id)
+        store.create_study(run_id, study_data)
+        return run_id
+
+    def resume_study(store: Store, run_id: str) -> int:
+        run_id, stored, _status, _best, records = store.study(run_id)
+        if {k: stored.get(k) for k in ("objectives", "constraints", "space", "mode")} != \
+                {k: study_data[k] for k in ("objectives", "constraints", "space", "mode")}:
+            raise ConfigError(f"tuning {run_id} searched another space or goal; resume it with the config it "
+                              "started from (only max_trials, time_budget_s, patience and confirm may change)")
+        history.extend(TrialRecord.from_json(r) for r in records)
+        log.info("resuming tuning %s: %d trials measured before are kept", run_id, measured_count(history))
+        return measured_count(history)
+
+    def writable(store: Store) -> None:
         if acc is not None and acc.keep_outputs:  # trials keep their outputs: the folder must take them
             check_writable(store.artifacts_root())
-        env = environment.collect()
-        env_id = store.ensure_environment(environment.fingerprint(env), env)
-        history: list[TrialRecord] = []
-        if resume:
-            run_id, stored, _status, _best, records = store.study(resume)
-            if {k: stored.get(k) for k in ("objectives", "constraints", "space", "mode")} != \
-                    {k: study_data[k] for k in ("objectives", "constraints", "space", "mode")}:
-                raise ConfigError(f"tuning {run_id} searched another space or goal; resume it with the config it "
-                                  "started from (only max_trials, time_budget_s, patience and confirm may change)")
-            history = [TrialRecord.from_json(r) for r in records]
-        else:
-            source = str(exp.source) if exp.source else None
-            run_id = store.create_run(exp.name, exp.model_dump(mode="json"), [], source, env_id)
-            store.create_study(run_id, study_data)
-        executor = LocalExecutor(reporter or QuietReporter(), env_id, store.artifacts_dir(run_id))
-        resumed = measured_count(history)
-        hint = _resume_hint(resume_command, "tune", exp.source, db, run_id)
-        if resume:
-            log.info("resuming tuning %s: %d trials measured before are kept", run_id, resumed)
 
-        started = itertools.count(resumed)  # the progress bar's position across sessions
-        saved = 0
+    opening = Opening("tune", exp.source, create, resume_study)
+    with lifecycle(opening, db, resume, reporter, resume_command, cluster, before_create=writable) as session:
+        run_id, store = session.run_id, session.store
+        session.on_end.append(lambda status: _mark_study(store, run_id, status))
+        session.executor.show_progress(session.resumed, tc.max_trials)
 
-        def measure(spec: TrialSpec) -> TrialResult:
-            nonlocal saved
-            store.add_trials(run_id, [spec])
-            executor.reporter.trial_started(next(started), tc.max_trials, spec)
-            result = executor.run_one(spec)
-            executor.reporter.trial_finished(result)
-            store.save_result(run_id, result)
-            saved += 1
-            return result
+        def measure(specs: Sequence[TrialSpec]) -> Iterator[TrialResult]:
+            store.add_trials(run_id, list(specs))
+            yield from session.measure(specs)
 
         def save(record: TrialRecord) -> None:
             store.save_study_trial(run_id, record.position, record.state, record.spec_key, record.to_json())
@@ -173,18 +173,12 @@ def tune(exp: Experiment, db: str | None = None, resume: str | None = None, repo
                 reference, ref_record = _reference(exp, models, acc, settings, measure, len(history))
                 save(ref_record)
                 history.append(ref_record)
-            tuner = Tuner(tc, space, make_spec, measure, save, reference, history, events)
+            tuner = Tuner(tc, space, make_spec, measure, save, reference, history, events,
+                          slots=session.executor.slots)
             outcome = tuner.run()
-        except KeyboardInterrupt:
-            _mark_study(store, run_id, "interrupted")
-            _mark(store, run_id, "interrupted")
-            raise Interrupted(f"tuning {run_id} interrupted; its trials are stored; {hint}") from None
-        except (StoreError, ArtifactsError) as exc:  # the environment failed under the tuning: stop, keep, say
-            _mark_study(store, run_id, "stopped")
-            raise _stopped(store, "tuning", run_id, exc, resumed + saved, None, hint) from None
         except ConfigError:  # the FP32 reference could not be measured: the run ends here, marked so
             _mark_study(store, run_id, "failed")
-            _mark(store, run_id, "failed")
+            mark(store, run_id, "failed")
             raise
         results = {r.spec.key(): r for r in store.results(run_id)}
         snippet = None
@@ -195,10 +189,8 @@ def tune(exp: Experiment, db: str | None = None, resume: str | None = None, repo
             if outcome.winner is not None else {"message": outcome.message}
         store.finish_study(run_id, "finished", {**best, "stop_reason": outcome.stop_reason,
                                                 "front": [r.position for r in outcome.front]})
-        store.finish_run(run_id, "finished")
-        return TuneRun(run_id, store.url, outcome, space, results, snippet, resumed)
-    finally:
-        store.close()
+        session.finish()
+        return TuneRun(run_id, store.url, outcome, space, results, snippet, session.resumed)
 
 
 def _mark_study(store: Store, run_id: str, status: str) -> None:
@@ -207,7 +199,7 @@ def _mark_study(store: Store, run_id: str, status: str) -> None:
 
 
 def _reference(exp: Experiment, models: dict[tuple[str, str], Artifact], acc: AccuracySpec | None,
-               settings: MeasureSettings, measure: Callable[[TrialSpec], TrialResult],
+               settings: MeasureSettings, measure: Callable[[Sequence[TrialSpec]], Iterator[TrialResult]],
                position: int) -> tuple[float, TrialRecord]:
     """The FP32 model's accuracy, which accuracy drops are measured from (ONNX Runtime when it can run it)."""
     backend, _ = min((k for k in models if k[1] == "fp32"), key=lambda k: k[0] != "onnxruntime")
@@ -216,7 +208,7 @@ def _reference(exp: Experiment, models: dict[tuple[str, str], Artifact], acc: Ac
     assert acc is not None
     spec = TrialSpec(models[(backend, "fp32")], backend, "cpu", tuple(sorted(params.items())), 1, "accuracy",
                      settings, 0, None, acc)
-    result = measure(spec)
+    (result,) = measure([spec])
     value = tune_objectives.headline(result)
     if result.status != "ok" or value is None:
         raise ConfigError(f"the FP32 reference accuracy could not be measured ({result.reason or 'no metric'}); "

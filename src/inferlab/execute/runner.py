@@ -1,7 +1,8 @@
 """One trial, inside its own fresh process: resolve inputs, load (timed), measure, report over the pipe.
 
-Run as `python -m inferlab.execute.runner --fd N` with {"spec": TrialSpec JSON, "log_dir": ...} on stdin;
-`log_dir` is where the trial keeps files (LoadGen's logs)."""
+Run as `python -m inferlab.execute.runner --fd N [--scratch DIR]` with one line {"spec": TrialSpec JSON,
+"log_dir": ...} on stdin; `log_dir` is where the trial keeps files (LoadGen's logs). The parent keeps stdin open
+while it waits: end-of-file there means the parent is gone, and the trial removes DIR and kills itself."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import argparse
 import json
 import os
 import resource
+import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Sequence
@@ -143,12 +147,27 @@ def run(spec: TrialSpec, events: Events, log_dir: Path | None = None) -> TrialRe
                        started_at=started, finished_at=utc_now(), **fields)
 
 
+def _die_with_parent(scratch: str | None) -> None:
+    """Block on stdin until the parent closes it or dies, then remove the scratch folder and kill this trial's
+    process group (this process and anything a runtime started), so no trial outlives its orchestrator."""
+    try:
+        while sys.stdin.buffer.read(1 << 12):
+            pass
+    except (OSError, ValueError):
+        pass
+    if scratch:
+        shutil.rmtree(scratch, ignore_errors=True)
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="inferlab-runner")
     parser.add_argument("--fd", type=int, required=True, help="file descriptor of the message pipe")
+    parser.add_argument("--scratch", help="the parent's scratch folder for this trial, removed if the parent dies")
     args = parser.parse_args(argv)
     channel = Channel(args.fd)
-    job = json.loads(sys.stdin.read())
+    job = json.loads(sys.stdin.buffer.readline())
+    threading.Thread(target=_die_with_parent, args=(args.scratch,), daemon=True, name="parent-watch").start()
     spec = TrialSpec.from_json(job["spec"])
     log_dir = Path(job["log_dir"]) if job.get("log_dir") else None
     try:
