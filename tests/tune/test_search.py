@@ -4,6 +4,7 @@ measurements only here; tests/tune/test_tune_cli.py runs the same loop on real t
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -48,6 +49,10 @@ class Landscape:
         return TrialSpec(ARTIFACT, point.backend, point.device, point.params, point.batch, "throughput",
                          repeat=repeat)
 
+    def measure(self, specs: Sequence[TrialSpec]) -> Iterator[TrialResult]:
+        """The tuner's `measure`: the specs one after another, each result as it is ready."""
+        return (self(s) for s in specs)
+
     def __call__(self, spec: TrialSpec) -> TrialResult:
         self.calls.append(spec)
         if spec.batch == self.fail_batch:
@@ -63,7 +68,7 @@ def _run(exp: Any, land: Landscape, history: list[TrialRecord] | None = None,
          saved: list[TrialRecord] | None = None) -> Any:
     tc = exp.tune
     sink = saved if saved is not None else []
-    return Tuner(tc, _space(exp), land.spec, land, sink.append, None, history).run()
+    return Tuner(tc, _space(exp), land.spec, land.measure, sink.append, None, history).run()
 
 
 def test_space_open_fixed_and_listed_knobs() -> None:

@@ -1,13 +1,14 @@
-"""The search loop: optuna proposes a point, the caller's executor measures it (isolated and stored), the
-study learns from the result. Stops on a trial budget, a time budget, or when the best stops improving by
-more than its own confidence interval; leading candidates are re-measured before a winner is named."""
+"""The search loop: optuna proposes as many points as the executor has free slots (ask), the executor measures
+them (isolated and stored), the study learns from each result as it arrives (tell). Stops on a trial budget, a
+time budget, or when the best stops improving by more than its own confidence interval; leading candidates are
+re-measured before a winner is named."""
 
 from __future__ import annotations
 
 import statistics
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -25,7 +26,9 @@ CONSTRAINT_KEY = "constraints:"  # optuna's prefix for constraint values (≤ 0:
 MISSING = 1e300                   # a constraint that could not be measured counts as violated
 
 T = TypeVar("T")
-Measure = Callable[[TrialSpec], TrialResult]
+# Measures the specs (several at once where the executor can) and yields each one's result once, as it
+# finishes, in any order: results are matched to specs by `result.spec.key()`.
+Measure = Callable[[Sequence[TrialSpec]], Iterator[TrialResult]]
 MakeSpec = Callable[[Point, int], TrialSpec]
 Save = Callable[[TrialRecord], None]
 
@@ -39,8 +42,24 @@ class _Quiet:
         return None
 
 
-class _Failed(Exception):
-    """A trial that ran and failed (its reason is stored); optuna records it as FAIL."""
+class _Study(optuna.Study):
+    """A study driven by ask/tell. Outside `optimize` there is no loop for `stop()` to end (optuna raises), so
+    a sampler's request to stop (the brute-force sampler's, once every point is taken) is remembered instead."""
+
+    exhausted = False
+
+    def stop(self) -> None:
+        self.exhausted = True
+
+
+@dataclass
+class _Pending:
+    """A spec sent to be measured, and the asked trials waiting for its result (a batch's duplicates share one)."""
+
+    spec: TrialSpec
+    base: dict[str, Any]
+    why: str | None = None          # leads the record's note (a re-measurement says which trial it repeats)
+    trials: list[optuna.Trial] = field(default_factory=list)
 
 
 @dataclass
@@ -58,7 +77,8 @@ class Outcome:
         return measured_count(self.records)
 
 
-def choose_sampler(cfg: TuneConfig, size: int, budget: int, seed: int) -> tuple[str, optuna.samplers.BaseSampler]:
+def choose_sampler(cfg: TuneConfig, size: int, budget: int, seed: int,
+                   slots: int = 1) -> tuple[str, optuna.samplers.BaseSampler]:
     name = cfg.sampler
     if name == "auto":
         name = "grid" if size <= budget else ("tpe" if len(cfg.objectives) == 1 else "nsga2")
@@ -71,27 +91,38 @@ def choose_sampler(cfg: TuneConfig, size: int, budget: int, seed: int) -> tuple[
         if name == "nsga2":
             return name, optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, budget // 3)))
         startup = cfg.startup_trials or max(3, min(10, budget // 4))
-        return name, optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True, group=True)
+        # Several trials in flight: the constant liar keeps TPE from proposing the running points again (with one
+        # slot nothing is running when it samples, so the setting changes nothing there).
+        return name, optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True, group=True,
+                                                constant_liar=slots > 1)
 
 
 def _violations(record: TrialRecord) -> dict[str, float]:
     return {c["name"]: c["value"] - c["limit"] if c["value"] is not None else MISSING for c in record.checks}
 
 
-def _answer(trial: optuna.Trial, record: TrialRecord) -> tuple[float, ...] | float:
-    """Tell optuna a measured record's constraints and values (or that it failed)."""
+def _answer(study: optuna.Study, trial: optuna.Trial, record: TrialRecord) -> None:
+    """Tell optuna a measured record's constraints and values (or that it failed). The constraints go first:
+    samplers read them from the trial's system attrs when the trial finishes (`after_trial`) and after."""
     for k, v in _violations(record).items():
         trial.set_constraint(k, v)
     if record.state != "complete":
-        raise _Failed(record.note or "failed")
-    return record.values if len(record.values) > 1 else record.values[0]
+        study.tell(trial, state=TrialState.FAIL)
+    else:
+        study.tell(trial, list(record.values))
 
 
 class Tuner:
     def __init__(self, cfg: TuneConfig, space: Space, make_spec: MakeSpec, measure: Measure, save: Save,
                  reference: float | None = None, history: list[TrialRecord] | None = None,
-                 events: Events | None = None) -> None:
+                 events: Events | None = None, slots: int = 1) -> None:
+        """`slots`: how many trials the executor runs at once; the tuner asks for up to that many proposals
+        before it measures them in one call of `measure`."""
+        if slots < 1:
+            raise ValueError(f"slots must be at least 1 (got {slots})")
         self.cfg, self.space, self.make_spec, self.measure, self.save = cfg, space, make_spec, measure, save
+        self.slots = slots
+        self.study: optuna.Study | None = None  # the optuna study of the last run, kept to be inspected
         self.reference = reference
         self.records: list[TrialRecord] = list(history or [])
         self.events: Events = events or _Quiet()
@@ -141,16 +172,60 @@ class Tuner:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         budget = self.search_budget
         replayed = [r for r in self.records if r.role == "search" and r.params]
-        name, sampler = choose_sampler(self.cfg, self.space.size(), budget, self.cfg.seed + len(replayed))
-        study = optuna.create_study(directions=self.directions, sampler=sampler)
+        name, sampler = choose_sampler(self.cfg, self.space.size(), budget, self.cfg.seed + len(replayed),
+                                       self.slots)
+        storage = optuna.storages.InMemoryStorage()
+        created = optuna.create_study(storage=storage, directions=self.directions, sampler=sampler)
+        study = self.study = _Study(study_name=created.study_name, storage=storage, sampler=sampler)
         for r in replayed:
             study.add_trial(self._frozen(r))
+        # Samplers re-propose measured points in discrete spaces, and those are answered without measuring:
+        # bound the proposals (as many as the serial loop's `optimize(n_trials=...)` allowed) so a sampler
+        # that only re-proposes cannot loop for ever.
+        asks = max(1, 20 * budget)
         stop = self._stop_reason()
-        if stop is None:
-            study.optimize(self._objective, n_trials=max(1, 20 * budget), catch=(_Failed,),
-                           callbacks=[self._callback], gc_after_trial=False)
-            stop = self._stop_reason() or "every configuration of the space was tried"
-        return self._finish(name, stop)
+        while stop is None and asks > 0 and not study.exhausted:
+            batch, asks = self._ask(study, asks)
+            for pending, record in self._measure_all(batch):
+                assert record.point is not None  # a search record has its point
+                self._seen[record.point.key()] = record
+                self._track(record)
+                for trial in pending.trials:
+                    _answer(study, trial, record)
+            stop = self._stop_reason()
+        return self._finish(name, stop or "every configuration of the space was tried")
+
+    def _ask(self, study: _Study, asks: int) -> tuple[list[_Pending], int]:
+        """Ask for proposals until `slots` distinct new points are due to be measured (fewer where the trial
+        budget has less room, or a stop reason appears). A point measured before is answered from its
+        measurement and a pruned one is recorded, both at once and without taking a slot; a point proposed twice
+        in the batch is measured once for both. Returns the batch and the proposals left."""
+        room = min(self.slots, self.search_budget - self.measured)
+        batch: dict[str, _Pending] = {}
+        while len(batch) < room and asks > 0 and not study.exhausted and self._stop_reason() is None \
+                and len(self._seen) + len(batch) < self.space.size():
+            trial = study.ask()
+            asks -= 1
+            point = self.space.suggest(trial)
+            seen = self._seen.get(point.key())
+            if seen is not None:  # samplers re-propose in discrete spaces: answer from the measurement, unrecorded
+                _answer(study, trial, seen)
+                continue
+            if point.key() in batch:
+                batch[point.key()].trials.append(trial)
+                continue
+            base: dict[str, Any] = {"role": "search", "point": point, "number": trial.number,
+                                    "params": dict(trial.params),
+                                    "distributions": {k: distribution_to_json(d)
+                                                      for k, d in trial.distributions.items()}}
+            why = self._prune(point)
+            if why is not None:
+                self._add(TrialRecord(len(self.records), state="pruned", note=why, elapsed_s=self._elapsed(),
+                                      **base))
+                study.tell(trial, state=TrialState.PRUNED)
+                continue
+            batch[point.key()] = _Pending(self.make_spec(point, 0), base, trials=[trial])
+        return list(batch.values()), asks
 
     def _frozen(self, r: TrialRecord) -> FrozenTrial:
         state = {"complete": TrialState.COMPLETE, "failed": TrialState.FAIL, "pruned": TrialState.PRUNED}[r.state]
@@ -175,27 +250,6 @@ class Tuner:
                     f"(patience {self.cfg.patience})")
         return None
 
-    def _callback(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if self._stop_reason() is not None:
-            study.stop()
-
-    def _objective(self, trial: optuna.Trial) -> tuple[float, ...] | float:
-        point = self.space.suggest(trial)
-        base: dict[str, Any] = {"role": "search", "point": point, "number": trial.number,
-                                "params": dict(trial.params),
-                                "distributions": {k: distribution_to_json(d) for k, d in trial.distributions.items()}}
-        seen = self._seen.get(point.key())
-        if seen is not None:  # samplers re-propose in discrete spaces: answer from the measurement, unrecorded
-            return _answer(trial, seen)
-        why = self._prune(point)
-        if why is not None:
-            self._add(TrialRecord(len(self.records), state="pruned", note=why, elapsed_s=self._elapsed(), **base))
-            raise optuna.TrialPruned(why)
-        record = self._measure(point, 0, base)
-        self._seen[point.key()] = record
-        self._track(record)
-        return _answer(trial, record)
-
     def _prune(self, point: Point) -> str | None:
         """A larger batch of the same configuration only adds latency per request: once a batch misses the
         latency budget, larger ones are pruned without measuring."""
@@ -214,14 +268,29 @@ class Tuner:
                         f"({self.cfg.latency_percentile}); batch {point.batch} can only take longer")
         return None
 
-    def _measure(self, point: Point, repeat: int, base: dict[str, Any], why: str | None = None) -> TrialRecord:
-        """Measure one point; `why` (a re-measurement says which trial it repeats) leads the record's note."""
-        spec = self.make_spec(point, repeat)
-        result = self.measure(spec)
-        common: dict[str, Any] = {"spec_key": spec.key(), "elapsed_s": self._elapsed(), **base}
+    def _measure_all(self, batch: Sequence[_Pending]) -> Iterator[tuple[_Pending, TrialRecord]]:
+        """Measure the batch's specs in one call and record each result as it arrives (in any order)."""
+        if not batch:
+            return
+        waiting = {p.spec.key(): p for p in batch}
+        if len(waiting) != len(batch):
+            raise ValueError("a batch measures each trial once: two of its specs have the same key")
+        for result in self.measure([p.spec for p in batch]):
+            pending = waiting.pop(result.spec.key(), None)
+            if pending is None:
+                raise RuntimeError(f"the executor returned a result for a trial it was not given, or twice "
+                                   f"({result.spec.key()})")
+            yield pending, self._record(pending, result)
+        if waiting:
+            raise RuntimeError(f"the executor returned no result for {len(waiting)} of {len(batch)} trials "
+                               f"({', '.join(sorted(waiting))[:300]})")
+
+    def _record(self, pending: _Pending, result: TrialResult) -> TrialRecord:
+        """Record one measured trial: complete (feasible or not) or failed, with its note."""
+        common: dict[str, Any] = {"spec_key": pending.spec.key(), "elapsed_s": self._elapsed(), **pending.base}
 
         def note(text: str | None) -> str | None:
-            return "; ".join(t for t in (why, text) if t) or None
+            return "; ".join(t for t in (pending.why, text) if t) or None
 
         if result.status != "ok":
             return self._add(TrialRecord(len(self.records), state="failed",
@@ -258,13 +327,20 @@ class Tuner:
         else:
             ranked = sorted(feasible, key=lambda r: -sign * r.values[0])
         leaders = ranked[:max(1, self.cfg.confirm)]
+        runs = {lead.position: [lead] + [r for r in self.records if r.role == "confirm" and r.point == lead.point]
+                for lead in leaders}
+        remeasure: dict[str, tuple[_Pending, TrialRecord]] = {}
+        for lead in leaders:
+            if self.cfg.confirm and lead.point is not None:
+                pending = _Pending(self.make_spec(lead.point, len(runs[lead.position])),
+                                   {"role": "confirm", "point": lead.point}, f"re-measures trial #{lead.position}")
+                remeasure[pending.spec.key()] = (pending, lead)
+        # all leaders in one call: a cluster re-measures them side by side
+        for pending, record in self._measure_all([p for p, _ in remeasure.values()]):
+            runs[remeasure[pending.spec.key()][1].position].append(record)
         scored = []
         for lead in leaders:
-            runs = [lead] + [r for r in self.records if r.role == "confirm" and r.point == lead.point]
-            if self.cfg.confirm and lead.point is not None:
-                runs.append(self._measure(lead.point, len(runs), {"role": "confirm", "point": lead.point},
-                                          f"re-measures trial #{lead.position}"))
-            ok = [r for r in runs if r.state == "complete"]
+            ok = [r for r in runs[lead.position] if r.state == "complete"]
             if ok and all(r.feasible for r in ok):
                 medians = tuple(statistics.median(r.values[i] for r in ok) for i in range(len(lead.values)))
                 scored.append((sign * medians[0], lead, medians))
