@@ -57,7 +57,7 @@ def execute(exp: Experiment, db: str | None = None, resume: str | None = None,
     --db r.db"); an interrupted or stopped run names it, plus `--resume RUN`, as the way to continue. `cluster`:
     a Ray address (or "local") whose nodes run the trials. Raises Interrupted on Ctrl-C and RunStopped when the
     database or the artifacts folder fails mid-run; finished trials stay stored either way."""
-    plan = cfg.plan(exp)
+    plan = cfg.plan(exp, devices_here=cluster is None)
     if on_plan is not None:
         on_plan(plan)
     todo: list[TrialSpec] = []
