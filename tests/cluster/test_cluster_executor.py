@@ -168,3 +168,35 @@ def test_head_killed_mid_run_resumes_without_running_finished_trials(driver: Clu
         assert store.run_info(info.id).status == "finished"
     finally:
         store.close()
+
+
+def test_ctrl_c_cancels_running_trials_on_the_nodes_and_resume_continues(driver: Cluster,
+                                                                         tiny_models: dict[str, str],
+                                                                         tmp_path: Path) -> None:
+    cfg = _grid(tmp_path, tiny_models, backends=[{"name": "onnxruntime"}], batch=[1, 2, 3], mode=["latency"],
+                measure={**MEASURE, "min_duration_s": 4.0})
+    db = tmp_path / "int.db"
+    code = ("import sys; from inferlab import api; "
+            "api.run(sys.argv[1], db=sys.argv[2], cluster=sys.argv[3], resume=(sys.argv[4] or None))")
+    env = {**os.environ, **driver.driver_env}
+    head = subprocess.Popen([sys.executable, "-c", code, str(cfg), str(db), driver.address, ""], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and head.poll() is None and \
+            not all(_runner_on(driver, w.name) for w in driver.workers if w.alive):
+        time.sleep(0.2)
+    head.send_signal(signal.SIGINT)
+    _, stderr = head.communicate(timeout=60)
+    assert "interrupted; finished trials are stored" in stderr and "--resume" in stderr  # and how to go on
+    time.sleep(2)
+    assert not any(_runner_on(driver, w.name) for w in driver.workers if w.alive), "a trial outlived Ctrl-C"
+    store = Store(str(db))
+    try:
+        (info,) = store.runs()
+        assert info.status == "interrupted"
+        out = subprocess.run([sys.executable, "-c", code, str(cfg), str(db), driver.address, info.id], env=env,
+                             capture_output=True, text=True, timeout=300, check=False)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert len(store.results(info.id)) == 3 and store.run_info(info.id).status == "finished"
+    finally:
+        store.close()

@@ -18,7 +18,8 @@ class RichReporter:
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
                                  TimeElapsedColumn(), console=console, transient=True)
         self.trials: TaskID | None = None
-        self.current: TaskID | None = None
+        self.current: TaskID | None = None   # the trial started last: phases and progress speak of it
+        self.running: dict[str, TaskID] = {}  # every trial in flight (several at once on a cluster), by key
         self.label = ""
         self.phase = ""
 
@@ -34,6 +35,7 @@ class RichReporter:
             self.trials = self.progress.add_task("trials", total=total, detail=f"0/{total}")
         self.label = spec.label()
         self.current = self.progress.add_task(f"  {self.label}: starting", total=None, detail="")
+        self.running[spec.key()] = self.current
 
     def trial_phase(self, name: str) -> None:
         self.phase = name
@@ -50,9 +52,11 @@ class RichReporter:
                                  detail=f"{elapsed_s:.1f}/{planned_s:.1f} s")
 
     def trial_finished(self, result: TrialResult) -> None:
-        if self.current is not None:
-            self.progress.remove_task(self.current)
-            self.current = None
+        mine = self.running.pop(result.spec.key(), None)
+        if mine is not None:
+            self.progress.remove_task(mine)
+            if mine == self.current:
+                self.current = None
         if self.trials is not None:
             self.progress.advance(self.trials)
             task = self.progress.tasks[self.trials]
