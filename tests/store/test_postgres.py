@@ -70,3 +70,36 @@ def test_run_stored_in_postgresql(pg_url: str, tiny_models: dict[str, str]) -> N
     assert store.run_info(run.id).status == "finished"
     env = store.environment(back[0].environment_id or "")
     assert env is not None and env["cpu_threads"] >= 1
+
+
+def test_four_processes_create_one_new_postgresql_database_at_once(pg_url: str, tmp_path: Path) -> None:
+    """The migration takes a transaction-scoped advisory lock: concurrent first opens take turns."""
+    from sqlalchemy import create_engine, text
+
+    from tests.store.test_open_at_once import _head, open_at_once
+
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    names = [f"fresh{i}" for i in range(3)]
+    with admin.connect() as conn:
+        for name in names:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    urls = [pg_url.replace("/inferlab?", f"/{name}?") for name in names]
+    for url, outcome in zip(urls, open_at_once(tmp_path, urls), strict=True):
+        assert outcome == ["ok"] * 4, f"{url}: {outcome}"
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            assert conn.execute(text("select version_num from alembic_version")).all() == [(_head(),)]
+        engine.dispose()
+
+
+def test_a_url_with_percent_escapes_opens(pg_url: str) -> None:
+    """A password or socket path percent-escaped in the URL (%2F) is not read as ConfigParser interpolation."""
+    from sqlalchemy import make_url
+
+    escaped = make_url(pg_url).render_as_string(hide_password=False)
+    assert "%2F" in escaped
+    store = Store(escaped)
+    run_id = store.create_run("percent", {}, [])
+    assert store.run_info(run_id).name == "percent"
+    store.close()

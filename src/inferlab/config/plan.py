@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,6 +26,8 @@ from inferlab.records.mlperf import LoadGenSettings
 from inferlab.records.trial import MeasureSettings, Mode, Scalar, TrialSpec, is_scenario
 
 log = logging.getLogger(__name__)
+
+MAX_TRIALS = 100_000  # trials in one run: a grid past this is a typo or a job for several experiments
 
 
 @dataclass
@@ -253,11 +256,13 @@ def _runs(exp: Experiment, settings: MeasureSettings,
     return out
 
 
-def plan(exp: Experiment) -> Plan:
-    """Expand and resolve the experiment. Raises an InferlabError naming the field for anything wrong."""
+def plan(exp: Experiment, devices_here: bool = True) -> Plan:
+    """Expand and resolve the experiment. Raises an InferlabError naming the field for anything wrong.
+    `devices_here` False: the trials run elsewhere (a cluster), whose nodes' devices the executor checks."""
     where = Where(str(exp.source) if exp.source else None, exp.command is not None)
     if not exp.backends:
         raise ConfigError(f"{where('backends')}: list at least one backend ({', '.join(backends.names())})")
+    check_grid(exp, where)
     settings = MeasureSettings(**exp.measure.model_dump())
     skipped: list[str] = []
     runs = _runs(exp, settings, skipped)
@@ -285,7 +290,7 @@ def plan(exp: Experiment) -> Plan:
                 if artifact is None:
                     skipped.append(cannot_load(backend, artifacts))
                     continue
-                if not present.setdefault(device, _present(backend, device)):
+                if devices_here and not present.setdefault(device, _present(backend, device)):
                     raise BackendError(f"{where(devices_field)}: '{device}': {backend.name} finds no such device "
                                        f"here (it has {', '.join(backend.devices())}); use one of those")
                 words = where.inputs(mi)
@@ -315,6 +320,33 @@ def plan(exp: Experiment) -> Plan:
     return Plan(unique, skipped)
 
 
+def grid_size(exp: Experiment) -> int:
+    """How many trials the experiment's grid holds at most, counted without building it: models × backends'
+    devices × knob combinations × batch sizes × modes (scenarios × LoadGen sweeps) × repeats, before skips,
+    include/exclude rules and duplicates."""
+    modes = exp.modes()
+    scenarios = sum(1 for m in modes if is_scenario(m))
+    sweeps = len(_as_list(exp.loadgen.test_mode)) * len(_as_list(exp.loadgen.target_qps))
+    runs = len(modes) - scenarios + scenarios * sweeps
+    per_model = sum(len(entry.devices or exp.devices) * math.prod(len(_as_list(v)) for v in entry.params.values())
+                    for entry in exp.backends)
+    return len(exp.models) * per_model * len(_as_list(exp.batch)) * runs * exp.repeats
+
+
+def check_grid(exp: Experiment, where: Where) -> None:
+    """Refuse a grid of more than MAX_TRIALS trials before anything is resolved, run or written."""
+    n = grid_size(exp)
+    if n <= MAX_TRIALS:
+        return
+    rules = " before include/exclude" if exp.include or exp.exclude else ""
+    if where.cli:
+        raise ConfigError(f"the flags plan {n:,} trials (--backend × --device × --param values × --batch × --mode/"
+                          f"--scenario); at most {MAX_TRIALS:,} run at once: give fewer values")
+    raise ConfigError(f"{where.prefix()}the grid plans {n:,} trials{rules} (models × backends × devices × params × "
+                      f"batch × mode/scenario × repeats); at most {MAX_TRIALS:,} run in one experiment: sweep fewer "
+                      "values, or split it into several experiments")
+
+
 def _batches(exp: Experiment, artifact: Artifact) -> list[int]:
     """The batch sizes to run: the config's; left out, the one the user's input shapes give, else 1."""
     if "batch" in exp.model_fields_set:
@@ -340,5 +372,5 @@ def frozen_params(params: dict[str, Scalar]) -> tuple[tuple[str, Scalar], ...]:
     return tuple(sorted(params.items()))
 
 
-__all__ = ["Plan", "accuracy_spec", "check_inputs", "choose", "frozen_params", "model_artifacts", "plan",
-           "resolve_dataset"]
+__all__ = ["MAX_TRIALS", "Plan", "accuracy_spec", "check_grid", "check_inputs", "choose", "frozen_params",
+           "grid_size", "model_artifacts", "plan", "resolve_dataset"]

@@ -19,6 +19,8 @@ from inferlab.records.accuracy import DatasetConfig, MetricName, Postprocess, Pr
 from inferlab.records.trial import Mode, Scalar
 from inferlab.tune.spec import TuneConfig
 
+MAX_NAME = 200  # characters of a name: what a table column shows and the database indexes
+
 
 def _as_list(v: Any) -> list[Any]:
     return [] if v is None else v if isinstance(v, list) else [v]
@@ -70,7 +72,7 @@ class InputOverride(_Strict):
 
 class ModelEntry(_Strict):
     path: str = Field(description="an .onnx file, an OpenVINO .xml, a .pt2 file or 'package.module:factory'")
-    name: str | None = Field(None, description="display name (default: the file's stem)")
+    name: str | None = Field(None, max_length=MAX_NAME, description="display name (default: the file's stem)")
     alternates: list[str] = Field(default_factory=list,
                                   description="the same model in other formats, for backends that need them")
     inputs: dict[str, InputOverride] = Field(default_factory=dict)
@@ -85,7 +87,8 @@ class ModelEntry(_Strict):
 
 class BackendEntry(_Strict):
     name: str = Field(description="a backend's name, as `inferlab backends` lists it")
-    devices: list[str] | None = Field(None, description="devices for this backend (default: the top-level list)")
+    devices: list[str] | None = Field(None, min_length=1,
+                                      description="devices for this backend (default: the top-level list)")
     params: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict,
                                                      description="knobs; a list is swept")
 
@@ -94,8 +97,8 @@ class BackendEntry(_Strict):
     def _sweeps(cls, v: dict[str, Any]) -> dict[str, Any]:
         empty = [k for k, values in v.items() if isinstance(values, list) and not values]
         if empty:
-            raise ValueError(f"{empty[0]}: an empty list sweeps nothing; give at least one value, or leave the "
-                             "knob out for its default")
+            raise ValueError(f"{empty[0]}: an empty list sweeps nothing; give at least one value, or remove the "
+                             "key for the knob's default")
         return v
 
 
@@ -157,11 +160,17 @@ class LoadGenConfig(_Strict):
     @field_validator("test_mode", mode="before")
     @classmethod
     def _mode(cls, v: Any) -> Any:
+        if v == []:
+            raise ValueError(f"an empty list sweeps nothing; give one or more of {', '.join(TEST_MODES)}, or "
+                             "remove the key (PerformanceOnly)")
         return _canonical(v, canonical_test_mode, TEST_MODES)
 
     @field_validator("target_qps")
     @classmethod
     def _qps(cls, v: float | list[float] | None) -> float | list[float] | None:
+        if v == []:
+            raise ValueError("an empty list sweeps nothing; give at least one rate, or remove the key (half the "
+                             "measured capacity)")
         values = v if isinstance(v, list) else [] if v is None else [v]
         if any(q <= 0 for q in values):
             raise ValueError("target QPS must be positive")
@@ -188,14 +197,29 @@ class Rule(_Strict):
     mode: Mode | list[Mode] | None = None
     params: dict[str, Scalar | list[Scalar]] | None = None
 
+    @field_validator("model", "backend", "device", "batch", "mode", mode="before")
+    @classmethod
+    def _some(cls, v: Any) -> Any:
+        if v == []:
+            raise ValueError("an empty list matches nothing; give at least one value, or remove the key")
+        return v
+
     @field_validator("mode", mode="before")
     @classmethod
     def _mode(cls, v: Any) -> Any:
         return _canonical(v, canonical_scenario, ("latency", "throughput", "accuracy", *SCENARIOS))
 
+    @field_validator("params")
+    @classmethod
+    def _some_params(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        empty = [k for k, values in (v or {}).items() if values == []]
+        if empty:
+            raise ValueError(f"{empty[0]}: an empty list matches nothing; give at least one value, or remove the key")
+        return v
+
 
 class Experiment(_Strict):
-    name: str = "experiment"
+    name: str = Field("experiment", max_length=MAX_NAME, description="the run's name, as tables list it")
     models: list[ModelEntry] = Field(min_length=1)
     backends: list[BackendEntry] = Field(default_factory=list, description="required, except when tuning: "
                                          "left out there, every available backend is searched")

@@ -1,25 +1,33 @@
 """Reading and writing the store. Each trial's result is committed in its own transaction, so a killed
 run keeps every finished trial and never a half-written row. Database faults (a file that is not a database,
-a full disk, a read-only file) become one-line StoreErrors naming the file and the fix."""
+a full disk, a read-only file) become one-line StoreErrors naming the file and the fix; a result the database
+refuses is first kept as a file (pending) that `import_pending` stores later. Processes that open a database at
+once take turns creating and migrating it."""
 
 from __future__ import annotations
 
+import base64
+import fcntl
+import json
+import logging
 import math
 import os
 import secrets
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from alembic import command
 from alembic.config import Config
 from alembic.util import CommandError
-from sqlalchemy import create_engine, delete, event, func, make_url, select
+from sqlalchemy import Connection, create_engine, delete, event, func, make_url, select, text
 from sqlalchemy.engine import Engine, ExceptionContext
-from sqlalchemy.exc import ArgumentError, DatabaseError
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from inferlab.errors import StoreError, StoreFull
@@ -36,10 +44,15 @@ from inferlab.store.schema import (
     TrialRow,
 )
 
+log = logging.getLogger(__name__)
+
 DEFAULT_DB = "inferlab.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
 DB_HELP = ("database URL or SQLite path (default: $INFERLAB_DB, else $XDG_DATA_HOME/inferlab/inferlab.db, "
            "i.e. ~/.local/share/inferlab/inferlab.db)")
+PENDING_FORMAT = "inferlab-pending-result"
+# pg_advisory_xact_lock key of the migration: any fixed 64-bit number, the same in every inferlab
+_PG_MIGRATION_LOCK = 0x696E6665726C6162  # "inferlab"
 
 
 def data_dir() -> Path:
@@ -89,6 +102,13 @@ def sqlite_path(url: str) -> Path | None:
     return None
 
 
+def pending_root(url: str) -> Path:
+    """Where results the database refused wait to be stored: beside an SQLite file (`<file>.pending`), else
+    under the artifacts root (`pending`), so keeping them never needs the database to take a write."""
+    path = sqlite_path(url)
+    return path.with_name(path.name + ".pending") if path is not None else artifacts_root(url) / "pending"
+
+
 def artifacts_root(url: str) -> Path:
     """Where runs keep their files: $INFERLAB_ARTIFACTS, else beside an SQLite database, else in the per-user
     data folder (never the working directory, which changes between commands)."""
@@ -128,11 +148,14 @@ class Store:
             raise error
 
     def _migrate(self) -> None:
+        """Create the tables or bring them to this inferlab's schema. Processes opening the same database at
+        once take turns (two creating one new SQLite file would both create its tables, and one would fail)."""
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
-        cfg.set_main_option("sqlalchemy.url", self.url)
+        cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))  # ConfigParser: % interpolates
         try:
-            with self.engine.begin() as conn:
+            with self._migration_lock(), self.engine.begin() as conn:
+                _lock_server_migration(conn)
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         except DatabaseError as exc:
@@ -141,6 +164,26 @@ class Store:
         except CommandError as exc:  # a schema revision this inferlab does not know
             raise StoreError(f"database {self.where}: its schema is not one this inferlab knows ({exc}); it was "
                              "probably written by a newer inferlab: upgrade inferlab, or give another --db") from None
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        """An SQLite file's migration lock: flock on `<file>.lock` beside it, held until the migration is
+        committed. Where that file cannot be made (a missing or read-only folder), go on without it: SQLite
+        then says what is wrong with the folder, and nothing there can be created to race over."""
+        path = sqlite_path(self.url)
+        fd = None
+        if path is not None:
+            try:
+                fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            except OSError as exc:
+                log.debug("no migration lock beside %s (%s)", path, exc)
+        try:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            if fd is not None:
+                os.close(fd)  # releases the lock
 
     def close(self) -> None:
         self.engine.dispose()
@@ -184,14 +227,35 @@ class Store:
                 position += 1
 
     def save_result(self, run_id: str, result: TrialResult) -> None:
+        """Store a trial's result (replacing an earlier one of the same trial) in its own transaction.
+
+        When the database refuses the write (a full disk, a read-only or failing file, a locked database, a
+        server gone), the result is first kept as a file, `pending_dir(run_id)/<spec key>.json`, written
+        atomically, and then the StoreError (StoreFull for a full disk) is raised with the database's message
+        plus where the result is kept, or that it could not be kept either. `import_pending` stores it later."""
+        try:
+            outcome = self._write_result(run_id, result, replace=True)
+        except StoreError as exc:  # a fault _translate named: full disk, read-only, I/O error ...
+            raise self._kept(run_id, result, exc) from None
+        except OperationalError as exc:  # one it did not: locked, connection lost ...
+            raise self._kept(run_id, result, self._refused(exc)) from None
+        if outcome == "missing":
+            raise StoreError(f"run {run_id} has no trial {result.spec.label()}")
+
+    def _write_result(self, run_id: str, result: TrialResult,
+                      replace: bool) -> Literal["stored", "kept", "missing"]:
+        """One transaction: the result row, its raw latencies and metrics. "kept": the trial has a result and
+        `replace` is false; "missing": the run has no such trial."""
         key = result.spec.key()
         lat = result.latency
         with self.sessions.begin() as s:
             trial = s.scalar(select(TrialRow).where(TrialRow.run_id == run_id, TrialRow.spec_key == key))
             if trial is None:
-                raise StoreError(f"run {run_id} has no trial {result.spec.label()}")
+                return "missing"
             old = s.scalar(select(ResultRow).where(ResultRow.trial_id == trial.id))
             if old is not None:
+                if not replace:
+                    return "kept"
                 s.execute(delete(MetricRow).where(MetricRow.result_id == old.id))
                 s.delete(old)
                 s.flush()
@@ -209,6 +273,93 @@ class Store:
                 acc = result.accuracy
                 s.add_all(MetricRow(result_id=row.id, name=name, value=None if math.isnan(value) else value,
                                     dataset_hash=acc.dataset_hash) for name, value in acc.metrics.items())
+        return "stored"
+
+    # results the database refused --------------------------------------------------------------------
+
+    def pending_dir(self, run_id: str) -> Path:
+        """The folder where a run's results wait when the database refused them: `<db file>.pending/RUN`
+        beside an SQLite file, else `<artifacts root>/pending/RUN`. One file per trial, `<spec key>.json`."""
+        if not run_id or run_id in (".", "..") or "/" in run_id or os.sep in run_id:
+            raise StoreError(f"'{run_id}' is not a run id; `inferlab results --runs` lists the runs")
+        return pending_root(self.url) / run_id
+
+    def pending(self, run_id: str) -> list[Path]:
+        """The run's results kept as files, waiting for `import_pending`."""
+        folder = self.pending_dir(run_id)
+        return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+    def import_pending(self, run_id: str) -> int:
+        """Store the results of run `run_id` (its full id) that the database refused earlier and
+        `save_result` kept as files; returns how many were stored. The API calls this when a run is resumed
+        (`--resume`), before it asks `finished_keys` which trials are left, so a finished result is not
+        measured again. Idempotent: a trial that already has a result in the database keeps it (the file is
+        dropped), a file is removed only once its result is committed, and a second call finds nothing. A
+        file that cannot be read, or whose trial the run does not have, stays, with a warning. Raises a
+        StoreError (StoreFull) when the database still refuses the write; the files stay for the next try."""
+        stored = 0
+        for path in self.pending(run_id):
+            result = _read_pending(path, run_id)
+            if result is None:
+                continue
+            try:
+                outcome = self._write_result(run_id, result, replace=False)
+            except OperationalError as exc:
+                raise self._refused(exc) from None
+            if outcome == "missing":
+                log.warning("%s: run %s has no trial %s; the file is left where it is", path, run_id,
+                            result.spec.label())
+                continue
+            stored += outcome == "stored"
+            path.unlink(missing_ok=True)  # another process importing the same run may have removed it
+        _remove_empty(self.pending_dir(run_id))
+        return stored
+
+    def _kept(self, run_id: str, result: TrialResult, error: StoreError) -> StoreError:
+        """Keep a result the database refused as a file; the error, saying where it is kept."""
+        try:
+            path = self._write_pending(run_id, result)
+        except (OSError, TypeError, ValueError) as exc:  # the folder fails; or the record is not JSON
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            note = (f"the result of {result.spec.label()} could not be kept as a file either "
+                    f"({self.pending_dir(run_id)}: {why}), so that trial runs again on resume")
+        else:
+            note = f"the result of {result.spec.label()} is kept in {path} until the run is resumed"
+        return type(error)(f"{error}; {note}")
+
+    def _write_pending(self, run_id: str, result: TrialResult) -> Path:
+        """Write the result's file atomically (a temporary file, synced, renamed into place)."""
+        folder = self.pending_dir(run_id)
+        key = result.spec.key()
+        samples = result.latencies_ns
+        blob = json.dumps({
+            "format": PENDING_FORMAT, "version": 1, "run_id": run_id, "spec_key": key, "kept_at": utc_now(),
+            "result": result.to_json(with_samples=False),
+            # the raw latencies as the database keeps them (zlib-compressed little-endian int64), base64
+            "latencies_zlib_b64": base64.b64encode(pack_latencies(samples)).decode() if samples is not None else None,
+        }, separators=(",", ":")).encode()
+        final = folder / f"{key}.json"
+        tmp = folder / f".{key}.{os.getpid()}.tmp"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                f.write(blob)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+        except OSError:
+            with suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            _remove_empty(folder)
+            raise
+        _sync_folder(folder)
+        return final
+
+    def _refused(self, exc: OperationalError) -> StoreError:
+        """A database refusal that _translate does not name (a locked database, a connection lost)."""
+        text = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+        return StoreError(f"{self.where}: the database refused the write ({text}); check that it is reachable "
+                          "and not locked by another program, then resume the run")
 
     def finish_run(self, run_id: str, status: str) -> None:
         with self.sessions.begin() as s:
@@ -354,6 +505,52 @@ class Store:
         with self.sessions() as s:
             row = s.get(EnvironmentRow, env_id)
             return dict(row.data) if row else None
+
+
+def _lock_server_migration(conn: Connection) -> None:
+    """On PostgreSQL, processes migrating one database at once take turns: an advisory lock held by the
+    migration's transaction, released when it commits or rolls back."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+
+
+def _read_pending(path: Path, run_id: str) -> TrialResult | None:
+    """A kept result, or None (with a warning) when the file is not one of this run's."""
+    try:
+        data = json.loads(path.read_bytes())
+        if data.get("format") != PENDING_FORMAT or data.get("run_id") != run_id or data.get("spec_key") != path.stem:
+            raise ValueError("not a kept result of this run")
+        result = TrialResult.from_json(data["result"])
+        if result.spec.key() != path.stem:
+            raise ValueError("its trial is not the one its name says")
+        if data.get("latencies_zlib_b64") is not None:
+            result = result.with_(latencies_ns=unpack_latencies(base64.b64decode(data["latencies_zlib_b64"])))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, zlib.error) as exc:
+        log.warning("%s: not a readable kept result (%s); the file is left where it is", path, exc)
+        return None
+    return result
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable (best effort: some file systems cannot sync a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        with suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_empty(folder: Path) -> None:
+    """Remove a run's pending folder, and the pending root, when nothing is left in them."""
+    for f in (folder, folder.parent):
+        try:
+            f.rmdir()
+        except OSError:
+            return
 
 
 def _trial_row(run_id: str, position: int, spec: TrialSpec) -> TrialRow:
