@@ -200,3 +200,14 @@ def test_ctrl_c_cancels_running_trials_on_the_nodes_and_resume_continues(driver:
         assert len(store.results(info.id)) == 3 and store.run_info(info.id).status == "finished"
     finally:
         store.close()
+
+
+def test_node_labels_choose_where_trials_run(driver: Cluster, tiny_models: dict[str, str], tmp_path: Path) -> None:
+    cfg = _grid(tmp_path, tiny_models, backends=[{"name": "onnxruntime"}], batch=[1, 2], mode=["latency"],
+                nodes={"inferlab-node": "w2"})
+    run = api.run(cfg, db=str(tmp_path / "labels.db"), cluster=driver.address)
+    assert {r.runtime["node"] for r in run.results} == {driver.node("w2").ip}
+    cfg = _grid(tmp_path, tiny_models, backends=[{"name": "onnxruntime"}], batch=[1], mode=["latency"],
+                nodes={"inferlab-node": "nowhere"})
+    with pytest.raises(ClusterError, match=r"no node takes trials with the labels nodes: \{inferlab-node=nowhere\}"):
+        api.run(cfg, db=str(tmp_path / "none.db"), cluster=driver.address)

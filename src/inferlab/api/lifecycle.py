@@ -44,14 +44,15 @@ def mark(store: Store, run_id: str, status: str) -> bool:
 
 
 def make_executor(cluster: str | None, reporter: Reporter | None, env_id: str,
-                  register: Callable[[dict[str, Any]], str]) -> Executor:
+                  register: Callable[[dict[str, Any]], str], labels: dict[str, str] | None = None) -> Executor:
     """This host's executor, or a Ray cluster's at `cluster` (an address, or "local" for a throwaway one).
-    `register` stores a node's environment and returns its id (each result carries its node's)."""
+    `register` stores a node's environment and returns its id (each result carries its node's); `labels`: the
+    node labels a cluster node must have to take trials."""
     if cluster is None:
         return LocalExecutor(reporter, env_id)
     from inferlab.execute.cluster import RayExecutor  # Ray is imported only when a cluster is asked for
 
-    return RayExecutor(cluster, reporter, register)
+    return RayExecutor(cluster, reporter, register, labels=labels)
 
 
 @dataclass
@@ -98,6 +99,7 @@ class Opening:
     resume: Callable[[Store, str], int] | None = None  # (store, run id) -> results kept from earlier sessions
     total: int | None = None
     specs: Sequence[TrialSpec] = ()               # the trials known up front, checked against the executor
+    labels: dict[str, str] = field(default_factory=dict)  # cluster node labels the trials need
 
 
 class lifecycle:
@@ -125,7 +127,7 @@ class lifecycle:
             def register(node_env: dict[str, Any]) -> str:
                 return store.ensure_environment(environment.fingerprint(node_env), node_env)
 
-            executor = make_executor(self.cluster, self.reporter, env_id, register)
+            executor = make_executor(self.cluster, self.reporter, env_id, register, self.opening.labels)
             try:
                 executor.check(self.opening.specs)  # a trial no host can run is refused before the run exists
             except BaseException:

@@ -79,7 +79,7 @@ def execute(exp: Experiment, db: str | None = None, resume: str | None = None,
         log.info("resuming run %s: %d finished trials kept, %d to run", run_id, len(stored) - len(todo), len(todo))
         return len(stored) - len(todo)
 
-    opening = Opening("run", exp.source, create, resume_run, len(plan.specs), plan.specs)
+    opening = Opening("run", exp.source, create, resume_run, len(plan.specs), plan.specs, exp.nodes)
     with lifecycle(opening, db, resume, reporter, resume_command, cluster,
                    before_create=lambda store: check_artifacts(store.artifacts_root(), plan.specs)) as session:
         for _ in session.measure(todo):

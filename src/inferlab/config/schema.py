@@ -239,6 +239,8 @@ class Experiment(_Strict):
                                     "configuration under constraints")
     include: list[Rule] = Field(default_factory=list, description="keep only trials matching one of these")
     exclude: list[Rule] = Field(default_factory=list, description="drop trials matching any of these")
+    nodes: dict[str, str] = Field(default_factory=dict, description="on a cluster (--cluster): run trials only "
+                                  "on nodes with these Ray labels, e.g. {gpu: h200}")
 
     _source: Path | None = PrivateAttr(default=None)
     _command: str | None = PrivateAttr(default=None)   # the command line, when built from `bench` flags

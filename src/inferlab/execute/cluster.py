@@ -49,6 +49,9 @@ class Node:
     def can_run(self, spec: TrialSpec) -> bool:
         return self.alive and self.slots > 0 and spec.device in self.backends.get(spec.backend, [])
 
+    def has(self, labels: dict[str, str]) -> bool:
+        return all(self.labels.get(k) == v for k, v in labels.items())
+
     def describe(self) -> str:
         have = ", ".join(f"{b} ({'/'.join(d)})" for b, d in sorted(self.backends.items())) or "no backend"
         return f"{self.address}: {have}"
@@ -186,17 +189,25 @@ class RayExecutor:
     """Trials as Ray tasks, one per node at a time, as many nodes at once as can take them."""
 
     def __init__(self, address: str, reporter: Reporter | None, register: Callable[[dict[str, Any]], str],
-                 artifacts: Path | None = None, owner: str = "an inferlab run") -> None:
+                 artifacts: Path | None = None, owner: str = "an inferlab run",
+                 labels: dict[str, str] | None = None) -> None:
         connect(address)
         self.address = address
         self.reporter = reporter or QuietReporter()
         self.artifacts = artifacts
         self.owner = owner
         self.register = register
-        self.nodes = [n for n in nodes() if n.alive and n.slots > 0]
+        self.labels = dict(labels or {})
+        every = [n for n in nodes() if n.alive and n.slots > 0]
+        self.nodes = [n for n in every if n.has(self.labels)]
         if not self.nodes:
-            raise ClusterError(f"--cluster {address}: no node of the cluster takes trials (none has the "
-                               f"{TRIAL_RESOURCE} resource); start nodes as the README's cluster section says")
+            wanted = ", ".join(f"{k}={v}" for k, v in self.labels.items())
+            raise ClusterError(
+                f"--cluster {address}: no node takes trials " + (
+                    f"with the labels nodes: {{{wanted}}} (nodes that take trials: "
+                    f"{'; '.join(n.address + ' ' + str(n.labels) for n in every) or 'none'}); fix the labels or "
+                    "start such a node" if every and self.labels else
+                    f"(none has the {TRIAL_RESOURCE} resource); start nodes as the README's cluster section says"))
         self.slots = len(self.nodes)
         self.queue: deque[_Job] = deque()
         self.running: dict[Any, tuple[_Job, Node]] = {}
@@ -243,7 +254,8 @@ class RayExecutor:
         known = {n.node_id for n in self.nodes}
         self.nodes = [n for n in self.nodes if n.node_id in alive]
         if alive - known:  # nodes that joined while the run goes on take trials too
-            self.nodes += [n for n in nodes() if n.node_id in alive - known and n.alive and n.slots > 0]
+            self.nodes += [n for n in nodes() if n.node_id in alive - known and n.alive and n.slots > 0
+                           and n.has(self.labels)]
 
     def _dispatch(self) -> list[TrialResult]:
         """Start queued trials on free nodes that can take them; a trial no live node can take any more is
