@@ -70,9 +70,14 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ilb-", dir="/tmp"))
     grid, null = _grid(tmp, args.min_duration), _null(tmp, args.null_trials)
     rows: dict[str, list[float]] = {}
+
+    def record(name: str, value: float) -> None:
+        rows.setdefault(name, []).append(value)
+        print(f"{name}: {value:.3f}", flush=True)
+
     for r in range(args.rounds):
-        rows.setdefault("grid local", []).append(_timed(grid, tmp / f"l{r}.db", None)[0])
-        rows.setdefault("null local", []).append(_timed(null, tmp / f"nl{r}.db", None)[0] / args.null_trials)
+        record("null local", _timed(null, tmp / f"nl{r}.db", None)[0] / args.null_trials)
+        record("grid local", _timed(grid, tmp / f"l{r}.db", None)[0])
     for workers in (1, 2):
         with start_cluster(tmp / f"c{workers}", workers=workers) as cluster:
             os.environ.update(cluster.driver_env)
@@ -80,11 +85,9 @@ def main() -> None:
             try:
                 _timed(null, tmp / f"warm{workers}.db", cluster.address)  # joins and ships inferlab once
                 for r in range(args.rounds):
-                    secs, ok = _timed(grid, tmp / f"g{workers}-{r}.db", cluster.address)
-                    rows.setdefault(f"grid {workers} node(s)", []).append(secs)
-                    print(f"grid on {workers} node(s): {secs:.1f} s, {ok} ok", flush=True)
-                    rows.setdefault(f"null {workers} node(s)", []).append(
-                        _timed(null, tmp / f"n{workers}-{r}.db", cluster.address)[0] / args.null_trials)
+                    record(f"null {workers} node(s)",
+                           _timed(null, tmp / f"n{workers}-{r}.db", cluster.address)[0] / args.null_trials)
+                    record(f"grid {workers} node(s)", _timed(grid, tmp / f"g{workers}-{r}.db", cluster.address)[0])
             finally:
                 ray.shutdown()
                 _reset_ray_auth_cache()

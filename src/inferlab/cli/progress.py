@@ -38,6 +38,8 @@ class RichReporter:
         self.running[spec.key()] = self.current
 
     def trial_phase(self, name: str) -> None:
+        if name.startswith("waiting"):  # for the host's lock: say so in the log too, not only in the bar
+            self.console.print(f"[yellow]…[/] {escape(name)}", highlight=False)
         self.phase = name
         if self.current is not None:
             self.progress.update(self.current, description=f"  {self.label}: {name}")
