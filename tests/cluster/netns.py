@@ -179,12 +179,12 @@ def _wait_gone(procs: Iterable[psutil.Process], timeout_s: float) -> list[psutil
 
 
 _NODE_QUERY = r"""
-import json, sys, time
+import json, os, sys, time
 from ray._raylet import GcsClient
-address, want, timeout = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3])
+address, want, timeout, parent = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 deadline = time.monotonic() + timeout
 client, last = None, None
-while True:
+while os.getppid() == parent:  # not outliving the test process
     try:
         client = client or GcsClient(address=address)
         nodes = {}
@@ -199,6 +199,7 @@ while True:
     if time.monotonic() > deadline:
         print(json.dumps({"error": last})); sys.exit(3)
     time.sleep(0.2)
+sys.exit(4)
 """
 
 
@@ -430,7 +431,8 @@ class Cluster:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
         env.update(self.driver_env)
         env["HOME"] = str(self.temp_dir)
-        proc = subprocess.Popen([self.python, "-c", _NODE_QUERY, self.address, json.dumps(want), str(timeout_s)],
+        proc = subprocess.Popen([self.python, "-c", _NODE_QUERY, self.address, json.dumps(want), str(timeout_s),
+                                 str(os.getpid())],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
         try:
             deadline = time.monotonic() + timeout_s + 30
