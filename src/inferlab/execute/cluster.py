@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import shutil
+import signal
 import tempfile
 import time
 from collections import deque
@@ -70,16 +72,38 @@ def connect(address: str) -> None:
         return
     kwargs: dict[str, Any] = {"runtime_env": runtime_env(), "log_to_driver": False, "logging_level": logging.WARNING,
                               "configure_logging": False}
+    sigterm = signal.getsignal(signal.SIGTERM)  # ray.init installs its own; the CLI's turns SIGTERM into Ctrl-C
     try:
         if address == "local":
-            ray.init(resources={TRIAL_RESOURCE: 1}, include_dashboard=False, num_cpus=1, **kwargs)
+            # token authentication on, with a token of this process's own (Ray would otherwise write one to
+            # ~/.ray/auth_token, readable by every user)
+            os.environ.setdefault("RAY_AUTH_MODE", "token")
+            os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+            _reread_auth()
+            ray.init(address="local", resources={TRIAL_RESOURCE: 1}, include_dashboard=False, num_cpus=1, **kwargs)
         else:
+            os.environ.setdefault("RAY_AUTH_MODE", "token")  # a driver must ask for it; Ray never assumes it
+            _reread_auth()
             ray.init(address=address, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.AuthenticationError) as exc:
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise ClusterError(f"--cluster {address}: cannot join the Ray cluster there ({first}); start its head "
                            "with `ray start --head` (see the README's cluster section), set RAY_AUTH_TOKEN if it "
                            "uses token authentication, or use --cluster local") from None
+    finally:
+        if callable(sigterm) and signal.getsignal(signal.SIGTERM) is not sigterm:
+            with contextlib.suppress(ValueError):  # only the main thread may set handlers
+                signal.signal(signal.SIGTERM, sigterm)
+
+
+def _reread_auth() -> None:
+    """Ray reads RAY_AUTH_* once per process (at import): have it read what this process just set. (Ray's own
+    tests refresh it the same way; no public call does.)"""
+    with contextlib.suppress(Exception):
+        from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
+
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
 
 
 @ray.remote(num_cpus=0, max_retries=0)
