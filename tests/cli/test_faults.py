@@ -1,7 +1,8 @@
 """A faulty environment, driven through the real CLI with real SQLite files: where the database lives by
 default, a file that is not a database, a disk that fills up mid-run, an artifacts folder that is or becomes
 read-only, and user errors that must leave no run behind. Each ends in one line that names the file and the
-fix (exit 2), keeps what finished, and, mid-run, names the command that continues the run.
+fix (exit 2), keeps what finished, and, mid-run, names the command that continues the run. A process manager's
+SIGTERM stops a run as Ctrl-C does.
 
 Full and read-only disks are real: small tmpfs mounts (root only; skipped elsewhere, saying why)."""
 
@@ -11,18 +12,23 @@ import errno
 import os
 import shlex
 import shutil
+import signal
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
 from inferlab import config as cfg
 from inferlab.cli.main import main
+from inferlab.errors import Interrupted
 from inferlab.store import Store
 from tests.fixtures.datasets import centroid_classifier
 
@@ -110,10 +116,10 @@ def _remount(path: Path, mode: str) -> None:
     raise AssertionError(f"could not remount {path} {mode}")
 
 
-def _null_config(tmp_path: Path, model: str, batches: list[int]) -> Path:
+def _null_config(tmp_path: Path, model: str, batches: list[int], measure: dict[str, float] = QUICK) -> Path:
     path = tmp_path / "null.yaml"
     path.write_text(yaml.safe_dump({"name": "faults", "models": [{"path": model}], "backends": [{"name": "null"}],
-                                    "batch": batches, "measure": QUICK}))
+                                    "batch": batches, "measure": measure}))
     return path
 
 
@@ -285,3 +291,60 @@ def test_an_artifacts_folder_failing_mid_run_stops_it_cleanly(tmp_path: Path, mo
     results = Store(str(db)).results(info.id)
     assert [r.status for r in results] == ["ok", "ok"]
     assert all(r.accuracy and r.accuracy.outputs_path and Path(r.accuracy.outputs_path).is_file() for r in results)
+
+
+# a process manager stops the run ----------------------------------------------------------------------------
+
+RUNNER = "inferlab.execute.runner"  # the trial process: `python -m inferlab.execute.runner`
+
+
+def _runners(marker: str) -> list[psutil.Process]:
+    """Live trial processes started by the CLI under test: the runner's command line, and the marker the test put
+    in the CLI's environment (a trial process inherits it; it runs in a session of its own and outlives its
+    parent as an orphan, so neither the process tree nor the session finds it after the CLI has exited)."""
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if RUNNER in " ".join(p.info["cmdline"] or ()) and p.environ().get("INFERLAB_TEST_MARK") == marker \
+                    and p.status() != psutil.STATUS_ZOMBIE:
+                found.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_run_as_ctrl_c_does(tiny_models: dict[str, str], tmp_path: Path) -> None:
+    """`kill PID` (systemd, a job scheduler, a container stop) during a trial: the trial process is killed, the
+    run is marked 'interrupted' and the command exits with Ctrl-C's code, naming how to resume."""
+    config = _null_config(tmp_path, tiny_models["tiny.onnx"], [1, 2],
+                          {**QUICK, "min_duration_s": 120, "max_duration_s": 240, "timeout_s": 300})
+    db = tmp_path / "r.db"
+    marker = uuid.uuid4().hex
+    proc = subprocess.Popen([sys.executable, "-m", "inferlab.cli.main", "run", str(config), "--db", str(db)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "INFERLAB_TEST_MARK": marker})
+    try:
+        trial: list[psutil.Process] = []
+
+        def measuring() -> bool:  # a trial process of ours (a child of the CLI) has run for a second
+            assert proc.poll() is None, proc.communicate()[1]
+            trial[:] = [c for c in psutil.Process(proc.pid).children(recursive=True)
+                        if RUNNER in " ".join(c.cmdline()) and time.time() - c.create_time() > 1.0]
+            return bool(trial)
+
+        _wait_for(measuring, timeout=120)
+        assert _runners(marker), "the marker should find the trial process"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == Interrupted.exit_code, err
+    assert "interrupted; finished trials are stored" in err and f"--db {db} --resume" in err, err
+    (info,) = Store(str(db)).runs()
+    assert (info.status, info.done, info.trials) == ("interrupted", 0, 2)
+    time.sleep(1.0)
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in trial)
+    assert _runners(marker) == []

@@ -1,54 +1,33 @@
-"""The `inferlab` command. User errors print one line and exit 2; --debug shows the traceback."""
+"""The `inferlab` command: the entry point and the commands that run, show and export trials. Commands parse,
+call inferlab.api and render; user errors print one line and exit 2; --debug shows the traceback; SIGTERM
+stops a run as Ctrl-C does."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import shlex
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from inferlab import api, backends
-from inferlab.config.plan import Plan
+from inferlab import api
+from inferlab.api import queries
+from inferlab.cli import tuning
+from inferlab.cli.app import DbOption, app, console, err, remember_args, show_plan, shown_url, typed_command
 from inferlab.config.schema import Experiment
-from inferlab.errors import ConfigError, InferlabError
-from inferlab.execute import environment
-from inferlab.records.trial import TrialResult
+from inferlab.errors import ConfigError, InferlabError, Interrupted
 from inferlab.report.export import rows_to_csv, to_csv, to_json
-from inferlab.report.mlperf import mlperf_rows, mlperf_table
+from inferlab.report.mlperf import mlperf_table
 from inferlab.report.table import results_table
-from inferlab.store import DB_HELP, Store
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Measure, compare and tune deep-learning inference.")
-console = Console()
-if not console.is_terminal:
-    console = Console(width=max(console.width, 180))  # logs and pipes: keep the wide results table readable
-err = Console(stderr=True)
-
-DbOption = Annotated[str | None, typer.Option("--db", help=DB_HELP)]
-
-
-def shown_url(url: str) -> str:
-    """A database URL as it may be printed: without its password."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL (a plain path): nothing to hide
-        return url
-
-
-def _show_plan(plan: Plan) -> None:
-    console.print(f"planned {len(plan.specs)} trials")
-    for note in plan.skipped:
-        console.print(f"[yellow]skipped:[/] {note}")
 
 
 def _finish(run: api.Run) -> None:
@@ -62,27 +41,11 @@ def _finish(run: api.Run) -> None:
         raise typer.Exit(1)
 
 
-def typed_command() -> str:
-    """The command line as the user typed it, without --resume and its value (for the resume hint)."""
-    args = list(_ARGS)
-    for i, a in enumerate(args):
-        if a == "--resume":
-            del args[i:i + 2]
-            break
-        if a.startswith("--resume="):
-            del args[i]
-            break
-    return shlex.join(["inferlab", *args])
-
-
-_ARGS: list[str] = []
-
-
 def _execute(exp: Experiment, db: str | None, resume: str | None = None) -> None:
     from inferlab.cli.progress import RichReporter
 
     with RichReporter(console) as reporter:
-        run = api.execute(exp, db=db, resume=resume, reporter=reporter, on_plan=_show_plan,
+        run = api.execute(exp, db=db, resume=resume, reporter=reporter, on_plan=show_plan,
                           resume_command=typed_command())
     if run.resumed_skipped:
         console.print(f"resumed run {run.id}: {run.resumed_skipped} finished trials kept, not run again")
@@ -185,48 +148,28 @@ ReferenceOption = Annotated[str | None, typer.Option(help="with --mlperf: run wh
 ReferenceBackendOption = Annotated[str | None, typer.Option(help="with --reference: only this backend's results")]
 
 
-def _mlperf_rows(store: Store, run_id: str, reference: str | None,
-                 reference_backend: str | None) -> list[dict[str, object]]:
-    ref_results: list[TrialResult] = []
-    ref_name = None
-    if reference is not None:
-        ref_info = store.run_info(reference)
-        ref_results = [r for r in store.results(ref_info.id)
-                       if reference_backend is None or r.spec.backend == reference_backend]
-        if not any(r.loadgen is not None for r in ref_results):
-            raise ConfigError(f"--reference {reference}: run {ref_info.id} has no MLPerf scenario results"
-                              + (f" for backend '{reference_backend}'" if reference_backend else ""))
-        ref_name = f"run {ref_info.id}"
-    results = store.results(run_id)
-    if not any(r.loadgen is not None for r in results):
-        raise ConfigError(f"run {run_id} has no MLPerf scenario results; run a config with `scenario:` "
-                          "or `inferlab bench MODEL --scenario offline`")
-    return mlperf_rows(results, store.environment, ref_results, ref_name)
-
-
 @app.command()
 def results(run: Annotated[str | None, typer.Argument(help="run id (default: the latest)")] = None,
             runs: Annotated[bool, typer.Option("--runs", help="list the stored runs instead")] = False,
             mlperf: MlperfOption = False, reference: ReferenceOption = None,
             reference_backend: ReferenceBackendOption = None, db: DbOption = None) -> None:
     """Show a run's results as a table (or list the runs)."""
-    store = Store(db)
     if runs:
         t = Table("run", "name", "status", "trials", "done", "created", header_style="bold")
-        for info in store.runs():
-            t.add_row(info.id, info.name, info.status, str(info.trials), str(info.done), info.created_at)
+        for listed in queries.runs(db):
+            t.add_row(listed.id, listed.name, listed.status, str(listed.trials), str(listed.done), listed.created_at)
         console.print(t)
         return
-    info = store.run_info(run)
     if mlperf:
-        rows = _mlperf_rows(store, info.id, reference, reference_backend)
+        info, rows = queries.mlperf_rows(run, db, reference, reference_backend)
         console.print(mlperf_table(rows, title=f"run {info.id} ({info.name}): MLPerf Inference scenarios"))
         return
-    res = store.results(info.id)
+    stored = queries.stored_run(run, db)
+    info, res = stored.info, stored.results
     from inferlab.report.html import environment_label
     from inferlab.report.published import published, to_rich
 
-    table = published(res, lambda env_id: environment_label(store.environment(env_id) if env_id else None, env_id))
+    table = published(res, lambda env_id: environment_label(stored.environment(env_id), env_id))
     if table.rows:
         console.print(to_rich(table, title=f"run {info.id} ({info.name}): published table"))
     console.print(results_table(res, title=f"run {info.id} ({info.name}, {info.status}): every trial"))
@@ -261,16 +204,14 @@ def export(run: Annotated[str, typer.Argument(help="run id, or 'latest'")],
     """Export a run's results as CSV or JSON (or its MLPerf-style table with --mlperf)."""
     if format not in ("csv", "json"):
         raise ConfigError(f"--format '{format}': choose csv or json")
-    store = Store(db)
-    info = store.run_info(run)
     if mlperf:
-        rows = _mlperf_rows(store, info.id, reference, reference_backend)
+        info, rows = queries.mlperf_rows(run, db, reference, reference_backend)
         count = len(rows)
         text = rows_to_csv(rows) if format == "csv" else json.dumps({"run": info.id, "mlperf": rows}, indent=2)
     else:
-        res = store.results(info.id, with_samples=samples)
-        count = len(res)
-        text = to_csv(res, info.id) if format == "csv" else to_json(res, info.id, with_samples=samples)
+        stored = queries.stored_run(run, db, with_samples=samples)
+        res, count = stored.results, len(stored.results)
+        text = to_csv(res, stored.info.id) if format == "csv" else to_json(res, stored.info.id, with_samples=samples)
     if output is None:
         sys.stdout.write(text)
     else:
@@ -342,7 +283,7 @@ def accuracy(
     from inferlab.report.accuracy import accuracy_table
 
     with RichReporter(console) as reporter:
-        run = api.execute(exp, db=db, reporter=reporter, on_plan=_show_plan)
+        run = api.execute(exp, db=db, reporter=reporter, on_plan=show_plan)
     console.print(accuracy_table(run.results, title=f"run {run.id}: accuracy"))
     console.print(f"results stored in [bold]{shown_url(run.db)}[/] as run [bold]{run.id}[/]")
     if not run.ok:
@@ -422,7 +363,7 @@ def compare_cmd(
         from inferlab.cli.progress import RichReporter
 
         with RichReporter(console) as reporter:
-            run = api.execute(exp, db=db, reporter=reporter, on_plan=_show_plan)
+            run = api.execute(exp, db=db, reporter=reporter, on_plan=show_plan)
         ra, rb = run.results[:2]
         title = f"{Path(a).name} vs {Path(b).name} on {backend} (run {run.id})"
     else:
@@ -449,14 +390,12 @@ def lineage_cmd(model: Annotated[str, typer.Argument(help="a derived model's pat
 @app.command("backends")
 def list_backends() -> None:
     """List backends: version, whether usable here, devices and knobs."""
-    for name in backends.names():
-        b = backends.get(name)
-        usable = b.available()
-        devices = ", ".join(b.devices()) if usable else "—"
-        console.print(f"[bold]{name}[/] {b.version() or ''}  "
-                      f"{'[green]usable[/]' if usable else '[red]not installed[/]'}  devices: {devices}")
+    for b in queries.backend_catalogue():
+        devices = ", ".join(b.devices) if b.usable else "—"
+        console.print(f"[bold]{b.name}[/] {b.version or ''}  "
+                      f"{'[green]usable[/]' if b.usable else '[red]not installed[/]'}  devices: {devices}")
         t = Table("knob", "domain", "default", "meaning", header_style="dim", box=None, padding=(0, 2))
-        for knob in b.knobs("cpu").values():
+        for knob in b.knobs:
             t.add_row(knob.name, knob.domain(), str(knob.default), knob.doc)
         if t.row_count:
             console.print(t)
@@ -465,8 +404,7 @@ def list_backends() -> None:
 @app.command()
 def env() -> None:
     """Show this machine's environment fingerprint."""
-    data = environment.collect()
-    console.print_json(json.dumps({"id": environment.fingerprint(data), **data}))
+    console.print_json(json.dumps(queries.host_environment()))
 
 
 @app.command()
@@ -475,19 +413,37 @@ def schema() -> None:
     sys.stdout.write(json.dumps(Experiment.model_json_schema(), indent=2) + "\n")
 
 
-from inferlab.cli import tuning  # noqa: E402  (commands in their own modules register on the app)
-
+# commands that live in modules of their own (they import cli.app, never this module)
 app.command()(tuning.tune)
+
+
+def _sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # the Ctrl-C path: the trial process is killed, the run marked 'interrupted'
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (a process manager, a job scheduler, `kill`) stops a command as Ctrl-C does. Only the main thread
+    may install a handler; called elsewhere (a test driving the CLI from a thread) the default stays."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
-    _ARGS[:] = args
+    remember_args(args)
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(name)s: %(message)s")
     try:
-        app(args=args, prog_name="inferlab")  # usage errors: click prints them and exits 2
+        with _sigterm_as_ctrl_c():
+            app(args=args, prog_name="inferlab")  # usage errors: click prints them and exits 2
     except InferlabError as exc:
         if debug:
             raise
@@ -495,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
         err.print("interrupted")
-        return 130
+        return Interrupted.exit_code
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0

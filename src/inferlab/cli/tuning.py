@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from inferlab import api
-from inferlab.store import DB_HELP
+from inferlab.cli.app import DbOption, console, shown_url, typed_command
+from inferlab.config.tuning import TuneConfig
 from inferlab.tune.record import TrialRecord
 from inferlab.tune.spec import DIRECTION, UNIT
 
@@ -61,8 +62,6 @@ def show(console: Console, run: api.TuneRun, objectives: list[str], emit: Path |
 
         write(emit, run.snippet)
         console.print(f"wrote the best configuration to [bold]{emit}[/]; run it with `inferlab run {emit}`")
-    from inferlab.cli.main import shown_url
-
     console.print(f"stored in [bold]{shown_url(run.db)}[/] as run [bold]{run.id}[/]; "
                   f"`inferlab report {run.id} -o report.html` plots it")
 
@@ -83,13 +82,11 @@ def tune(config: Annotated[Path, typer.Argument(help="experiment YAML with a `tu
          emit: Annotated[Path | None, typer.Option(help="write the best configuration as an experiment YAML")] = None,
          max_trials: Annotated[int | None, typer.Option(help="override tune.max_trials")] = None,
          time_budget: Annotated[float | None, typer.Option(help="override tune.time_budget_s (seconds)")] = None,
-         db: Annotated[str | None, typer.Option("--db", help=DB_HELP)] = None) -> None:
+         db: DbOption = None) -> None:
     """Search a config's space for the best configuration under its constraints (optuna: grid, TPE or NSGA-II);
     every trial is isolated and stored, and the study can be resumed."""
     from inferlab import config as cfg
-    from inferlab.cli.main import console, typed_command
     from inferlab.cli.progress import RichReporter
-    from inferlab.tune.spec import TuneConfig
 
     exp = cfg.load(config)
     tc = exp.tune or TuneConfig()

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
+from inferlab.config.tuning import TuneConfig
 from inferlab.measure.mlperf.settings import (
     SCENARIOS,
     TEST_MODES,
@@ -17,7 +18,6 @@ from inferlab.measure.mlperf.settings import (
 )
 from inferlab.records.accuracy import DatasetConfig, MetricName, Postprocess, Preprocess
 from inferlab.records.trial import Mode, Scalar
-from inferlab.tune.spec import TuneConfig
 
 MAX_NAME = 200  # characters of a name: what a table column shows and the database indexes
 

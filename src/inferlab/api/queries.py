@@ -1,0 +1,105 @@
+"""Read-only questions the commands ask: the stored runs and their results (with their environments and the
+MLPerf view), this host's environment fingerprint and its backends. The CLI renders the answers; it never
+opens the store or the executor itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from inferlab import backends as registry
+from inferlab.backends.base import Knob
+from inferlab.errors import ConfigError
+from inferlab.execute import environment as host
+from inferlab.records.trial import TrialResult
+from inferlab.report.mlperf import mlperf_rows as mlperf_table_rows
+from inferlab.store import DB_HELP, RunInfo, Store
+
+__all__ = ["DB_HELP", "BackendInfo", "RunInfo", "StoredRun", "backend_catalogue", "host_environment", "mlperf_rows",
+           "runs", "stored_run"]
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """A stored run, its results in trial order, and the environments they were measured in (by id)."""
+
+    info: RunInfo
+    results: list[TrialResult]
+    environments: dict[str, dict[str, Any] | None]
+
+    def environment(self, env_id: str | None) -> dict[str, Any] | None:
+        return self.environments.get(env_id) if env_id else None
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """A registered backend as `inferlab backends` lists it; `devices` is empty where it is not usable."""
+
+    name: str
+    version: str | None
+    usable: bool
+    devices: list[str]
+    knobs: list[Knob]
+
+
+def runs(db: str | None = None) -> list[RunInfo]:
+    """Every stored run, oldest first."""
+    store = Store(db)
+    try:
+        return store.runs()
+    finally:
+        store.close()
+
+
+def stored_run(ref: str | None = None, db: str | None = None, with_samples: bool = False) -> StoredRun:
+    """A stored run by id or 'latest' (None: the latest), with its results; `with_samples`: the raw latencies too."""
+    store = Store(db)
+    try:
+        info = store.run_info(ref)
+        results = store.results(info.id, with_samples=with_samples)
+        envs = {e: store.environment(e) for e in dict.fromkeys(r.environment_id for r in results) if e}
+        return StoredRun(info, results, envs)
+    finally:
+        store.close()
+
+
+def mlperf_rows(ref: str | None, db: str | None = None, reference: str | None = None,
+                reference_backend: str | None = None) -> tuple[RunInfo, list[dict[str, Any]]]:
+    """A run's MLPerf scenario results as rows of the MLPerf-style table; with `reference`, the results of that
+    run (only `reference_backend`'s, when given) are the reference system of the speed-up column."""
+    store = Store(db)
+    try:
+        info = store.run_info(ref)
+        ref_results: list[TrialResult] = []
+        ref_name = None
+        if reference is not None:
+            ref_info = store.run_info(reference)
+            ref_results = [r for r in store.results(ref_info.id)
+                           if reference_backend is None or r.spec.backend == reference_backend]
+            if not any(r.loadgen is not None for r in ref_results):
+                raise ConfigError(f"--reference {reference}: run {ref_info.id} has no MLPerf scenario results"
+                                  + (f" for backend '{reference_backend}'" if reference_backend else ""))
+            ref_name = f"run {ref_info.id}"
+        results = store.results(info.id)
+        if not any(r.loadgen is not None for r in results):
+            raise ConfigError(f"run {info.id} has no MLPerf scenario results; run a config with `scenario:` "
+                              "or `inferlab bench MODEL --scenario offline`")
+        return info, mlperf_table_rows(results, store.environment, ref_results, ref_name)
+    finally:
+        store.close()
+
+
+def host_environment() -> dict[str, Any]:
+    """This host's environment as results record it: its fingerprint ("id") first, then what it is made of."""
+    data = host.collect()
+    return {"id": host.fingerprint(data), **data}
+
+
+def backend_catalogue() -> list[BackendInfo]:
+    """Every registered backend: version, whether it is usable here, its devices and its knobs (for the CPU)."""
+    out = []
+    for name in registry.names():
+        b = registry.get(name)
+        usable = b.available()
+        out.append(BackendInfo(name, b.version(), usable, b.devices() if usable else [], list(b.knobs("cpu").values())))
+    return out
