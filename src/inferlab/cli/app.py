@@ -20,6 +20,9 @@ if not console.is_terminal:
 err = Console(stderr=True)
 
 DbOption = Annotated[str | None, typer.Option("--db", help=DB_HELP)]
+ClusterOption = Annotated[str | None, typer.Option(
+    "--cluster", help="run the trials on the Ray cluster at this address (HOST:PORT; 'local': a throwaway "
+                      "one-node cluster here); results are stored here")]
 
 _ARGS: list[str] = []
 

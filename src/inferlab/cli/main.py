@@ -21,8 +21,19 @@ from rich.table import Table
 
 from inferlab import api
 from inferlab.api import queries
+from inferlab.cli import cluster as cluster_commands  # noqa: F401  (registers `inferlab cluster`)
 from inferlab.cli import tuning
-from inferlab.cli.app import DbOption, app, console, err, remember_args, show_plan, shown_url, typed_command
+from inferlab.cli.app import (
+    ClusterOption,
+    DbOption,
+    app,
+    console,
+    err,
+    remember_args,
+    show_plan,
+    shown_url,
+    typed_command,
+)
 from inferlab.config.schema import Experiment
 from inferlab.errors import ConfigError, InferlabError, Interrupted
 from inferlab.report.export import rows_to_csv, to_csv, to_json
@@ -41,12 +52,12 @@ def _finish(run: api.Run) -> None:
         raise typer.Exit(1)
 
 
-def _execute(exp: Experiment, db: str | None, resume: str | None = None) -> None:
+def _execute(exp: Experiment, db: str | None, resume: str | None = None, cluster: str | None = None) -> None:
     from inferlab.cli.progress import RichReporter
 
     with RichReporter(console) as reporter:
         run = api.execute(exp, db=db, resume=resume, reporter=reporter, on_plan=show_plan,
-                          resume_command=typed_command())
+                          resume_command=typed_command(), cluster=cluster)
     if run.resumed_skipped:
         console.print(f"resumed run {run.id}: {run.resumed_skipped} finished trials kept, not run again")
     _finish(run)
@@ -54,12 +65,12 @@ def _execute(exp: Experiment, db: str | None, resume: str | None = None) -> None
 
 @app.command()
 def run(config: Annotated[Path, typer.Argument(help="experiment YAML")], db: DbOption = None,
-        resume: Annotated[str | None, typer.Option(help="continue run RUN_ID: skip trials already stored")] = None
-        ) -> None:
+        resume: Annotated[str | None, typer.Option(help="continue run RUN_ID: skip trials already stored")] = None,
+        cluster: ClusterOption = None) -> None:
     """Run every trial of an experiment config, each in its own process, and store the results."""
     from inferlab import config as cfg
 
-    _execute(cfg.load(config), db, resume)
+    _execute(cfg.load(config), db, resume, cluster)
 
 
 def _split(text: str, what: str) -> list[str]:
@@ -116,6 +127,7 @@ def bench(
     resume: Annotated[str | None, typer.Option(help="continue run RUN_ID (same flags): skip trials already "
                                                     "stored")] = None,
     db: DbOption = None,
+    cluster: ClusterOption = None,
 ) -> None:
     """Benchmark one model without a config (benchmark_app's role, or MLPerf's with --scenario); results
     are stored too."""
@@ -139,7 +151,7 @@ def bench(
                                params, measure, scenarios=_split(scenario, "scenario") if scenario else None,
                                loadgen={k: v for k, v in loadgen.items() if v is not None},
                                inputs=input_settings(shape, input, batch_axis), command=typed_command())
-    _execute(exp, db, resume)
+    _execute(exp, db, resume, cluster)
 
 
 MlperfOption = Annotated[bool, typer.Option("--mlperf", help="MLPerf-style table of the scenario results")]

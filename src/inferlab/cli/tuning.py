@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from inferlab import api
-from inferlab.cli.app import DbOption, console, shown_url, typed_command
+from inferlab.cli.app import ClusterOption, DbOption, console, shown_url, typed_command
 from inferlab.config.tuning import TuneConfig
 from inferlab.tune.record import TrialRecord
 from inferlab.tune.spec import DIRECTION, UNIT
@@ -82,7 +82,7 @@ def tune(config: Annotated[Path, typer.Argument(help="experiment YAML with a `tu
          emit: Annotated[Path | None, typer.Option(help="write the best configuration as an experiment YAML")] = None,
          max_trials: Annotated[int | None, typer.Option(help="override tune.max_trials")] = None,
          time_budget: Annotated[float | None, typer.Option(help="override tune.time_budget_s (seconds)")] = None,
-         db: DbOption = None) -> None:
+         db: DbOption = None, cluster: ClusterOption = None) -> None:
     """Search a config's space for the best configuration under its constraints (optuna: grid, TPE or NSGA-II);
     every trial is isolated and stored, and the study can be resumed."""
     from inferlab import config as cfg
@@ -99,7 +99,8 @@ def tune(config: Annotated[Path, typer.Argument(help="experiment YAML with a `tu
         tc = exp.tune or tc
     with RichReporter(console) as reporter:
         run = api.tune(exp, db=db, resume=resume, reporter=reporter, events=_Lines(console),
-                       note=lambda m: console.print(f"[dim]{m}[/]"), resume_command=typed_command())
+                       note=lambda m: console.print(f"[dim]{m}[/]"), resume_command=typed_command(),
+                       cluster=cluster)
     if run.resumed_skipped:
         console.print(f"resumed tuning {run.id}: {run.resumed_skipped} measured trials kept, not run again")
     show(console, run, list(tc.objectives), emit)
