@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -11,10 +10,9 @@ import numpy as np
 import pytest
 
 from inferlab import backends
-from inferlab.backends.base import Session, usable_cores
+from inferlab.backends.base import Session
 from inferlab.measure.budget import QuietEvents, StopRule
 from inferlab.measure.latency import measure_latency
-from inferlab.measure.summary import summarise
 from inferlab.measure.throughput import measure_throughput
 from inferlab.models import resolve
 from inferlab.models.inputs import make_pool, merge
@@ -130,28 +128,25 @@ def small_cnn(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(usable_cores() < 2, reason="requests in flight can only beat one request with 2+ CPUs")
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
-def test_default_throughput_mode_is_not_below_latency_mode(backend: str, small_cnn: str) -> None:
-    # Each mode at its defaults, as a trial gets them (check_params and load with the mode), alternating
-    # over rounds so a noisy neighbour hits both; the medians are compared. Latency mode's figure is batch /
-    # median latency, which a busy machine barely moves, while throughput counts wall time: a loose bound.
+def test_default_throughput_mode_keeps_several_requests_in_flight(backend: str, small_cnn: str) -> None:
+    # Each mode at its defaults, as a trial gets them (check_params and load with the mode). Whether throughput
+    # mode is faster is a speed claim, measured in benchmarks/ (RESULTS.md, 2026-12-02); here: that its
+    # requests really overlap (their latencies add up to more than the window), and latency mode's do not.
     art = resolve("cnn", small_cnn)
     b = backends.get(backend)
     inputs = merge(declared_inputs(art) or (), (), 1, "cnn")
     pool = make_pool(inputs, 8, 0)
     sessions = {mode: b.load(art, "cpu", b.check_params("cpu", {}, "params", mode=mode), inputs, mode=mode)
                 for mode in ("latency", "throughput")}
-    assert sessions["throughput"].recommended_in_flight() > 1
-    prepared = {mode: [s.prepare(f) for f in pool] for mode, s in sessions.items()}
+    depth = sessions["throughput"].recommended_in_flight()
+    assert depth > 1
     settings = MeasureSettings(warmup_iterations=5, min_iterations=20, min_duration_s=0.6, max_duration_s=10)
-    fps: dict[str, list[float]] = {"latency": [], "throughput": []}
-    for r in range(5):
-        for mode in ("latency", "throughput")[:: 1 if r % 2 == 0 else -1]:
-            driver = measure_latency if mode == "latency" else measure_throughput
-            m = driver(sessions[mode], prepared[mode], settings, 1, QuietEvents())
-            fps[mode].append(summarise(m, settings.min_iterations)["throughput_sps"])
-    for s in sessions.values():
-        s.close()
-    ratio = statistics.median(fps["throughput"]) / statistics.median(fps["latency"])
-    assert ratio >= 0.9, f"throughput mode {fps['throughput']} vs latency mode {fps['latency']} samples/s"
+    overlap = {}
+    for mode, session in sessions.items():
+        driver = measure_latency if mode == "latency" else measure_throughput
+        m = driver(session, [session.prepare(f) for f in pool], settings, 1, QuietEvents())
+        overlap[mode] = float(m.latencies_ns.sum()) / m.window_ns
+        session.close()
+    assert overlap["latency"] <= 1.01
+    assert overlap["throughput"] > 1.3, f"{depth} requests in flight overlapped only {overlap['throughput']:.2f}x"
