@@ -211,3 +211,16 @@ def test_node_labels_choose_where_trials_run(driver: Cluster, tiny_models: dict[
                 nodes={"inferlab-node": "nowhere"})
     with pytest.raises(ClusterError, match=r"no node takes trials with the labels nodes: \{inferlab-node=nowhere\}"):
         api.run(cfg, db=str(tmp_path / "none.db"), cluster=driver.address)
+
+
+def test_cluster_status_lists_every_node_with_what_it_runs(driver: Cluster) -> None:
+    from inferlab.api.cluster import cluster_status
+
+    listed = {n.address: n for n in cluster_status(driver.address) if n.alive}
+    for w in (driver.node("w1"), driver.node("w2")):
+        node = listed[w.ip]
+        assert node.slots == 1 and "cpu" in node.backends["onnxruntime"]
+        assert node.labels.get("inferlab-node") == w.name
+        assert node.fingerprint and node.environment["node_address"] == w.ip
+    assert listed[driver.head.ip].slots == 0  # the head stores results and takes no trials
+    assert listed[driver.node("w1").ip].fingerprint != listed[driver.node("w2").ip].fingerprint
