@@ -264,6 +264,24 @@ class Cluster:
         return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token}
 
     @contextlib.contextmanager
+    def driver_auth(self) -> Iterator[None]:
+        """This process's environment set up as a driver of this cluster (the token), restored on exit, with
+        Ray's cached token dropped both ways so a `ray.init` inside (or later) reads the right one."""
+        saved = {k: os.environ.get(k) for k in (*self.driver_env, "RAY_AUTH_TOKEN_PATH")}
+        os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
+        os.environ.update(self.driver_env)
+        _reset_ray_auth_cache()
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            _reset_ray_auth_cache()
+
+    @contextlib.contextmanager
     def connect(self, **init_kwargs: Any) -> Iterator[Any]:
         """Connect this process as a driver (`ray.init(address=self.address, ...)`) with the token; yields `ray`.
 
@@ -272,22 +290,13 @@ class Cluster:
         """
         import ray
 
-        saved = {k: os.environ.get(k) for k in (*self.driver_env, "RAY_AUTH_TOKEN_PATH")}
-        os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
-        os.environ.update(self.driver_env)
-        _reset_ray_auth_cache()
-        try:
-            init_kwargs.setdefault("log_to_driver", False)
-            ray.init(address=self.address, **init_kwargs)
-            yield ray
-        finally:
-            ray.shutdown()
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-            _reset_ray_auth_cache()
+        with self.driver_auth():
+            try:
+                init_kwargs.setdefault("log_to_driver", False)
+                ray.init(address=self.address, **init_kwargs)
+                yield ray
+            finally:
+                ray.shutdown()
 
     @property
     def head(self) -> NodeRecord:

@@ -20,7 +20,7 @@ import yaml
 from inferlab import api
 from inferlab.errors import ClusterError
 from inferlab.store import Store
-from tests.cluster.netns import Cluster, _reset_ray_auth_cache
+from tests.cluster.netns import Cluster
 
 pytestmark = pytest.mark.slow
 MEASURE = {"warmup_iterations": 2, "min_iterations": 10, "min_duration_s": 0.3, "max_duration_s": 5,
@@ -33,20 +33,11 @@ def driver(ray_cluster: Cluster) -> Iterator[Cluster]:
     cluster itself (shipping inferlab in its runtime environment) on first use."""
     import ray
 
-    saved = {k: os.environ.get(k) for k in (*ray_cluster.driver_env, "RAY_AUTH_TOKEN_PATH")}
-    os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
-    os.environ.update(ray_cluster.driver_env)
-    _reset_ray_auth_cache()
-    try:
-        yield ray_cluster
-    finally:
-        ray.shutdown()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        _reset_ray_auth_cache()
+    with ray_cluster.driver_auth():
+        try:
+            yield ray_cluster
+        finally:
+            ray.shutdown()
 
 
 def _grid(tmp_path: Path, models: dict[str, str], **changes: Any) -> Path:

@@ -7,6 +7,7 @@ A trial whose node dies is queued again once on another node, then stored as fai
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -106,6 +107,17 @@ def _reread_auth() -> None:
         AuthenticationTokenLoader.instance().reset_cache()
 
 
+@functools.cache
+def _node_environment() -> dict[str, Any]:
+    """This node's environment, with its address so each node is told apart: collected once per worker
+    process (it runs git and reads /proc), not once per trial."""
+    from inferlab.execute import environment
+
+    env = environment.collect()
+    env["node_address"] = ray.util.get_node_ip_address()
+    return env
+
+
 @ray.remote(num_cpus=0, max_retries=0)
 def _probe() -> dict[str, Any]:
     """What this node can run, and its environment (with its address, so each node is told apart)."""
@@ -118,15 +130,12 @@ def _probe() -> dict[str, Any]:
             b = backends.get(name)
             if b.available():
                 have[name] = list(b.devices())
-    env = environment.collect()
-    env["node_address"] = ray.util.get_node_ip_address()
+    env = _node_environment()
     return {"backends": have, "environment": env, "fingerprint": environment.fingerprint(env)}
 
 
 def nodes(probe: bool = True) -> list[Node]:
     """The cluster's nodes (alive ones probed for backends, devices and environment)."""
-    from inferlab.execute import environment  # noqa: F401  (imported here so a probe failure names it)
-
     out = []
     listing = ray.nodes()
     refs = {}
@@ -162,7 +171,6 @@ def _run_on_node(spec_json: dict[str, Any], bundles: list[tuple[str, str, str, l
                  head_artifacts: str | None) -> dict[str, Any]:
     """One trial on this node: unpack (or find cached) its files, run it in a fresh process under this
     host's lock, and send back the result, this node's environment and the trial's files."""
-    from inferlab.execute import environment
     from inferlab.execute.protocol import encode_result
     from inferlab.execute.trial_process import TrialProcess
 
@@ -179,26 +187,12 @@ def _run_on_node(spec_json: dict[str, Any], bundles: list[tuple[str, str, str, l
         files = deploy.pack_folder(scratch / spec.key())
         data = encode_result(result)
         if head_artifacts is not None:  # paths of the trial's files as the head will keep them
-            _rebase(data, str(scratch), head_artifacts)
+            data = deploy.rebase(data, str(scratch), head_artifacts)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    env = environment.collect()
-    env["node_address"] = ray.util.get_node_ip_address()
+    env = _node_environment()
     return {"result": data, "environment": env, "files": files, "node": ray.get_runtime_context().get_node_id(),
             "address": env["node_address"]}
-
-
-def _rebase(value: Any, old: str, new: str) -> Any:
-    """Rewrite, in place, strings under folder `old` to lie under `new`."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            value[k] = _rebase(v, old, new)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            value[i] = _rebase(v, old, new)
-    elif isinstance(value, str) and value.startswith(old):
-        return new + value[len(old):]
-    return value
 
 
 @dataclass

@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,15 +89,25 @@ def unpack(key: str, name: str, blob: bytes) -> Path:
     return folder / name
 
 
+def rewrite(value: Any, change: Callable[[str], str]) -> Any:
+    """A copy of a JSON value with every string passed through `change`."""
+    if isinstance(value, dict):
+        return {k: rewrite(v, change) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rewrite(v, change) for v in value]
+    return change(value) if isinstance(value, str) else value
+
+
 def localise(spec_json: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     """The spec JSON with every host path in `mapping` replaced by the node's copy."""
-    def walk(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: walk(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [walk(v) for v in value]
-        return mapping.get(value, value) if isinstance(value, str) else value
-    out = walk(spec_json)
+    out = rewrite(spec_json, lambda s: mapping.get(s, s))
+    assert isinstance(out, dict)
+    return out
+
+
+def rebase(value: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    """A copy of a JSON record with the paths under folder `old` moved under `new`."""
+    out = rewrite(value, lambda s: new + s[len(old):] if s.startswith(old) else s)
     assert isinstance(out, dict)
     return out
 
