@@ -122,10 +122,13 @@ class Spy:
     def size(self) -> int:
         return self.space.size()
 
-    def suggest(self, trial: optuna.Trial) -> Point:
-        p = self.space.suggest(trial)
+    open_batch = False
+    arms = property(lambda self: self.space.arms)
+
+    def propose(self, trial: optuna.Trial) -> tuple[Point, int]:
+        p, narrowed = self.space.propose(trial)
         self.proposals.append(f"{trial.number}:b{p.batch}t{_threads(p)}")
-        return p
+        return p, narrowed
 
 
 SERIAL: dict[str, tuple[dict[str, Any], list[int], list[int], int | None]] = {  # as the trace was recorded

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -128,9 +128,11 @@ def tune(exp: Experiment, db: str | None = None, resume: str | None = None, repo
     study_data = {"objectives": tc.objectives, "constraints": tc.constraint_text(), "space": space.to_json(),
                   "mode": mode, "model": exp.models[0].display_name(), "config": tc.model_dump(mode="json")}
 
-    def make_spec(point: Point, repeat: int) -> TrialSpec:
+    short = search_settings(settings, tc)
+
+    def make_spec(point: Point, repeat: int, full: bool) -> TrialSpec:
         return TrialSpec(models[(point.backend, point.precision)], point.backend, point.device, point.params,
-                         point.batch, mode, settings, repeat, None, acc)  # type: ignore[arg-type]
+                         point.batch, mode, settings if full else short, repeat, None, acc)  # type: ignore[arg-type]
 
     history: list[TrialRecord] = []
 
@@ -174,7 +176,7 @@ def tune(exp: Experiment, db: str | None = None, resume: str | None = None, repo
                 save(ref_record)
                 history.append(ref_record)
             tuner = Tuner(tc, space, make_spec, measure, save, reference, history, events,
-                          slots=session.executor.slots)
+                          slots=session.executor.slots, windows=(short.min_duration_s, settings.min_duration_s))
             outcome = tuner.run()
         except ConfigError:  # the FP32 reference could not be measured: the run ends here, marked so
             _mark_study(store, run_id, "failed")
@@ -187,10 +189,22 @@ def tune(exp: Experiment, db: str | None = None, resume: str | None = None, repo
             snippet = emit.snippet(exp, models[(p.backend, p.precision)], p, mode, outcome.winner_values)
         best = {"record": outcome.winner.to_json(), "values": list(outcome.winner_values), "snippet": snippet} \
             if outcome.winner is not None else {"message": outcome.message}
-        store.finish_study(run_id, "finished", {**best, "stop_reason": outcome.stop_reason,
-                                                "front": [r.position for r in outcome.front]})
+        store.finish_study(run_id, "finished", {
+            **best, "stop_reason": outcome.stop_reason, "front": [r.position for r in outcome.front],
+            "summary": outcome.summary, "baseline": outcome.baseline.to_json() if outcome.baseline else None,
+            "batches": list(tuner.space.batch.values)})
         session.finish()
         return TuneRun(run_id, store.url, outcome, space, results, snippet, session.resumed)
+
+
+def search_settings(settings: MeasureSettings, tc: TuneConfig) -> MeasureSettings:
+    """How a search trial measures: a short window (tune.search_window_s, else the measure window up to 1 s) and
+    fewer warm-up and minimum iterations; the leaders are re-measured with the full settings."""
+    window = tc.search_window_s or min(settings.min_duration_s, 1.0)
+    return replace(settings, min_duration_s=min(window, settings.min_duration_s),
+                   max_duration_s=min(settings.max_duration_s, max(window * 4, window + 5)),
+                   min_iterations=min(settings.min_iterations, 10),
+                   warmup_iterations=min(settings.warmup_iterations, 5))
 
 
 def _mark_study(store: Store, run_id: str, status: str) -> None:

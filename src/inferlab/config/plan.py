@@ -13,7 +13,7 @@ from typing import Any
 
 from inferlab import backends
 from inferlab.accuracy.datasets import open_dataset
-from inferlab.backends.base import Backend
+from inferlab.backends.base import Backend, refusal, word
 from inferlab.config.schema import Experiment, InputOverride, LoadGenConfig, ModelEntry, Rule
 from inferlab.config.words import Where
 from inferlab.errors import BackendError, ConfigError, InputSpecError, ModelError
@@ -297,7 +297,9 @@ def plan(exp: Experiment, devices_here: bool = True) -> Plan:
                 batches = _batches(exp, artifact)
                 check_inputs(artifact, batches, words, checked)
                 for mode, lg, measure in runs:
-                    grids = [_params(backend, device, combo, mode, where, bi) for combo in _param_grid(entry.params)]
+                    grids = [p for combo in _param_grid(entry.params)
+                             if (p := _params(backend, device, combo, mode, where, bi, entry.params, skipped))
+                             is not None]
                     for params, batch, rep in itertools.product(grids, batches, range(exp.repeats)):
                         if mode == "SingleStream" and batch != 1:
                             note = f"SingleStream sends one sample per query, so batch {batch} is skipped for it"
@@ -354,12 +356,24 @@ def _batches(exp: Experiment, artifact: Artifact) -> list[int]:
     return [batch_from_shapes(artifact) or 1] if artifact.inputs else _as_list(exp.batch)
 
 
-def _params(backend: Backend, device: str, combo: dict[str, Any], mode: str, where: Where,
-            index: int) -> dict[str, Scalar]:
-    """Knob values checked, with the backend's defaults for this mode where the user left a knob out."""
+def _params(backend: Backend, device: str, combo: dict[str, Any], mode: str, where: Where, index: int,
+            given: dict[str, Any], skipped: list[str]) -> dict[str, Scalar] | None:
+    """Knob values checked, with the backend's defaults for this mode where the user left a knob out. A
+    combination of swept values that breaks one of the backend's constraints is skipped (noted in `skipped`);
+    values the user fixed that break one are refused."""
     field = f"backends[{index}].params"
     try:
-        return backend.check_params(device, combo, field, mode=mode)
+        params = backend.check_params(device, combo, field, mode=mode, constraints=False)
+        c = backend.broken(device, params)
+        if c is not None:
+            if any(isinstance(given.get(k), list) for k in (c.when, c.then)):
+                note = (f"{backend.name} on {device}: {c.then} {word(params[c.then])} with {c.when} "
+                        f"{word(params[c.when])} skipped ({c.why})")
+                if note not in skipped:
+                    skipped.append(note)
+                return None
+            raise BackendError(refusal(c, params, combo, field))
+        return params
     except BackendError as exc:
         if not where.cli:
             raise BackendError(f"{where.prefix()}{exc}") from None

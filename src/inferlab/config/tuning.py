@@ -16,8 +16,9 @@ Precision = Literal["fp32", "fp16", "int8"]
 
 
 class TuneConfig(BaseModel):
-    """The `tune:` block of an experiment. Left open (not given), a backend knob, `batch` or `devices` is
-    searched over its whole domain; a list is searched; a single value is fixed."""
+    """The `tune:` block of an experiment. Left open (not given), a backend knob or `devices` is searched over
+    the domain its backend declares for the device, and `batch` over the batches a ladder of doublings from 1
+    finds; a list is searched; a single value is fixed."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
@@ -42,6 +43,11 @@ class TuneConfig(BaseModel):
                                  "own confidence interval for this many trials (one objective)")
     confirm: int = Field(2, ge=0, le=10, description="re-measure this many leading candidates before naming "
                          "the winner")
+    search_window_s: float | None = Field(None, gt=0, description="seconds each search trial measures for "
+                                          "(default: the measure window, at most 1 s); the leaders are "
+                                          "re-measured over the full measure window")
+    baseline: bool = Field(True, description="measure the runtime's defaults at the winner's batch (once, counted "
+                           "in max_trials) so the report gives the winner's speed-up over them")
     startup_trials: int | None = Field(None, ge=1, description="TPE: random trials before it models the space "
                                        "(default: a quarter of max_trials, 3 to 10)")
     seed: int = Field(0, ge=0)

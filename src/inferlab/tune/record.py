@@ -8,12 +8,13 @@ from typing import Any, Literal
 
 from inferlab.tune.space import Point
 
-Role = Literal["reference", "search", "confirm"]
+Role = Literal["reference", "ladder", "search", "confirm", "baseline"]
 State = Literal["complete", "failed", "pruned"]
 
 
 def measured_count(records: Iterable[TrialRecord]) -> int:
-    """Trials a study spent measuring: searched and re-measured, not pruned, not the accuracy reference."""
+    """Trials a study spent measuring: batch ladder, searched, re-measured and baseline; not pruned, not the
+    accuracy reference."""
     return sum(r.state != "pruned" and r.role != "reference" for r in records)
 
 

@@ -1,7 +1,11 @@
 """The search loop: optuna proposes as many points as the executor has free slots (ask), the executor measures
 them (isolated and stored), the study learns from each result as it arrives (tell). Stops on a trial budget, a
 time budget, or when the best stops improving by more than its own confidence interval; leading candidates are
-re-measured before a winner is named."""
+re-measured before a winner is named.
+
+Cheap measurements first: search trials use a short window and the leaders are re-measured over the full one.
+With batch left open, a batch ladder (tune/ladder.py) finds the batch domain before the search, and the leader
+is climbed to larger batches after it. Proposals never break a backend's constraints (tune/space.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 import optuna
@@ -17,9 +21,10 @@ from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from inferlab.records.trial import TrialResult, TrialSpec
+from inferlab.tune import ladder
 from inferlab.tune import objectives as obj
 from inferlab.tune.record import TrialRecord, measured_count
-from inferlab.tune.space import Point, Space
+from inferlab.tune.space import Arm, Point, Space
 from inferlab.tune.spec import DIRECTION, TuneConfig
 
 CONSTRAINT_KEY = "constraints:"  # optuna's prefix for constraint values (≤ 0: met) in a trial's system attrs
@@ -29,7 +34,9 @@ T = TypeVar("T")
 # Measures the specs (several at once where the executor can) and yields each one's result once, as it
 # finishes, in any order: results are matched to specs by `result.spec.key()`.
 Measure = Callable[[Sequence[TrialSpec]], Iterator[TrialResult]]
-MakeSpec = Callable[[Point, int], TrialSpec]
+# The spec that measures a point: its repeat number, and whether over the full window (re-measurements, baseline)
+# or the search's short one.
+MakeSpec = Callable[[Point, int, bool], TrialSpec]
 Save = Callable[[TrialRecord], None]
 
 
@@ -71,6 +78,8 @@ class Outcome:
     winner_values: tuple[float, ...] = ()           # the median over its measurements
     front: list[TrialRecord] = field(default_factory=list)  # several objectives: the feasible Pareto front
     message: str | None = None                      # why there is no winner
+    baseline: TrialRecord | None = None             # the runtime's defaults at the winner's batch, on its device
+    summary: list[str] = field(default_factory=list)  # what the search did, pruned and skipped, and why
 
     @property
     def measured(self) -> int:
@@ -115,9 +124,10 @@ def _answer(study: optuna.Study, trial: optuna.Trial, record: TrialRecord) -> No
 class Tuner:
     def __init__(self, cfg: TuneConfig, space: Space, make_spec: MakeSpec, measure: Measure, save: Save,
                  reference: float | None = None, history: list[TrialRecord] | None = None,
-                 events: Events | None = None, slots: int = 1) -> None:
+                 events: Events | None = None, slots: int = 1, windows: tuple[float, float] = (0.0, 0.0)) -> None:
         """`slots`: how many trials the executor runs at once; the tuner asks for up to that many proposals
-        before it measures them in one call of `measure`."""
+        before it measures them in one call of `measure`. `windows`: the seconds a search trial and a full
+        re-measurement measure for (what the time budget keeps for the re-measurements)."""
         if slots < 1:
             raise ValueError(f"slots must be at least 1 (got {slots})")
         self.cfg, self.space, self.make_spec, self.measure, self.save = cfg, space, make_spec, measure, save
@@ -130,9 +140,14 @@ class Tuner:
         self._offset = max((r.elapsed_s for r in self.records), default=0.0)  # time spent in earlier sessions
         self._t0 = time.monotonic()
         self._seen: dict[str, TrialRecord] = {r.point.key(): r for r in self.records
-                                              if r.role == "search" and r.state != "pruned" and r.point}
+                                              if r.role in ("search", "ladder") and r.state != "pruned" and r.point}
         self._stale = 0
         self._best: TrialRecord | None = None
+        self.windows = windows
+        self._durations: list[float] = []   # wall seconds per measured trial, this session
+        self._narrowed = 0                  # proposals a constraint kept possible
+        # distinct points the sampler proposed (measured, or answered from an earlier measurement)
+        self._proposed: set[str] = {r.point.key() for r in self.records if r.role == "search" and r.point}
         for r in self.records:
             self._track(r)
 
@@ -144,7 +159,7 @@ class Tuner:
 
     @property
     def search_budget(self) -> int:
-        return max(1, self.cfg.max_trials - self.cfg.confirm)
+        return max(1, self.cfg.max_trials - self.cfg.confirm - self.cfg.baseline)
 
     def _elapsed(self) -> float:
         return self._offset + time.monotonic() - self._t0
@@ -170,8 +185,12 @@ class Tuner:
 
     def run(self) -> Outcome:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        if self.space.open_batch:
+            self.space = self.space.with_batches(self._ladder())
         budget = self.search_budget
         replayed = [r for r in self.records if r.role == "search" and r.params]
+        if self.space.open_batch and any(r.distributions.get("batch") != self._batch_json() for r in replayed):
+            replayed = []  # the ladder went on and the batch domain grew: the sampler starts afresh (records stay)
         name, sampler = choose_sampler(self.cfg, self.space.size(), budget, self.cfg.seed + len(replayed),
                                        self.slots)
         storage = optuna.storages.InMemoryStorage()
@@ -189,11 +208,78 @@ class Tuner:
             for pending, record in self._measure_all(batch):
                 assert record.point is not None  # a search record has its point
                 self._seen[record.point.key()] = record
+                self._proposed.add(record.point.key())
                 self._track(record)
                 for trial in pending.trials:
                     _answer(study, trial, record)
             stop = self._stop_reason()
+        self._climb()
         return self._finish(name, stop or "every configuration of the space was tried")
+
+    # the batch ladder and the climb -----------------------------------------------------------------------
+
+    def _batch_json(self) -> str | None:
+        """optuna's distribution of the batch dim as JSON (None: one batch, not suggested)."""
+        n = len(self.space.batch.values)
+        return distribution_to_json(optuna.distributions.IntDistribution(0, n - 1)) if n > 1 else None
+
+    def _rungs(self, arm: Arm) -> list[TrialRecord]:
+        return [r for r in self.records if r.role == "ladder" and r.point is not None
+                and (r.point.backend, r.point.device) == (arm.backend, arm.device)]
+
+    def _ladder(self) -> tuple[int, ...]:
+        """Measure each arm's defaults at batch 1, 2, 4 ... until its ladder stops (arms side by side where the
+        executor has slots); returns the batch domain of the search. Rungs measured in an earlier session are
+        kept, and a ladder that was cut short goes on from its last rung. The ladders take at most half the
+        search's trial budget."""
+        objective = self.cfg.objectives[0]
+        while self._budget_reason() is None:
+            batch: list[_Pending] = []
+            for arm in self.space.arms:
+                rungs = self._rungs(arm)
+                if ladder.stop_reason(rungs, objective) is None and len(batch) < self.slots:
+                    size = ladder.batch_of(rungs[-1]) * 2 if rungs else 1
+                    point = self.space.defaults(arm, size)
+                    batch.append(_Pending(self.make_spec(point, 0, False), {"role": "ladder", "point": point}))
+            if not batch:
+                break
+            # the ladder takes at most half the search's trials: the rest search the knobs
+            room = self.search_budget // 2 - self.measured
+            if room <= 0:
+                break
+            for _, record in self._measure_all(batch[:room]):
+                assert record.point is not None
+                self._seen[record.point.key()] = record
+        found: set[int] = set()
+        for arm in self.space.arms:
+            found.update(ladder.domain(self._rungs(arm), objective))
+        return tuple(sorted(found))
+
+    def _climb(self) -> None:
+        """The leader at the largest batch its ladder measured well may gain more at twice that: double it while
+        it still gains (throughput objectives; a bigger batch never lowers latency)."""
+        objective = self.cfg.objectives[0]
+        if not self.space.open_batch or DIRECTION[objective] != "maximize" or len(self.cfg.objectives) > 1:
+            return
+        lead = max((r for r in self._searched() if r.feasible), key=lambda r: r.values[0], default=None)
+        if lead is None or lead.point is None:
+            return
+        arm = next(a for a in self.space.arms if (a.backend, a.device) == (lead.point.backend, lead.point.device))
+        tops = [ladder.batch_of(r) for r in self._rungs(arm) if r.state == "complete" and r.feasible]
+        if not tops or lead.point.batch < max(tops):
+            return
+        while self._budget_reason(reserve=True) is None and self.measured < self.search_budget:
+            point = replace(lead.point, batch=lead.point.batch * 2)
+            if point.batch > ladder.MAX_BATCH or point.key() in self._seen:
+                return
+            pending = _Pending(self.make_spec(point, 0, False), {"role": "search", "point": point},
+                               f"batch climb: twice the batch of trial #{lead.position}")
+            ((_, record),) = list(self._measure_all([pending]))
+            self._seen[point.key()] = record
+            self._track(record)
+            if record.state != "complete" or not record.feasible or not ladder.enough(record, lead, objective):
+                return
+            lead = record
 
     def _ask(self, study: _Study, asks: int) -> tuple[list[_Pending], int]:
         """Ask for proposals until `slots` distinct new points are due to be measured (fewer where the trial
@@ -203,11 +289,14 @@ class Tuner:
         room = min(self.slots, self.search_budget - self.measured)
         batch: dict[str, _Pending] = {}
         while len(batch) < room and asks > 0 and not study.exhausted and self._stop_reason() is None \
-                and len(self._seen) + len(batch) < self.space.size():
+                and len(self._proposed) + len(batch) < self.space.size():
             trial = study.ask()
             asks -= 1
-            point = self.space.suggest(trial)
+            point, narrowed = self.space.propose(trial)
+            self._narrowed += narrowed
             seen = self._seen.get(point.key())
+            if seen is not None:
+                self._proposed.add(point.key())
             if seen is not None:  # samplers re-propose in discrete spaces: answer from the measurement, unrecorded
                 _answer(study, trial, seen)
                 continue
@@ -224,7 +313,7 @@ class Tuner:
                                       **base))
                 study.tell(trial, state=TrialState.PRUNED)
                 continue
-            batch[point.key()] = _Pending(self.make_spec(point, 0), base, trials=[trial])
+            batch[point.key()] = _Pending(self.make_spec(point, 0, False), base, trials=[trial])
         return list(batch.values()), asks
 
     def _frozen(self, r: TrialRecord) -> FrozenTrial:
@@ -235,13 +324,33 @@ class Tuner:
                             values=list(r.values) if r.state == "complete" else None, state=state,
                             system_attrs=attrs)
 
-    def _stop_reason(self) -> str | None:
+    def _reserve_s(self) -> float:
+        """Seconds the time budget keeps for what follows the search: re-measuring the leaders over the full
+        window and the baseline, each a trial as long as the median one so far plus the longer window."""
+        if not self._durations:
+            return 0.0
+        short, full = self.windows
+        per = statistics.median(self._durations) + max(0.0, full - short)
+        return per * (self.cfg.confirm + self.cfg.baseline)
+
+    def _budget_reason(self, reserve: bool = False) -> str | None:
         if self.measured >= self.search_budget:
-            return (f"trial budget reached (max_trials {self.cfg.max_trials}, {self.cfg.confirm} of them kept to "
-                    "re-measure the leaders)")
-        if self.cfg.time_budget_s is not None and self._elapsed() >= self.cfg.time_budget_s:
-            return f"time budget of {self.cfg.time_budget_s:g} s reached"
-        distinct = len(self._seen)
+            kept = [f"{self.cfg.confirm} of them kept to re-measure the leaders"] if self.cfg.confirm else []
+            kept += ["1 kept to measure the defaults"] if self.cfg.baseline else []
+            return f"trial budget reached (max_trials {self.cfg.max_trials}" + (
+                f", {' and '.join(kept)})" if kept else ")")
+        if self.cfg.time_budget_s is not None:
+            left = self.cfg.time_budget_s - self._elapsed() - (self._reserve_s() if reserve else 0.0)
+            if left <= 0:
+                held = f", {self._reserve_s():.0f} s of it kept to re-measure the leaders" if reserve and \
+                    self._reserve_s() else ""
+                return f"time budget of {self.cfg.time_budget_s:g} s reached{held}"
+        return None
+
+    def _stop_reason(self) -> str | None:
+        if (why := self._budget_reason(reserve=True)) is not None:
+            return why
+        distinct = len(self._proposed)
         if distinct >= self.space.size():
             return "every configuration of the space was tried"
         if len(self.cfg.objectives) == 1 and self.cfg.patience is not None and self._best is not None \
@@ -275,7 +384,11 @@ class Tuner:
         waiting = {p.spec.key(): p for p in batch}
         if len(waiting) != len(batch):
             raise ValueError("a batch measures each trial once: two of its specs have the same key")
+        last = time.monotonic()
         for result in self.measure([p.spec for p in batch]):
+            now = time.monotonic()
+            self._durations.append((now - last) * min(self.slots, len(batch)))  # one trial's wall time, roughly
+            last = now
             pending = waiting.pop(result.spec.key(), None)
             if pending is None:
                 raise RuntimeError(f"the executor returned a result for a trial it was not given, or twice "
@@ -310,15 +423,69 @@ class Tuner:
     # the winner ---------------------------------------------------------------------------------------
 
     def _searched(self) -> list[TrialRecord]:
-        return [r for r in self.records if r.role == "search" and r.state == "complete"]
+        """Every configuration measured to a result while searching (the batch ladder's defaults included)."""
+        return [r for r in self.records if r.role in ("search", "ladder") and r.state == "complete"]
 
     def _finish(self, sampler: str, stop: str) -> Outcome:
         out = Outcome(self.records, sampler, stop)
+        self._name_winner(out)
+        if out.winner is not None and out.winner.point is not None and self.cfg.baseline:
+            out.baseline = self._baseline(out.winner.point)
+        out.summary = self._summary(out)
+        return out
+
+    def _baseline(self, winner: Point) -> TrialRecord | None:
+        """The runtime's defaults on the winner's device at the winner's batch: what its speed-up is over. A
+        ladder rung or search trial that measured exactly that point serves; otherwise it is measured now."""
+        arm = next(a for a in self.space.arms if (a.backend, a.device) == (winner.backend, winner.device))
+        point = self.space.defaults(arm, winner.batch)
+        known = [r for r in self.records if r.point == point and r.state == "complete" and r.role != "confirm"]
+        if known:
+            return known[0]
+        if point == winner:
+            return None
+        pending = _Pending(self.make_spec(point, 0, True), {"role": "baseline", "point": point},
+                           "the runtime's defaults at the winner's batch")
+        ((_, record),) = list(self._measure_all([pending]))
+        return record if record.state == "complete" else None
+
+    def _summary(self, out: Outcome) -> list[str]:
+        """What the search did and did not do, and why: for the CLI, the stored study and the report."""
+        objective = self.cfg.objectives[0]
+        lines = []
+        for arm in self.space.arms if self.space.open_batch else ():
+            rungs = self._rungs(arm)
+            if rungs:
+                lines.append(ladder.describe(arm.label, rungs, objective))
+        if self.space.open_batch:
+            lines.append(f"batches searched: {list(self.space.batch.values)} (the ladder's rungs within "
+                         f"{ladder.NEAR:.0%} of its best)")
+        climbs = [r for r in self.records if r.note and "batch climb" in r.note]
+        if climbs:
+            lines.append("batch climb: " + ", ".join(
+                f"b{ladder.batch_of(r)} {r.values[0]:.4g}" if r.state == "complete" and r.values
+                else f"b{ladder.batch_of(r)} {r.state}" for r in climbs))
+        constraints = sorted({c.text() for a in self.space.arms for c in a.constraints})
+        if constraints:
+            lines.append(f"constraints kept {self._narrowed} proposal choices possible: " + "; ".join(constraints))
+        for state, what in (("pruned", "pruned without measuring"), ("failed", "failed")):
+            notes = [r.note or "" for r in self.records if r.state == state]
+            if notes:
+                reasons = sorted(set(notes), key=notes.count, reverse=True)
+                lines.append(f"{len(notes)} {what}: " + "; ".join(
+                    f"{n[:160]}{f' (×{notes.count(n)})' if notes.count(n) > 1 else ''}" for n in reasons[:3]))
+        short, full = self.windows
+        if short and full and short < full:
+            lines.append(f"search trials measured for {short:g} s each; the leaders re-measured for {full:g} s")
+        lines.append(f"stopped: {out.stop_reason}; {out.measured} trials measured in {self._elapsed():.0f} s")
+        return lines
+
+    def _name_winner(self, out: Outcome) -> None:
         done = self._searched()
         feasible = [r for r in done if r.feasible]
         if not feasible:
             out.message = self._no_winner(done)
-            return out
+            return
         objective = self.cfg.objectives[0]
         sign = 1 if DIRECTION[objective] == "maximize" else -1
         if len(self.cfg.objectives) > 1:
@@ -332,7 +499,7 @@ class Tuner:
         remeasure: dict[str, tuple[_Pending, TrialRecord]] = {}
         for lead in leaders:
             if self.cfg.confirm and lead.point is not None:
-                pending = _Pending(self.make_spec(lead.point, len(runs[lead.position])),
+                pending = _Pending(self.make_spec(lead.point, len(runs[lead.position]), True),
                                    {"role": "confirm", "point": lead.point}, f"re-measures trial #{lead.position}")
                 remeasure[pending.spec.key()] = (pending, lead)
         # all leaders in one call: a cluster re-measures them side by side
@@ -347,9 +514,8 @@ class Tuner:
         if not scored:
             out.message = ("no configuration meets " + self.cfg.constraint_text()
                            + " when re-measured (the leading candidates passed once, not again)")
-            return out
+            return
         _, out.winner, out.winner_values = max(scored, key=lambda t: t[0])
-        return out
 
     def _no_winner(self, done: list[TrialRecord]) -> str:
         if not done:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from inferlab import backends
+from inferlab.backends.base import Constraint, word
 from inferlab.config.schema import Experiment
 from inferlab.errors import ConfigError
 from inferlab.records.trial import Scalar
-from inferlab.tune.spec import OPEN_BATCHES
 
 ASYNC_MODES = ("throughput",)
 
@@ -67,6 +67,13 @@ class Point:
         """The knobs set away from the backend's defaults."""
         return backends.non_default(self.backend, self.device, self.params)
 
+    def compute_precision(self) -> str:
+        """The precision the point computes in: the runtime's precision knob where it has one (torch's dtype),
+        else the model file's."""
+        if self.precision != "fp32":
+            return self.precision
+        return backends.get(self.backend).precision_of(dict(self.params)) or self.precision
+
     def describe(self, knobs: bool = True) -> str:
         head = f"{self.backend}/{self.device} {self.precision} b{self.batch}"
         changed = " ".join(f"{k}={v}" for k, v in self.knobs().items()) if knobs else ""
@@ -83,47 +90,97 @@ class Point:
 
 @dataclass(frozen=True)
 class Arm:
-    """A backend on a device, with its fixed and searched knobs."""
+    """A backend on a device, with its fixed and searched knobs and the constraints between them. Its dims are
+    ordered so that a constraint's `when` knob is chosen before its `then` knob."""
 
     backend: str
     device: str
     fixed: tuple[tuple[str, Scalar], ...]
     dims: tuple[Dim, ...]
     precisions: Dim
+    constraints: tuple[Constraint, ...] = ()
 
     @property
     def label(self) -> str:
         return f"{self.backend}/{self.device}"
 
+    def allowed(self, dim: Dim, chosen: dict[str, Scalar]) -> tuple[Scalar, ...]:
+        """The values of `dim` that break no constraint together with the knobs chosen so far."""
+        knob = dim.name.split(".", 1)[1]
+        if not any(knob in (c.when, c.then) for c in self.constraints):
+            return dim.values
+        return tuple(v for v in dim.values if not any(c.broken({**chosen, knob: v}) for c in self.constraints))
+
+    def choose(self, trial: Suggests) -> tuple[dict[str, Scalar], int]:
+        """Suggest every dim in order, each from the values the earlier choices allow: the proposal breaks no
+        constraint. A dim narrowed by a constraint is suggested under a name of its own (its domain differs),
+        or not at all when one value is left. Returns the knobs and how many dims a constraint narrowed."""
+        params: dict[str, Scalar] = dict(self.fixed)
+        narrowed = 0
+        for d in self.dims:
+            values = self.allowed(d, params)
+            if values == d.values:
+                value = d.suggest(trial)
+            else:
+                narrowed += 1
+                value = values[0] if len(values) == 1 else \
+                    Dim(f"{d.name}[{'|'.join(map(str, values))}]", values).suggest(trial)
+            params[d.name.split(".", 1)[1]] = value
+        return params, narrowed
+
     def size(self) -> int:
-        return math.prod(len(d.values) for d in self.dims) * len(self.precisions.values)
+        """How many distinct configurations the arm has, counting only those that break no constraint."""
+        knobs = {k for c in self.constraints for k in (c.when, c.then)}
+        tied = [d for d in self.dims if d.name.split(".", 1)[1] in knobs]
+        free = math.prod(len(d.values) for d in self.dims if d not in tied)
+        combos = [dict(self.fixed)]
+        for d in tied:
+            combos = [{**c, d.name.split(".", 1)[1]: v} for c in combos for v in self.allowed(d, c)]
+        return free * len(combos) * len(self.precisions.values)
 
 
 @dataclass(frozen=True)
 class Space:
     arms: tuple[Arm, ...]
     batch: Dim
+    open_batch: bool = False   # batch left out: the tuner finds its domain first (a ladder of doublings)
 
     def size(self) -> int:
         """How many distinct configurations there are."""
         return sum(a.size() for a in self.arms) * len(self.batch.values)
 
+    def with_batches(self, values: tuple[int, ...]) -> Space:
+        """The same space over another batch domain (the one a batch ladder found)."""
+        return replace(self, batch=Dim("batch", tuple(sorted(set(values)))))
+
     def suggest(self, trial: Suggests) -> Point:
+        return self.propose(trial)[0]
+
+    def propose(self, trial: Suggests) -> tuple[Point, int]:
+        """A point, and how many of its dims a constraint narrowed (proposals that were kept possible)."""
         labels = Dim("target", tuple(a.label for a in self.arms))
         arm = self.arms[labels.values.index(labels.suggest(trial))]
-        params: dict[str, Scalar] = dict(arm.fixed)
-        for d in arm.dims:
-            params[d.name.split(".", 1)[1]] = d.suggest(trial)
+        params, narrowed = arm.choose(trial)
         backend = backends.get(arm.backend)
         full = backend.check_params(arm.device, params, f"backends.{arm.backend}.params")
         batch = self.batch.suggest(trial)
         assert isinstance(batch, int)
-        return Point(arm.backend, arm.device, str(arm.precisions.suggest(trial)), batch, tuple(sorted(full.items())))
+        point = Point(arm.backend, arm.device, str(arm.precisions.suggest(trial)), batch, tuple(sorted(full.items())))
+        return point, narrowed
+
+    def defaults(self, arm: Arm, batch: int) -> Point:
+        """The runtime's defaults on the arm's device (the knobs the user fixed kept), fp32 or the arm's first
+        precision: what a batch ladder measures and what the winner's speed-up is measured against."""
+        backend = backends.get(arm.backend)
+        full = backend.check_params(arm.device, dict(arm.fixed), f"backends.{arm.backend}.params")
+        precision = "fp32" if "fp32" in arm.precisions.values else str(arm.precisions.values[0])
+        return Point(arm.backend, arm.device, precision, batch, tuple(sorted(full.items())))
 
     def to_json(self) -> dict[str, Any]:
-        return {"batch": self.batch.to_json(), "arms": [
+        return {"batch": "open" if self.open_batch else self.batch.to_json(), "arms": [
             {"label": a.label, "fixed": dict(a.fixed), "dims": [d.to_json() for d in a.dims],
-             "precisions": list(a.precisions.values)} for a in self.arms]}
+             "precisions": list(a.precisions.values), "constraints": [c.text() for c in a.constraints]}
+            for a in self.arms]}
 
     def describe(self) -> str:
         parts = []
@@ -131,7 +188,8 @@ class Space:
             dims = " × ".join(f"{d.name.split('.', 1)[1]}[{len(d.values)}]" for d in a.dims if len(d.values) > 1)
             prec = f" × precision[{len(a.precisions.values)}]" if len(a.precisions.values) > 1 else ""
             parts.append(f"{a.label}: {dims or 'no open knobs'}{prec}")
-        return f"{self.size()} configurations — " + "; ".join(parts) + f"; batch {list(self.batch.values)}"
+        batch = "batch found by doubling from 1" if self.open_batch else f"batch {list(self.batch.values)}"
+        return f"{self.size()} configurations — " + "; ".join(parts) + f"; {batch}"
 
 
 def _as_list(v: Any) -> list[Any]:
@@ -172,10 +230,41 @@ def build(exp: Experiment, precisions: dict[str, tuple[str, ...]], mode: str) ->
                     dims.append(Dim(label, knob.candidates(cores)))
             if name not in precisions:
                 continue
-            arms.append(Arm(name, device, tuple(sorted(fixed.items())), tuple(dims),
-                            Dim(f"{name}/{device}.precision", precisions[name])))
+            constraints = backend.constraints(device)
+            for c in constraints:
+                if c.broken(fixed):
+                    raise ConfigError(f"{prefix}.{c.then}: {c.then} {word(fixed[c.then])} cannot go with {c.when} "
+                                      f"{word(fixed[c.when])} on {device} ({c.why}); change one of them")
+            arm = Arm(name, device, tuple(sorted(fixed.items())), _ordered(dims, constraints),
+                      Dim(f"{name}/{device}.precision", precisions[name]), constraints)
+            if arm.size() == 0:
+                raise ConfigError(f"{prefix}: no combination of the listed values is possible on {device}: "
+                                  + "; ".join(c.text() for c in constraints))
+            arms.append(arm)
     if not arms:
         raise ConfigError(f"{where}: backends: no backend here can run the model; list one of "
                           f"{', '.join(n for n in backends.names() if n != 'null')}")
-    batches = tuple(_as_list(exp.batch)) if "batch" in exp.model_fields_set else OPEN_BATCHES
-    return Space(tuple(arms), Dim("batch", tuple(sorted(set(batches)))))
+    if "batch" in exp.model_fields_set:
+        return Space(tuple(arms), Dim("batch", tuple(sorted(set(_as_list(exp.batch))))))
+    return Space(tuple(arms), Dim("batch", (1,)), open_batch=True)
+
+
+def _ordered(dims: list[Dim], constraints: tuple[Constraint, ...]) -> tuple[Dim, ...]:
+    """Dims in declaration order, except that a dim comes after every dim that constrains it (`when` before
+    `then`), so that a constraint narrows the later choice rather than leaving none."""
+    out: list[Dim] = []
+    rest = list(dims)
+    while rest:
+        placed = {d.name.split(".", 1)[1] for d in out}
+        waiting = {d.name.split(".", 1)[1] for d in rest}
+        for d in rest:
+            knob = d.name.split(".", 1)[1]
+            if all(c.when in placed or c.when not in waiting or c.when == knob
+                   for c in constraints if c.then == knob):
+                out.append(d)
+                rest.remove(d)
+                break
+        else:  # a cycle of constraints: keep the declared order for the rest
+            out.extend(rest)
+            break
+    return tuple(out)

@@ -11,9 +11,8 @@ DIRECTION: dict[str, Literal["maximize", "minimize"]] = {
     "throughput": "maximize", "latency_median": "minimize", "latency_p50": "minimize", "latency_p90": "minimize",
     "latency_p95": "minimize", "latency_p99": "minimize", "energy": "minimize", "memory": "minimize"}
 UNIT = {"throughput": "samples/s", "energy": "J/sample", "memory": "MB"}
-OPEN_BATCHES = (1, 2, 4, 8, 16, 32)
 
 # TuneConfig and its value types moved to config/tuning.py (the config must not import tune); named here too so
 # that code written against inferlab.tune.spec keeps working.
-__all__ = ["DIRECTION", "OPEN_BATCHES", "UNIT", "ObjectiveName", "Percentile", "Precision", "SamplerName",
+__all__ = ["DIRECTION", "UNIT", "ObjectiveName", "Percentile", "Precision", "SamplerName",
            "TuneConfig"]
