@@ -84,7 +84,8 @@ class Knob:
     kind: str = "choice"            # "choice" | "int" | "bool"
     per_core: int = 1               # an open-ended integer knob is searched up to per_core × the CPU count
     async_only: bool = False        # matters only with requests in flight (throughput mode, MLPerf scenarios)
-    searched: bool = True           # a tuning searches it when left open (not: compute precision, compilers)
+    searched: bool = True           # a tuning searches it when left open (not, e.g., CPU placement on a GPU)
+    search: tuple[Scalar, ...] = () # the values a tuning tries when it is left open (default: its whole domain)
 
     def domain(self) -> str:
         if self.kind == "int":
@@ -95,6 +96,8 @@ class Knob:
 
     def candidates(self, cores: int) -> tuple[Scalar, ...]:
         """Every value a search tries when the user leaves this knob open."""
+        if self.search:
+            return self.search
         if self.kind == "bool":
             return (False, True)
         if self.kind == "int":
@@ -126,22 +129,47 @@ class Knob:
 
 
 def int_knob(name: str, doc: str, default: int | None, low: int = 0, high: int | None = None, per_core: int = 1,
-             async_only: bool = False) -> Knob:
-    return Knob(name, doc, default, low=low, high=high, kind="int", per_core=per_core, async_only=async_only)
+             async_only: bool = False, searched: bool = True, search: Sequence[int] = ()) -> Knob:
+    return Knob(name, doc, default, low=low, high=high, kind="int", per_core=per_core, async_only=async_only,
+                searched=searched, search=tuple(search))
 
 
-def cpus_knob() -> Knob:
+def cpus_knob(searched: bool = True) -> Knob:
     """Thread placement every CPU backend shares: the trial process is pinned (sched_setaffinity) to this many
     of the CPUs it may use, before the runtime starts its threads."""
-    return int_knob("cpus", "pin the trial process to its first N allowed CPUs (0: no pinning)", 0)
+    return int_knob("cpus", "pin the trial process to its first N allowed CPUs (0: no pinning)", 0, searched=searched)
 
 
-def choice_knob(name: str, doc: str, default: Scalar, choices: Sequence[Scalar], searched: bool = True) -> Knob:
-    return Knob(name, doc, default, choices=tuple(choices), searched=searched)
+def choice_knob(name: str, doc: str, default: Scalar, choices: Sequence[Scalar], searched: bool = True,
+                search: Sequence[Scalar] = ()) -> Knob:
+    return Knob(name, doc, default, choices=tuple(choices), searched=searched, search=tuple(search))
 
 
 def bool_knob(name: str, doc: str, default: bool, searched: bool = True) -> Knob:
     return Knob(name, doc, default, kind="bool", searched=searched)
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """Knob values that cannot go together: while knob `when` takes one of `values`, knob `then` must take one of
+    `allowed`. A tuning never proposes a point that breaks one, and a config that names one is refused."""
+
+    when: str
+    values: tuple[Scalar, ...]
+    then: str
+    allowed: tuple[Scalar, ...]
+    why: str
+
+    def broken(self, params: Mapping[str, Any]) -> bool:
+        """Whether `params` break it (a knob missing from `params` breaks nothing yet)."""
+        return (self.when in params and self.then in params and params[self.when] in self.values
+                and params[self.then] not in self.allowed)
+
+    def text(self) -> str:
+        def alts(vs: tuple[Scalar, ...]) -> str:
+            return "|".join(word(v) for v in vs)
+
+        return f"{self.when}={alts(self.values)} ⇒ {self.then}={alts(self.allowed)}: {self.why}"
 
 
 @dataclass(frozen=True)
@@ -243,6 +271,18 @@ class Session:
         self.stop_async()
 
 
+def refusal(c: Constraint, params: Mapping[str, Any], given: Mapping[str, Any], where: str) -> str:
+    """One line refusing `params` for breaking `c`, naming the knob the user gave (`given`)."""
+    named = [k for k in (c.when, c.then) if k in given]
+    return (f"{where}.{named[-1] if named else c.then}: {c.then} {word(params[c.then])} cannot go with {c.when} "
+            f"{word(params[c.when])} ({c.why}); change one of them")
+
+
+def word(v: Any) -> str:
+    """A knob value as a config spells it (true, not True)."""
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
 class Backend:
     """Base for runtimes. `name` is the entry-point name; `formats` are the model formats it loads."""
 
@@ -271,6 +311,20 @@ class Backend:
     def knobs(self, device: str) -> dict[str, Knob]:
         return {}
 
+    def device_kinds(self) -> list[str]:
+        """One device of each kind this runtime can name, whether present or not (each kind has its own knobs
+        and search space: `inferlab backends` shows them all)."""
+        return ["cpu"]
+
+    def constraints(self, device: str) -> tuple[Constraint, ...]:
+        """Knob values that cannot go together on `device`."""
+        return ()
+
+    def precision_of(self, params: Mapping[str, Scalar]) -> str | None:
+        """The compute precision that `params` select (fp32, fp16, bf16 ...), for a runtime whose precision is a
+        knob; None where the model file's own precision is what runs."""
+        return None
+
     def thread_environment(self, params: Mapping[str, Scalar]) -> dict[str, str]:
         """Environment variables to set in the trial process before the runtime is imported."""
         return {}
@@ -287,10 +341,15 @@ class Backend:
         (e.g. OpenVINO's THROUGHPUT hint for the async modes)."""
         return {}
 
+    def broken(self, device: str, params: Mapping[str, Any]) -> Constraint | None:
+        """The first constraint that `params` break on `device`, if any."""
+        return next((c for c in self.constraints(device) if c.broken(params)), None)
+
     def check_params(self, device: str, params: Mapping[str, Any], where: str,
-                     mode: str = "latency") -> dict[str, Scalar]:
+                     mode: str = "latency", constraints: bool = True) -> dict[str, Scalar]:
         """Validate knob names and values; return them with defaults filled in: the knob's own default, or
-        the mode's (`mode_defaults`) where it has one."""
+        the mode's (`mode_defaults`) where it has one. Values that break a constraint are refused, naming the
+        knob the user set, unless `constraints` is False (a sweep skips such combinations instead)."""
         knobs = self.knobs(device)
         out: dict[str, Scalar] = {}
         for key, value in params.items():
@@ -302,4 +361,6 @@ class Backend:
         for key, value in defaults.items():
             if key in knobs:
                 out.setdefault(key, value)
+        if constraints and (c := self.broken(device, out)) is not None:
+            raise BackendError(refusal(c, out, params, where))
         return out

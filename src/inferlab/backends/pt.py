@@ -12,6 +12,7 @@ import numpy as np
 
 from inferlab.backends.base import (
     Backend,
+    Constraint,
     Knob,
     Scalar,
     Session,
@@ -156,26 +157,51 @@ class TorchBackend(Backend):
     def accepts_device(self, device: str) -> bool:
         return device == "cpu" or bool(_CUDA.match(device))
 
+    def device_kinds(self) -> list[str]:
+        return ["cpu", "cuda:0"]
+
     def knobs(self, device: str) -> dict[str, Knob]:
+        gpu = device != "cpu"
         return {k.name: k for k in (
+            # CPU placement is fixed on a GPU trial unless named: the host threads only launch kernels there.
             int_knob("threads", "intra-op CPU threads, per request (0: auto: torch's default when one request "
                      "runs at a time; in throughput modes on cpu the cores split across the requests in "
-                     "flight)", 0),
-            int_knob("interop_threads", "inter-op CPU threads (0: torch's default)", 0),
+                     "flight)", 0, searched=not gpu),
+            int_knob("interop_threads", "inter-op CPU threads (0: torch's default)", 0, searched=not gpu),
+            # On cuda half precision and the compiler are where the speed is, so a tuning tries them; on cpu
+            # they are named to be searched (bfloat16 needs a CPU with bf16 units, compiling takes minutes).
             choice_knob("dtype", "compute precision of weights and float inputs", "float32",
-                        ["float32", "float16", "bfloat16"], searched=False),
+                        ["float32", "float16", "bfloat16"], searched=gpu),
             bool_knob("channels_last", "NHWC memory layout for 4-D tensors", False),
-            choice_knob("compile", "torch.compile mode", "off",
-                        ["off", "default", "reduce-overhead", "max-autotune"], searched=False),
+            choice_knob("compile", "torch.compile mode (a tuning on cuda tries off, default and reduce-overhead; "
+                        "max-autotune compiles for minutes and is searched when named)", "off",
+                        ["off", "default", "reduce-overhead", "max-autotune"], searched=gpu,
+                        search=("off", "default", "reduce-overhead")),
             bool_knob("cuda_graphs", "capture the forward pass as a CUDA graph and replay it (CUDA only)",
-                      False, searched=device != "cpu"),
-            bool_knob("inference_mode", "torch.inference_mode instead of no_grad", True),
+                      False, searched=gpu),
+            bool_knob("inference_mode", "torch.inference_mode instead of no_grad", True, searched=not gpu),
             int_knob("in_flight", "requests kept in flight in throughput mode, each on its own thread "
                      f"(and CUDA stream); 0: auto: on cpu enough to keep every core busy (cores / threads, "
                      f"at most {CPU_MAX_IN_FLIGHT} when threads is auto too), on cuda {CUDA_IN_FLIGHT}", 0,
-                     per_core=2, async_only=True),
-            cpus_knob(),
+                     per_core=2, async_only=True, search=(1, 2, 4) if gpu else ()),
+            cpus_knob(searched=not gpu),
         )}
+
+    def constraints(self, device: str) -> tuple[Constraint, ...]:
+        if device == "cpu":
+            return ()
+        graphs = ("reduce-overhead", "max-autotune")
+        return (
+            Constraint("cuda_graphs", (True,), "in_flight", (0, 1), "one captured graph replays into shared "
+                       "buffers, so it serves one request at a time"),
+            Constraint("compile", graphs, "cuda_graphs", (False,), "these compile modes capture CUDA graphs "
+                       "themselves"),
+            Constraint("compile", graphs, "in_flight", (0, 1), "the CUDA graphs these compile modes capture "
+                       "serve one request at a time"),
+        )
+
+    def precision_of(self, params: Mapping[str, Scalar]) -> str | None:
+        return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(str(params.get("dtype", "float32")))
 
     def thread_environment(self, params: Mapping[str, Scalar]) -> dict[str, str]:
         threads = params.get("threads") or 0
