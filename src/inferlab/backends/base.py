@@ -229,30 +229,40 @@ class Session:
 
     def wait_slot(self) -> None:
         """Block until fewer than `depth` requests are in flight; the next `submit` starts at once."""
-        self._slots.acquire()
+        if self._pool is not None:  # one request in flight runs inside `submit`, so a slot is always free here
+            self._slots.acquire()
 
     def submit(self, prepared: Any, on_done: DoneCallback) -> None:
         """Start one inference in the slot `wait_slot` found; `on_done(None)` or `on_done(exc)` is called
         when it completes.
 
         The default runs `run` on a worker thread, which is real parallelism for runtimes that release
-        the GIL while computing (all those shipped here do); with one request in flight it runs inline."""
-        def task() -> None:
+        the GIL while computing (all those shipped here do); with one request in flight it runs inline, with no
+        slot bookkeeping: what the request costs beyond `run` lands in throughput mode's wall time."""
+        if self._pool is None:
             try:
                 self.run(prepared)
             except BaseException as exc:  # reported to the driver, which ends the measurement
                 on_done(exc)
             else:
                 on_done(None)
+            return
+
+        def task() -> None:
+            try:
+                self.run(prepared)
+            except BaseException as exc:
+                on_done(exc)
+            else:
+                on_done(None)
             finally:
                 self._slots.release()
-        if self._pool is None:
-            task()
-        else:
-            self._pool.submit(task)
+        self._pool.submit(task)
 
     def wait_all(self) -> None:
         """Block until every submitted request has completed."""
+        if self._pool is None:  # inline requests have completed when `submit` returns
+            return
         for _ in range(self._depth):
             self._slots.acquire()
         for _ in range(self._depth):
