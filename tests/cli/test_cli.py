@@ -92,6 +92,10 @@ def test_schema_and_backends_and_env() -> None:
     out = cli("backends").stdout
     for name in ("onnxruntime", "openvino", "torch", "null", "intra_op_threads", "inference_precision"):
         assert name in out
+    # the space a tuning searches on each kind of device, and the constraints between knobs, with or without a GPU
+    assert "a tuning on cpu tries" in out and "a tuning on cuda:0 tries" in out
+    assert "float32|float16|bfloat16" in out and "off|default|reduce-overhead " in out
+    assert "on cuda:0: cuda_graphs=true ⇒ in_flight=0|1: one captured graph" in out
     env = json.loads(cli("env").stdout)
     assert env["cpu_threads"] >= 1 and "python" in env and len(env["id"]) == 16
 

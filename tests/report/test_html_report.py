@@ -83,6 +83,10 @@ def test_report_renders_in_chromium_without_errors(report: tuple[Path, Path], tm
             assert missing.count() >= 1 and missing.first.inner_text() == "—"
             assert missing.first.get_attribute("title") == "not measured"
             assert page.locator("#tuning-table tbody tr").count() == 1
+            # per device: the best and the speed-up over the runtime's defaults, then what the search did
+            leaders = page.locator("table.tuning-leaders tbody tr")
+            assert leaders.count() >= 1 and re.search(r"\d\.\d\d×", leaders.first.inner_text())
+            assert page.locator("ul.tuning-summary li").last.inner_text().startswith("stopped: ")
             # every trial is listed, and each one whose notes carry warnings is in the warnings list too
             stored = sum(int(n) for n in re.findall(r"\((?:sweep|tuning), (\d+) results\)", page.inner_text("p.meta")))
             notes = page.locator("#trials-table tbody tr td:last-child").all_text_contents()
@@ -104,5 +108,8 @@ def test_markdown_export_has_the_same_tables(report: tuple[Path, Path]) -> None:
     _, md = report
     text = md.read_text()
     assert "## Published table" in text and "## Tuning" in text
+    per_device = text.split(": per device", 1)[1]
+    assert re.search(r"\| cpu \| fp32 \(best\) \| onnxruntime/cpu fp32 b\d .*\| \d+\.\d\d× \|", per_device)
+    assert "- stopped: " in per_device
     row = next(line for line in text.splitlines() if line.startswith("| — | tiny | 4 |"))
     assert "| — |" in row.split("| 4 |", 1)[1]  # openvino at batch 4 was not measured

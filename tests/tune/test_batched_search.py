@@ -125,6 +125,9 @@ class Spy:
     open_batch = False
     arms = property(lambda self: self.space.arms)
 
+    def seeds(self, objective: str) -> list[dict[str, Any]]:
+        return self.space.seeds(objective)
+
     def propose(self, trial: optuna.Trial) -> tuple[Point, int]:
         p, narrowed = self.space.propose(trial)
         self.proposals.append(f"{trial.number}:b{p.batch}t{_threads(p)}")

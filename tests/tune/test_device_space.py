@@ -103,3 +103,38 @@ def test_backends_declare_a_space_for_each_kind_of_device() -> None:
     assert torch.constraints("cpu") == () and len(torch.constraints("cuda:0")) == 3
     assert torch.precision_of({"dtype": "bfloat16"}) == "bf16"
     assert backends.get("onnxruntime").precision_of({}) is None
+
+
+def test_a_gpu_search_starts_from_the_backends_seed_at_the_largest_batch_and_breaks_no_constraint() -> None:
+    from inferlab.records.trial import TrialResult, TrialSpec
+    from inferlab.tune.search import Tuner
+    from tests.tune.test_search import ARTIFACT, _lat
+
+    exp = loader.from_data({"models": [{"path": "m.pt2"}], "mode": "throughput", "devices": ["cuda:0"],
+                            "backends": [{"name": "torch"}], "tune": {"max_trials": 24, "baseline": False}}, "t.yaml")
+    space = build(exp, {"torch": ("fp32",)}, "throughput")
+    calls: list[TrialSpec] = []
+
+    def spec(point: Any, repeat: int, full: bool) -> TrialSpec:
+        return TrialSpec(ARTIFACT, point.backend, point.device, point.params, point.batch, "throughput", repeat=repeat)
+
+    def measure(specs: Any) -> Any:
+        for s in specs:  # a GPU-like landscape: half precision and the compiler pay, the defaults saturate early
+            calls.append(s)
+            p = s.param_dict
+            fps = 3000.0 * s.batch / (s.batch + 16) * (4 if p["dtype"] != "float32" else 1) * \
+                (1.6 if p["compile"] != "off" else 1)
+            yield TrialResult(s, "ok", throughput_sps=fps, throughput_ci_low_sps=fps * 0.99,
+                              throughput_ci_high_sps=fps * 1.01, latency=_lat(1000 * s.batch / fps))
+
+    tuner = Tuner(exp.tune, space, spec, measure, lambda r: None)
+    out = tuner.run()
+    ladder = [s for s in calls if s.param_dict["dtype"] == "float32" and s.param_dict["compile"] == "off"
+              and not s.param_dict["cuda_graphs"]][:5]
+    assert [s.batch for s in ladder] == [1, 2, 4, 8, 16]
+    first = calls[len([r for r in out.records if r.role == "ladder"])]
+    assert first.param_dict["dtype"] == "float16" and first.param_dict["compile"] == "default"
+    assert first.param_dict["cuda_graphs"] and first.param_dict["in_flight"] == 1
+    assert first.batch == max(tuner.space.batch.values)  # the largest the ladder allows, 2 doublings past it
+    assert all(backends.get("torch").broken("cuda:0", s.param_dict) is None for s in calls)
+    assert out.winner is not None and out.winner.point.compute_precision() in ("fp16", "bf16")

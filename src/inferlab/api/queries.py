@@ -4,11 +4,11 @@ opens the store or the executor itself."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from inferlab import backends as registry
-from inferlab.backends.base import Knob
+from inferlab.backends.base import Constraint, Knob, word
 from inferlab.errors import ConfigError
 from inferlab.execute import environment as host
 from inferlab.records.trial import TrialResult
@@ -40,6 +40,20 @@ class BackendInfo:
     usable: bool
     devices: list[str]
     knobs: list[Knob]
+    # per kind of device (cpu, cuda:0 ...): its knobs as a tuning sees them there, and their constraints
+    spaces: dict[str, tuple[dict[str, Knob], tuple[Constraint, ...]]] = field(default_factory=dict)
+
+    def searched(self, knob: str, device: str, cores: int) -> str:
+        """What a tuning on `device` tries for `knob` when it is left open: its values, or why none."""
+        k = self.spaces[device][0].get(knob)
+        if k is None:
+            return "—"
+        if not k.searched:
+            return "fixed (name it to search it)"
+        values = k.candidates(cores)
+        shown = f"{values[0]}..{values[-1]}" if k.kind == "int" and not k.search and len(values) > 4 else \
+            "|".join(word(v) for v in values)
+        return shown + (" (throughput modes)" if k.async_only else "")
 
 
 def runs(db: str | None = None) -> list[RunInfo]:
@@ -96,10 +110,13 @@ def host_environment() -> dict[str, Any]:
 
 
 def backend_catalogue() -> list[BackendInfo]:
-    """Every registered backend: version, whether it is usable here, its devices and its knobs (for the CPU)."""
+    """Every registered backend: version, whether it is usable here, its devices, its knobs (for the CPU) and the
+    search space it declares for each kind of device."""
     out = []
     for name in registry.names():
         b = registry.get(name)
         usable = b.available()
-        out.append(BackendInfo(name, b.version(), usable, b.devices() if usable else [], list(b.knobs("cpu").values())))
+        spaces = {d: (b.knobs(d), b.constraints(d)) for d in b.device_kinds()}
+        out.append(BackendInfo(name, b.version(), usable, b.devices() if usable else [], list(b.knobs("cpu").values()),
+                               spaces))
     return out

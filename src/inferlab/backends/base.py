@@ -330,6 +330,11 @@ class Backend:
         """Knob values that cannot go together on `device`."""
         return ()
 
+    def seeds(self, device: str) -> tuple[dict[str, Scalar], ...]:
+        """Configurations a tuning on `device` measures first, where the knobs are left open (what engineers
+        know to be fast there); the sampler takes over after them."""
+        return ()
+
     def precision_of(self, params: Mapping[str, Scalar]) -> str | None:
         """The compute precision that `params` select (fp32, fp16, bf16 ...), for a runtime whose precision is a
         knob; None where the model file's own precision is what runs."""

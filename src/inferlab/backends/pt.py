@@ -200,6 +200,11 @@ class TorchBackend(Backend):
                        "serve one request at a time"),
         )
 
+    def seeds(self, device: str) -> tuple[dict[str, Scalar], ...]:
+        # On a GPU: half precision, the compiler, NHWC and a captured graph, the usual fastest path for CNNs
+        return () if device == "cpu" else (
+            {"dtype": "float16", "compile": "default", "channels_last": True, "cuda_graphs": True},)
+
     def precision_of(self, params: Mapping[str, Scalar]) -> str | None:
         return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(str(params.get("dtype", "float32")))
 

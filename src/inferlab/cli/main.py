@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -402,15 +403,22 @@ def lineage_cmd(model: Annotated[str, typer.Argument(help="a derived model's pat
 @app.command("backends")
 def list_backends() -> None:
     """List backends: version, whether usable here, devices and knobs."""
+    cores = len(os.sched_getaffinity(0))
     for b in queries.backend_catalogue():
         devices = ", ".join(b.devices) if b.usable else "—"
         console.print(f"[bold]{b.name}[/] {b.version or ''}  "
                       f"{'[green]usable[/]' if b.usable else '[red]not installed[/]'}  devices: {devices}")
-        t = Table("knob", "domain", "default", "meaning", header_style="dim", box=None, padding=(0, 2))
+        kinds = list(b.spaces)
+        t = Table("knob", "domain", "default", *(f"a tuning on {d} tries" for d in kinds), "meaning",
+                  header_style="dim", box=None, padding=(0, 2))
         for knob in b.knobs:
-            t.add_row(knob.name, knob.domain(), str(knob.default), knob.doc)
+            t.add_row(knob.name, knob.domain(), str(knob.default), *(b.searched(knob.name, d, cores) for d in kinds),
+                      knob.doc)
         if t.row_count:
             console.print(t)
+        for d in kinds:
+            for c in b.spaces[d][1]:
+                console.print(f"  [dim]on {d}:[/] {c.text()}")
 
 
 @app.command()

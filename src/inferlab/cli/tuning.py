@@ -12,6 +12,7 @@ from rich.table import Table
 from inferlab import api
 from inferlab.cli.app import ClusterOption, DbOption, console, shown_url, typed_command
 from inferlab.config.tuning import TuneConfig
+from inferlab.tune.leaders import leaders
 from inferlab.tune.record import TrialRecord
 from inferlab.tune.spec import DIRECTION, UNIT
 
@@ -47,13 +48,36 @@ def trials_table(run: api.TuneRun, objectives: list[str]) -> Table:
     return t
 
 
+def leaders_table(run: api.TuneRun, objective: str) -> Table | None:
+    """Per device: the best configuration, the best of each other precision, and their speed-up over the
+    runtime's defaults."""
+    rows = leaders(run.outcome.records, objective, run.outcome.baseline)
+    if not rows:
+        return None
+    t = Table(title=f"per device: the best, the best of each precision, and the speed-up over the defaults "
+              f"({objective})", header_style="bold")
+    for col in ("device", "precision", "configuration", f"{objective} ({UNIT.get(objective, 'ms')})",
+                "vs defaults", "defaults measured"):
+        t.add_column(col, justify="right" if "(" in col or col == "vs defaults" else "left")
+    for row in rows:
+        base = row.defaults
+        t.add_row(row.device, ("[bold]" if row.best else "") + row.precision, _point(row.record),
+                  _value(objective, row.value), f"{row.speedup:.2f}×" if row.speedup is not None else "—",
+                  f"#{base.position} ({base.role}, b{base.point.batch}): {_value(objective, base.values[0])}"
+                  if base is not None and base.point is not None else "not at this batch")
+    return t
+
+
 def show(console: Console, run: api.TuneRun, objectives: list[str], emit: Path | None) -> None:
     console.print(trials_table(run, objectives))
     out = run.outcome
-    console.print(f"stopped: {out.stop_reason}; {out.measured} trials measured of a space of {run.space.size()}")
+    for line in out.summary:
+        console.print(f"[dim]·[/] {line}")
     if out.winner is None:
         console.print(f"[bold red]{out.message}[/]")
         return
+    if (table := leaders_table(run, objectives[0])) is not None:
+        console.print(table)
     values = ", ".join(f"{o} {_value(o, v)} {UNIT.get(o, 'ms')} ({DIRECTION[o]}d)"
                        for o, v in zip(objectives, out.winner_values, strict=False))
     console.print(f"[bold green]best:[/] {_point(out.winner)} — {values} (median of its measurements)")

@@ -20,8 +20,9 @@ from inferlab.records.trial import TrialResult
 from inferlab.report import charts, numbers
 from inferlab.report.published import LEVELS, MISSING, WARNED, Published, published, to_csv, to_markdown
 from inferlab.report.rows import Footnotes, ci_text, knobs, precision, row_name
+from inferlab.tune.leaders import leaders
 from inferlab.tune.objectives import latency_ms
-from inferlab.tune.record import measured_count
+from inferlab.tune.record import TrialRecord, measured_count
 from inferlab.tune.space import Point
 from inferlab.tune.spec import UNIT
 
@@ -134,6 +135,18 @@ def study_summary(study: charts.Study) -> dict[str, Any]:
         values = ", ".join(f"{o} {v:.5g} {UNIT.get(o, 'ms')}" for o, v in zip(study.objectives, best["values"],
                                                                             strict=False))
         out["winner"] = f"{point.describe()}: {values}"
+    out["summary"] = list(best.get("summary") or [])
+    objective = study.objectives[0]
+    baseline = TrialRecord.from_json(best["baseline"]) if best.get("baseline") else None
+    unit = UNIT.get(objective, "ms")
+    out["leaders"] = [{
+        "device": row.device, "precision": row.precision, "best": row.best,
+        "configuration": row.record.point.describe() if row.record.point else "",
+        "value": f"{row.value:.5g} {unit}", "speedup": f"{row.speedup:.2f}×" if row.speedup is not None else "—",
+        "defaults": f"{row.defaults.values[0]:.5g} {unit} at batch {row.defaults.point.batch} (trial "
+                    f"#{row.defaults.position})" if row.defaults is not None and row.defaults.point else
+                    "not measured at this batch"}
+        for row in leaders(study.records, objective, baseline)]
     return out
 
 
@@ -175,6 +188,14 @@ def render_tables(runs: Sequence[RunData], environments: dict[str, dict[str, Any
         out += [f"| {s['run']} | {s['objectives']} | {s['constraints']} | {s['measured']} | {s['pruned']} | "
                 f"{s['failed']} | {s['stop']} | {s['winner'] or s['message'] or s['status']} |" for s in studies]
         out.append("")
+        for s in studies:
+            if s["leaders"]:
+                out += [f"### Tuning {s['run']}: per device", "", *_markdown_table(
+                    ["device", "precision", "configuration", "value", "vs defaults", "defaults"],
+                    [[r["device"], r["precision"] + (" (best)" if r["best"] else ""), r["configuration"],
+                      r["value"], r["speedup"], r["defaults"]] for r in s["leaders"]], ("value", "vs defaults")), ""]
+            if s["summary"]:
+                out += [*(f"- {line}" for line in s["summary"]), ""]
     names, acc = accuracy_rows(results)
     if acc:
         out += ["## Accuracy", "", "| model | backend | device | precision | batch | mode | dataset | "

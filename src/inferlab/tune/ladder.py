@@ -2,7 +2,9 @@
 measured at batch 1, 2, 4, ... while the first objective still gains by more than GAIN (or the noise of the two
 measurements, if larger) and the constraints hold. The ladder stops at the first batch that fails to load or run,
 breaks a bound, or gains too little, and says which. The search then tries the rungs whose objective is within
-NEAR of the best rung's, and the leader is climbed by doubling past them while it still gains."""
+NEAR of the best rung's and, where the ladder stopped only because the defaults stopped gaining, AHEAD doublings
+past it (a faster configuration, half precision or a compiler, fills the device at a larger batch than the
+defaults do); the leader is then climbed by doubling while it still gains."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from inferlab.tune.spec import DIRECTION
 GAIN = 0.03        # a doubling that gains less than this (relative) ends the ladder
 NEAR = 0.15        # rungs within this of the best rung's objective stay in the search's batch domain
 MAX_BATCH = 8192   # no ladder goes past this
+AHEAD = 2          # doublings past a ladder that stopped gaining that the search may try unmeasured
 
 
 def gains(new: TrialRecord, old: TrialRecord, objective: str) -> float:
@@ -66,7 +69,12 @@ def domain(rungs: Sequence[TrialRecord], objective: str) -> tuple[int, ...]:
     best = max(good, key=lambda r: sign * r.values[0])
     if objective.startswith("latency"):
         return (batch_of(best),)
-    return tuple(sorted(batch_of(r) for r in good if gains(best, r, objective) <= NEAR))
+    near = {batch_of(r) for r in good if gains(best, r, objective) <= NEAR}
+    last = rungs[-1]
+    if last.state == "complete" and last.feasible and stop_reason(rungs, objective) is not None \
+            and DIRECTION[objective] == "maximize":  # stopped gaining, not failing: room above for faster points
+        near.update(b for i in range(1, AHEAD + 1) if (b := batch_of(last) * 2 ** i) <= MAX_BATCH)
+    return tuple(sorted(near))
 
 
 def describe(label: str, rungs: Sequence[TrialRecord], objective: str) -> str:

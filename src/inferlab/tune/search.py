@@ -198,6 +198,9 @@ class Tuner:
         study = self.study = _Study(study_name=created.study_name, storage=storage, sampler=sampler)
         for r in replayed:
             study.add_trial(self._frozen(r))
+        if not replayed:
+            for params in self.space.seeds(self.cfg.objectives[0]):
+                study.enqueue_trial(params, skip_if_exists=True)
         # Samplers re-propose measured points in discrete spaces, and those are answered without measuring:
         # bound the proposals (as many as the serial loop's `optimize(n_trials=...)` allowed) so a sampler
         # that only re-proposes cannot loop for ever.
@@ -477,7 +480,8 @@ class Tuner:
         short, full = self.windows
         if short and full and short < full:
             lines.append(f"search trials measured for {short:g} s each; the leaders re-measured for {full:g} s")
-        lines.append(f"stopped: {out.stop_reason}; {out.measured} trials measured in {self._elapsed():.0f} s")
+        lines.append(f"stopped: {out.stop_reason}; {out.measured} trials measured of a space of {self.space.size()} "
+                     f"in {self._elapsed():.0f} s")
         return lines
 
     def _name_winner(self, out: Outcome) -> None:

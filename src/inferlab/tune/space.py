@@ -16,6 +16,7 @@ from inferlab.backends.base import Constraint, word
 from inferlab.config.schema import Experiment
 from inferlab.errors import ConfigError
 from inferlab.records.trial import Scalar
+from inferlab.tune.spec import DIRECTION
 
 ASYNC_MODES = ("throughput",)
 
@@ -167,6 +168,29 @@ class Space:
         assert isinstance(batch, int)
         point = Point(arm.backend, arm.device, str(arm.precisions.suggest(trial)), batch, tuple(sorted(full.items())))
         return point, narrowed
+
+    def seeds(self, objective: str) -> list[dict[str, Any]]:
+        """The proposals a search starts with: each arm's seeds (its backend's known-fast configurations, as
+        optuna parameters over the knobs left open), at the batch that suits the objective (the largest for
+        throughput, the smallest otherwise). Seeds that break a constraint or a fixed knob are left out."""
+        out = []
+        for arm in self.arms:
+            backend = backends.get(arm.backend)
+            dims = {d.name.split(".", 1)[1]: d for d in arm.dims}
+            for seed in backend.seeds(arm.device):
+                if any(k not in dims or v not in dims[k].values for k, v in seed.items()) or \
+                        backend.broken(arm.device, {**dict(arm.fixed), **seed}) is not None:
+                    continue
+                params: dict[str, Any] = {}
+                if len(self.arms) > 1:
+                    params["target"] = arm.label
+                for k, v in seed.items():
+                    d = dims[k]
+                    params[d.name] = d.values.index(v) if d.ordinal else v
+                if len(self.batch.values) > 1:
+                    params["batch"] = len(self.batch.values) - 1 if DIRECTION[objective] == "maximize" else 0
+                out.append(params)
+        return out
 
     def defaults(self, arm: Arm, batch: int) -> Point:
         """The runtime's defaults on the arm's device (the knobs the user fixed kept), fp32 or the arm's first
