@@ -17,7 +17,6 @@ from inferlab.execute.base import Reporter
 from inferlab.execute.trial_process import check_artifacts
 from inferlab.optimize.lineage import Lineage
 from inferlab.records.trial import TrialResult, TrialSpec
-from inferlab.report.rows import flatten
 from inferlab.store import Store
 
 if TYPE_CHECKING:
@@ -36,6 +35,8 @@ class Run:
 
     def to_dataframe(self) -> pd.DataFrame:
         import pandas as pd
+
+        from inferlab.report.rows import flatten  # with SciPy behind it: not for every command
 
         return pd.DataFrame([flatten(r, self.id) for r in self.results])
 

@@ -4,7 +4,9 @@ stops a run as Ctrl-C does."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -435,6 +437,11 @@ def schema() -> None:
 
 # commands that live in modules of their own (they import cli.app, never this module)
 app.command()(tuning.tune)
+
+
+# At exit, spare the cyclic collector a walk over every imported module's objects (SciPy, SQLAlchemy, a runtime:
+# half a second here); exit handlers still run, and the memory goes back to the kernel all the same.
+atexit.register(gc.freeze)
 
 
 def _sigterm(signum: int, frame: FrameType | None) -> None:

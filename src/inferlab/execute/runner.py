@@ -7,6 +7,7 @@ while it waits: end-of-file there means the parent is gone, and the trial remove
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -149,9 +150,13 @@ def run(spec: TrialSpec, events: Events, log_dir: Path | None = None) -> TrialRe
 
 def _die_with_parent(scratch: str | None) -> None:
     """Block on stdin until the parent closes it or dies, then remove the scratch folder and kill this trial's
-    process group (this process and anything a runtime started), so no trial outlives its orchestrator."""
+    process group (this process and anything a runtime started), so no trial outlives its orchestrator.
+
+    Reads the file descriptor, not sys.stdin's buffer: a daemon thread blocked inside the buffer holds its
+    lock, and the interpreter's exit then waits a second for it and aborts (SIGABRT, a core dump) after
+    every trial."""
     try:
-        while sys.stdin.buffer.read(1 << 12):
+        while os.read(sys.stdin.fileno(), 1 << 12):
             pass
     except (OSError, ValueError):
         pass
@@ -166,7 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scratch", help="the parent's scratch folder for this trial, removed if the parent dies")
     args = parser.parse_args(argv)
     channel = Channel(args.fd)
-    job = json.loads(sys.stdin.buffer.readline())
+    line = sys.stdin.buffer.readline()
+    if not line:  # the parent closed stdin before giving a trial: nothing to do
+        return 0
+    job = json.loads(line)
     threading.Thread(target=_die_with_parent, args=(args.scratch,), daemon=True, name="parent-watch").start()
     spec = TrialSpec.from_json(job["spec"])
     log_dir = Path(job["log_dir"]) if job.get("log_dir") else None
@@ -185,5 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _exit(code: int) -> None:
+    """End the trial process: everything it owes the parent is sent. The objects of a runtime and of SciPy
+    are left to the kernel instead of the cyclic collector, which would walk them for a good part of a second
+    at exit; exit handlers still run."""
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())

@@ -12,19 +12,18 @@ import json
 import logging
 import math
 import os
+import re
 import secrets
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from alembic import command
-from alembic.config import Config
-from alembic.util import CommandError
 from sqlalchemy import Connection, create_engine, delete, event, func, make_url, select, text
 from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
@@ -72,6 +71,22 @@ def resolve_url(url: str | None = None) -> str:
     """--db, else the default location. A bare path means an SQLite file."""
     url = url or default_location()
     return url if "://" in url else f"sqlite:///{Path(url).expanduser().resolve()}"
+
+
+_REVISION = re.compile(r"""^(down_revision|revision)\s*=\s*(?:["']([^"']+)["']|None)\s*$""", re.MULTILINE)
+
+
+@cache
+def head_revision() -> str | None:
+    """The newest schema revision of the migrations shipped with this inferlab, read from their files (as
+    Alembic reads them, without importing Alembic). None unless there is exactly one head."""
+    revisions: dict[str, str | None] = {}
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        fields = dict(m.group(1, 2) for m in _REVISION.finditer(path.read_text()))
+        if fields.get("revision"):
+            revisions[fields["revision"]] = fields.get("down_revision")
+    heads = set(revisions) - set(revisions.values())
+    return heads.pop() if len(heads) == 1 else None
 
 
 def pack_latencies(ns: np.ndarray) -> bytes:
@@ -149,7 +164,15 @@ class Store:
 
     def _migrate(self) -> None:
         """Create the tables or bring them to this inferlab's schema. Processes opening the same database at
-        once take turns (two creating one new SQLite file would both create its tables, and one would fail)."""
+        once take turns (two creating one new SQLite file would both create its tables, and one would fail).
+        A database already at this inferlab's head revision is left alone without importing Alembic (a
+        quarter of a second of every command)."""
+        if self._at_head():
+            return
+        from alembic import command
+        from alembic.config import Config
+        from alembic.util import CommandError
+
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))  # ConfigParser: % interpolates
@@ -164,6 +187,19 @@ class Store:
         except CommandError as exc:  # a schema revision this inferlab does not know
             raise StoreError(f"database {self.where}: its schema is not one this inferlab knows ({exc}); it was "
                              "probably written by a newer inferlab: upgrade inferlab, or give another --db") from None
+
+    def _at_head(self) -> bool:
+        """Whether the database records this inferlab's head revision (one read; False on any doubt, and then
+        Alembic decides: a new database, an old one to migrate, one written by a newer inferlab)."""
+        head = head_revision()
+        if head is None:
+            return False
+        try:
+            with self.engine.connect() as conn:
+                versions = list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+        except DatabaseError:  # no such table (a new file), or not a database: the migration says which
+            return False
+        return versions == [head]
 
     @contextmanager
     def _migration_lock(self) -> Iterator[None]:
