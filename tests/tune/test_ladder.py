@@ -133,3 +133,35 @@ def test_a_resumed_ladder_keeps_its_rungs_and_goes_on_from_the_last() -> None:
                   history=list(cut.records))
     assert [s.batch for s, _ in again.calls][:6] == [32, 64, 128, 256, 512, 1024]
     assert _batches(out.records, "ladder") == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+
+
+def test_a_latency_objective_keeps_batch_one_when_noise_makes_batch_two_look_faster() -> None:
+    class Noisy(Saturating):
+        def measure(self, specs: Sequence[TrialSpec]) -> Iterator[TrialResult]:
+            for r in super().measure(specs):
+                if r.spec.batch == 2 and r.latency is not None:  # an eager batch 1 whose host drifted: 7% slower
+                    r = TrialResult(r.spec, "ok", throughput_sps=r.throughput_sps, latency=_lat(17.0 / 1.07))
+                yield r
+
+    tuner, out = _run({"sampler": "grid", "objectives": ["latency_p99"], "max_trials": 20, "confirm": 0,
+                       "patience": None}, Noisy())
+    assert tuner.space.batch.values == (1,)
+
+
+def test_the_time_budget_keeps_room_for_the_leaders_and_the_baseline(monkeypatch: Any) -> None:
+    """Trials take 10 s (search) and 12 s (full window); the study ends within one trial of its budget."""
+    clock = [0.0]
+    monkeypatch.setattr("inferlab.tune.search.time.monotonic", lambda: clock[0])
+
+    class Slow(Saturating):
+        def measure(self, specs: Sequence[TrialSpec]) -> Iterator[TrialResult]:
+            for r in super().measure(specs):
+                clock[0] += 12.0 if self._full[r.spec.key()] else 10.0
+                yield r
+
+    tuner, out = _run({"sampler": "tpe", "max_trials": 60, "confirm": 2, "patience": None, "baseline": True,
+                       "time_budget_s": 200}, Slow())
+    assert out.winner is not None and out.baseline is not None
+    assert "time budget of 200 s reached" in out.stop_reason
+    assert [r.role for r in out.records][-2:] in (["confirm", "baseline"], ["confirm", "confirm"])
+    assert 200 - 12 < clock[0] <= 200 + 12  # within one trial of the budget, re-measurements included

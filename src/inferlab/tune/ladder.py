@@ -60,15 +60,15 @@ def stop_reason(rungs: Sequence[TrialRecord], objective: str) -> str | None:
 
 def domain(rungs: Sequence[TrialRecord], objective: str) -> tuple[int, ...]:
     """The batches the search tries: the measured rungs within NEAR of the best one, or for a latency objective
-    the best rung alone (no configuration answers a larger batch sooner); batch 1 when none could be measured
-    (the search then says why)."""
+    the smallest of them alone (no configuration answers a larger batch sooner); batch 1 when none could be
+    measured (the search then says why)."""
     good = [r for r in rungs if r.state == "complete" and r.feasible and r.values]
     if not good:
         return (1,)
     sign = 1 if DIRECTION[objective] == "maximize" else -1
     best = max(good, key=lambda r: sign * r.values[0])
-    if objective.startswith("latency"):
-        return (batch_of(best),)
+    if objective.startswith("latency"):  # a larger batch cannot answer a request sooner: any gain is noise
+        return (min(batch_of(r) for r in good if gains(best, r, objective) <= NEAR),)
     near = {batch_of(r) for r in good if gains(best, r, objective) <= NEAR}
     last = rungs[-1]
     if last.state == "complete" and last.feasible and stop_reason(rungs, objective) is not None \

@@ -144,7 +144,7 @@ class Tuner:
         self._stale = 0
         self._best: TrialRecord | None = None
         self.windows = windows
-        self._durations: list[float] = []   # wall seconds per measured trial, this session
+        self._took: dict[str, float] = {}   # wall seconds each trial took (by spec key), this session
         self._narrowed = 0                  # proposals a constraint kept possible
         # distinct points the sampler proposed (measured, or answered from an earlier measurement)
         self._proposed: set[str] = {r.point.key() for r in self.records if r.role == "search" and r.point}
@@ -328,13 +328,20 @@ class Tuner:
                             system_attrs=attrs)
 
     def _reserve_s(self) -> float:
-        """Seconds the time budget keeps for what follows the search: re-measuring the leaders over the full
-        window and the baseline, each a trial as long as the median one so far plus the longer window."""
-        if not self._durations:
+        """Seconds the time budget keeps for what follows the search: re-measuring the current leaders over the
+        full window (each as long as its own search trial took, plus the longer window) and the baseline (as
+        long as the runtime's defaults took on the ladder, else the median trial)."""
+        if not self._took:
             return 0.0
         short, full = self.windows
-        per = statistics.median(self._durations) + max(0.0, full - short)
-        return per * (self.cfg.confirm + self.cfg.baseline)
+        median = statistics.median(self._took.values())
+        sign = 1 if DIRECTION[self.cfg.objectives[0]] == "maximize" else -1
+        ranked = sorted((r for r in self._searched() if r.feasible), key=lambda r: -sign * r.values[0])
+        leaders = [self._took.get(r.spec_key or "", median) for r in ranked[:self.cfg.confirm]]
+        leaders += [median] * (self.cfg.confirm - len(leaders))
+        rungs = [self._took[r.spec_key] for r in self.records if r.role == "ladder" and r.spec_key in self._took]
+        baseline = max(rungs, default=median) + max(0.0, full - short) if self.cfg.baseline else 0.0
+        return sum(t + max(0.0, full - short) for t in leaders) + baseline
 
     def _budget_reason(self, reserve: bool = False) -> str | None:
         if self.measured >= self.search_budget:
@@ -390,7 +397,7 @@ class Tuner:
         last = time.monotonic()
         for result in self.measure([p.spec for p in batch]):
             now = time.monotonic()
-            self._durations.append((now - last) * min(self.slots, len(batch)))  # one trial's wall time, roughly
+            self._took[result.spec.key()] = (now - last) * min(self.slots, len(batch))  # roughly, with slots
             last = now
             pending = waiting.pop(result.spec.key(), None)
             if pending is None:
@@ -462,7 +469,8 @@ class Tuner:
                 lines.append(ladder.describe(arm.label, rungs, objective))
         if self.space.open_batch:
             lines.append(f"batches searched: {list(self.space.batch.values)} (the ladder's rungs within "
-                         f"{ladder.NEAR:.0%} of its best)")
+                         f"{ladder.NEAR:.0%} of its best, and up to {ladder.AHEAD} doublings past a ladder that "
+                         "stopped gaining; the smallest of them alone for a latency objective)")
         climbs = [r for r in self.records if r.note and "batch climb" in r.note]
         if climbs:
             lines.append("batch climb: " + ", ".join(

@@ -76,7 +76,7 @@ class Point:
         return backends.get(self.backend).precision_of(dict(self.params)) or self.precision
 
     def describe(self, knobs: bool = True) -> str:
-        head = f"{self.backend}/{self.device} {self.precision} b{self.batch}"
+        head = f"{self.backend}/{self.device} {self.compute_precision()} b{self.batch}"
         changed = " ".join(f"{k}={v}" for k, v in self.knobs().items()) if knobs else ""
         return f"{head} {changed}" if changed else head
 
