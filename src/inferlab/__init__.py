@@ -13,6 +13,15 @@ __version__ = "0.1.0"
 __all__ = ["InferlabError", "Run", "__version__", "benchmark", "run"]
 
 
+def start_trial_process() -> None:
+    """For entry points: start the next trial's process now, before the API is imported, so that the two
+    imports overlap. That process serves one trial of this process, fresh, if its environment fits; it is
+    dropped at exit if none comes (inferlab.execute.child)."""
+    from inferlab.execute import child
+
+    child.start_early()
+
+
 def __getattr__(name: str) -> Any:
     # The API (and the store, scipy, alembic behind it) is imported on first use, not by every trial process
     # that imports a backend: a trial starts seconds sooner.

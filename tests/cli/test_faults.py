@@ -313,6 +313,17 @@ def _runners(marker: str) -> list[psutil.Process]:
     return found
 
 
+def _run_stored(db: Path) -> bool:
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            return con.execute("select count(*) from runs").fetchone()[0] > 0
+        finally:
+            con.close()
+    except sqlite3.Error:  # not created yet, or its tables not yet
+        return False
+
+
 @pytest.mark.slow
 def test_sigterm_stops_a_run_as_ctrl_c_does(tiny_models: dict[str, str], tmp_path: Path) -> None:
     """`kill PID` (systemd, a job scheduler, a container stop) during a trial: the trial process is killed, the
@@ -327,8 +338,11 @@ def test_sigterm_stops_a_run_as_ctrl_c_does(tiny_models: dict[str, str], tmp_pat
     try:
         trial: list[psutil.Process] = []
 
-        def measuring() -> bool:  # a trial process of ours (a child of the CLI) has run for a second
+        def measuring() -> bool:  # the run is stored and a trial process of ours (a child of the CLI) has
+            # run for a second (it may have been started early, while the command imported and planned)
             assert proc.poll() is None, proc.communicate()[1]
+            if not _run_stored(db):
+                return False
             trial[:] = [c for c in psutil.Process(proc.pid).children(recursive=True)
                         if RUNNER in " ".join(c.cmdline()) and time.time() - c.create_time() > 1.0]
             return bool(trial)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -50,6 +51,17 @@ def _trials(marker: str) -> list[psutil.Process]:
     return out
 
 
+def _run_stored(db: Path) -> bool:
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            return con.execute("select count(*) from runs").fetchone()[0] > 0
+        finally:
+            con.close()
+    except sqlite3.Error:  # not created yet, or its tables not yet
+        return False
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 @pytest.mark.parametrize("kind", ["latency", "loadgen"])
 def test_no_trial_outlives_its_orchestrator(tmp_path: Path, kind: str, sig: signal.Signals) -> None:
@@ -65,6 +77,10 @@ def test_no_trial_outlives_its_orchestrator(tmp_path: Path, kind: str, sig: sign
         trials = _trials(marker)
         time.sleep(0.1)
     assert trials, "the trial process never started"
+    # The trial's process may have been started early, while the command still imports and plans: the trial
+    # begins once the run is stored.
+    while not _run_stored(tmp_path / "r.db") and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
     time.sleep(3)  # into the trial: loaded and measuring
     scratch = [Path(tempfile.gettempdir(), d) for d in os.listdir(tempfile.gettempdir())
                if d.startswith(f"inferlab-trial-{proc.pid}-")]

@@ -13,9 +13,9 @@ from inferlab.errors import ConfigError
 from inferlab.execute import environment as host
 from inferlab.records.trial import TrialResult
 from inferlab.report.mlperf import mlperf_rows as mlperf_table_rows
-from inferlab.store import DB_HELP, RunInfo, Store
+from inferlab.store import RunInfo, Store
 
-__all__ = ["DB_HELP", "BackendInfo", "RunInfo", "StoredRun", "backend_catalogue", "host_environment", "mlperf_rows",
+__all__ = ["BackendInfo", "RunInfo", "StoredRun", "backend_catalogue", "host_environment", "mlperf_rows",
            "runs", "stored_run"]
 
 

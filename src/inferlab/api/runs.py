@@ -13,6 +13,7 @@ from inferlab.api.lifecycle import Opening, lifecycle
 from inferlab.config.plan import Plan
 from inferlab.config.schema import Experiment
 from inferlab.errors import ConfigError, StoreError
+from inferlab.execute import environment
 from inferlab.execute.base import Reporter
 from inferlab.execute.trial_process import check_artifacts
 from inferlab.optimize.lineage import Lineage
@@ -58,6 +59,7 @@ def execute(exp: Experiment, db: str | None = None, resume: str | None = None,
     --db r.db"); an interrupted or stopped run names it, plus `--resume RUN`, as the way to continue. `cluster`:
     a Ray address (or "local") whose nodes run the trials. Raises Interrupted on Ctrl-C and RunStopped when the
     database or the artifacts folder fails mid-run; finished trials stay stored either way."""
+    environment.collect_soon()  # this host's fingerprint, while the experiment is planned
     plan = cfg.plan(exp, devices_here=cluster is None)
     if on_plan is not None:
         on_plan(plan)

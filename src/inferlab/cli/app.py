@@ -4,13 +4,13 @@ typed. Command modules (main.py, tuning.py, ...) import this, never each other; 
 from __future__ import annotations
 
 import shlex
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from inferlab.api.queries import DB_HELP
-from inferlab.config.plan import Plan
+if TYPE_CHECKING:
+    from inferlab.config.plan import Plan
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure, compare and tune deep-learning inference.")
@@ -19,6 +19,10 @@ if not console.is_terminal:
     console = Console(width=max(console.width, 180))  # logs and pipes: keep the wide results table readable
 err = Console(stderr=True)
 
+# Where the store looks when --db is left out: inferlab.store.default_location (not imported here: the options
+# are built before the API is imported).
+DB_HELP = ("database URL or SQLite path (default: $INFERLAB_DB, else $XDG_DATA_HOME/inferlab/inferlab.db, "
+           "i.e. ~/.local/share/inferlab/inferlab.db)")
 DbOption = Annotated[str | None, typer.Option("--db", help=DB_HELP)]
 ClusterOption = Annotated[str | None, typer.Option(
     "--cluster", help="run the trials on the Ray cluster at this address (HOST:PORT; 'local': a throwaway "

@@ -16,16 +16,13 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from inferlab import api
-from inferlab.api import queries
 from inferlab.cli import cluster as cluster_commands  # noqa: F401  (registers `inferlab cluster`)
-from inferlab.cli import tuning
 from inferlab.cli.app import (
     ClusterOption,
     DbOption,
@@ -37,14 +34,16 @@ from inferlab.cli.app import (
     shown_url,
     typed_command,
 )
-from inferlab.config.schema import Experiment
 from inferlab.errors import ConfigError, InferlabError, Interrupted
-from inferlab.report.export import rows_to_csv, to_csv, to_json
-from inferlab.report.mlperf import mlperf_table
-from inferlab.report.table import results_table
+
+if TYPE_CHECKING:
+    from inferlab import api
+    from inferlab.config.schema import Experiment
 
 
 def _finish(run: api.Run) -> None:
+    from inferlab.report.table import results_table
+
     console.print(results_table(run.results, title=f"run {run.id}"))
     for r in run.results:  # the table cuts reasons short; what to do is often at the end
         if r.status in ("failed", "timeout") and r.reason and len(r.reason) > 70:
@@ -56,6 +55,7 @@ def _finish(run: api.Run) -> None:
 
 
 def _execute(exp: Experiment, db: str | None, resume: str | None = None, cluster: str | None = None) -> None:
+    from inferlab import api
     from inferlab.cli.progress import RichReporter
 
     with RichReporter(console) as reporter:
@@ -134,6 +134,7 @@ def bench(
 ) -> None:
     """Benchmark one model without a config (benchmark_app's role, or MLPerf's with --scenario); results
     are stored too."""
+    from inferlab import api
     from inferlab.cli.inputs import input_settings
 
     batches = None
@@ -169,6 +170,10 @@ def results(run: Annotated[str | None, typer.Argument(help="run id (default: the
             mlperf: MlperfOption = False, reference: ReferenceOption = None,
             reference_backend: ReferenceBackendOption = None, db: DbOption = None) -> None:
     """Show a run's results as a table (or list the runs)."""
+    from inferlab.api import queries
+    from inferlab.report.mlperf import mlperf_table
+    from inferlab.report.table import results_table
+
     if runs:
         t = Table("run", "name", "status", "trials", "done", "created", header_style="bold")
         for listed in queries.runs(db):
@@ -201,6 +206,8 @@ def report(runs: Annotated[list[str] | None, typer.Argument(help="run ids (defau
            db: DbOption = None) -> None:
     """Write a report of stored runs: one self-contained HTML file (tables and interactive charts, offline),
     or its tables as Markdown or CSV."""
+    from inferlab import api
+
     if percentile is not None and percentile not in ("median", "p50", "p90", "p95", "p99"):
         raise ConfigError(f"--percentile '{percentile}': choose median, p50, p90, p95 or p99")
     if latency_ms is not None and latency_ms <= 0:
@@ -217,6 +224,9 @@ def export(run: Annotated[str, typer.Argument(help="run id, or 'latest'")],
            mlperf: MlperfOption = False, reference: ReferenceOption = None,
            reference_backend: ReferenceBackendOption = None, db: DbOption = None) -> None:
     """Export a run's results as CSV or JSON (or its MLPerf-style table with --mlperf)."""
+    from inferlab.api import queries
+    from inferlab.report.export import rows_to_csv, to_csv, to_json
+
     if format not in ("csv", "json"):
         raise ConfigError(f"--format '{format}': choose csv or json")
     if mlperf:
@@ -252,6 +262,8 @@ MetricOption = Annotated[str | None, typer.Option("--metric", help="metrics, com
 def _data(dataset: str | None, dataset_format: str | None, split: str, labels: str | None, annotations: str | None,
           subset: int | None, preprocess: list[str] | None, postprocess: list[str] | None,
           metric: str | None) -> api.DataOptions | None:
+    from inferlab import api
+
     if dataset is None:
         return None
     from inferlab.accuracy.datasets import guess_format
@@ -276,6 +288,7 @@ def accuracy(
     db: DbOption = None,
 ) -> None:
     """Check accuracy on a dataset: every trial of a config, or one model on the given backends."""
+    from inferlab import api
     from inferlab import config as cfg
 
     data = _data(dataset, dataset_format, split, labels, annotations, subset, preprocess, postprocess, metric)
@@ -325,6 +338,7 @@ def quantize(
 ) -> None:
     """Derive an FP16 or INT8 model (within --max-drop), store its lineage, and compare it with the original:
     accuracy, drop and speed, measured side by side."""
+    from inferlab import api
     from inferlab.cli.progress import RichReporter
     from inferlab.report.compare import compare, comparison_table
 
@@ -368,6 +382,7 @@ def compare_cmd(
     db: DbOption = None,
 ) -> None:
     """Two trials or two models side by side: accuracy, drop, agreement, latency, throughput, speed-up, size."""
+    from inferlab import api
     from inferlab.report.compare import compare, comparison_table
 
     if Path(a).is_file() and Path(b).is_file():
@@ -394,6 +409,8 @@ def compare_cmd(
 def lineage_cmd(model: Annotated[str, typer.Argument(help="a derived model's path or content hash")],
                 db: DbOption = None) -> None:
     """Where a derived model came from: parent, method, parameters, calibration data, outcome."""
+    from inferlab import api
+
     t = Table("model", "hash", "method", "parent", "parameters", "calibration", "outcome", header_style="bold")
     for lin in api.lineage(model, db):
         outcome = {k: v for k, v in lin.outcome.items() if k != "steps"}
@@ -405,6 +422,8 @@ def lineage_cmd(model: Annotated[str, typer.Argument(help="a derived model's pat
 @app.command("backends")
 def list_backends() -> None:
     """List backends: version, whether usable here, devices and knobs."""
+    from inferlab.api import queries
+
     cores = len(os.sched_getaffinity(0))
     for b in queries.backend_catalogue():
         devices = ", ".join(b.devices) if b.usable else "—"
@@ -426,17 +445,40 @@ def list_backends() -> None:
 @app.command()
 def env() -> None:
     """Show this machine's environment fingerprint."""
+    from inferlab.api import queries
+
     console.print_json(json.dumps(queries.host_environment()))
 
 
 @app.command()
 def schema() -> None:
     """Print the experiment config's JSON Schema (for editor completion)."""
+    from inferlab.config.schema import Experiment
+
     sys.stdout.write(json.dumps(Experiment.model_json_schema(), indent=2) + "\n")
 
 
-# commands that live in modules of their own (they import cli.app, never this module)
-app.command()(tuning.tune)
+TRIAL_COMMANDS = ("run", "bench", "tune", "accuracy", "quantize")  # they run trials on this host
+
+
+def _start_trial_process(args: list[str]) -> None:
+    """A command that runs trials here starts its first trial's process before it imports the API, so that
+    the two processes' imports (about a second each) overlap; the process serves one trial, and is dropped
+    at exit if none comes."""
+    if (args and args[0] in TRIAL_COMMANDS
+            and not any(a in ("--help", "-h", "--cluster") or a.startswith("--cluster=") for a in args)):
+        import inferlab
+
+        inferlab.start_trial_process()
+
+
+def _register_commands() -> None:
+    """Commands that live in modules of their own (they import cli.app, never this module); imported here, not
+    at the top, because they import the API."""
+    from inferlab.cli import tuning
+
+    if not any(c.callback is tuning.tune for c in app.registered_commands):
+        app.command()(tuning.tune)
 
 
 # At exit, spare the cyclic collector a walk over every imported module's objects (SciPy, SQLAlchemy, a runtime:
@@ -467,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
     remember_args(args)
+    _start_trial_process(args)
+    _register_commands()
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(name)s: %(message)s")
     try:
         with _sigterm_as_ctrl_c():

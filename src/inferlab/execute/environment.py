@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import subprocess
+import threading
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -72,9 +73,24 @@ def _versions() -> dict[str, str]:
     return out
 
 
-@cache
+_collecting = threading.Lock()
+
+
 def collect() -> dict[str, Any]:
-    """What this machine and software stack are; the same dict for the same environment."""
+    """What this machine and software stack are; the same dict for the same environment. Collected once per
+    process (a run's results all carry its id); a call while `collect_soon` is at work waits for it."""
+    with _collecting:
+        return _collect()
+
+
+def collect_soon() -> None:
+    """Start collecting in the background (git and the package metadata take a tenth of a second), so that
+    it overlaps what the caller does before it needs the fingerprint."""
+    threading.Thread(target=collect, name="inferlab-environment", daemon=True).start()
+
+
+@cache
+def _collect() -> dict[str, Any]:
     from inferlab import __version__
 
     mem = psutil.virtual_memory().total

@@ -171,8 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scratch", help="the parent's scratch folder for this trial, removed if the parent dies")
     args = parser.parse_args(argv)
     channel = Channel(args.fd)
-    line = sys.stdin.buffer.readline()
+    line = sys.stdin.buffer.readline()  # a process started early waits here, its imports done
     if not line:  # the parent closed stdin before giving a trial: nothing to do
+        if args.scratch:
+            shutil.rmtree(args.scratch, ignore_errors=True)
         return 0
     job = json.loads(line)
     threading.Thread(target=_die_with_parent, args=(args.scratch,), daemon=True, name="parent-watch").start()

@@ -18,7 +18,6 @@ import selectors
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -29,13 +28,14 @@ from typing import Any
 from inferlab import backends
 from inferlab.errors import ArtifactsError
 from inferlab.execute.base import QuietReporter, Reporter
+from inferlab.execute.child import SCRATCH_PREFIX, Child, trial_environment
+from inferlab.execute.child import take as early_child
 from inferlab.execute.protocol import decode_result
 from inferlab.measure.monitors import Nvml, Rapl, TrialMonitor
 from inferlab.records.trial import Status, TrialResult, TrialSpec, is_scenario, utc_now
 
 log = logging.getLogger(__name__)
 SAMPLE_S = 0.1  # monitor sampling period while waiting for the child
-SCRATCH_PREFIX = "inferlab-trial-"
 
 
 def host_lock_path() -> Path:
@@ -189,20 +189,12 @@ class TrialProcess:
         return result
 
     def _spawn(self, spec: TrialSpec) -> TrialResult:
-        env = dict(os.environ)
-        env.update(backends.get(spec.backend).thread_environment(spec.param_dict))
-        env["PYTHONUNBUFFERED"] = "1"
-        read_fd, write_fd = os.pipe()
+        env = trial_environment(backends.get(spec.backend).thread_environment(spec.param_dict))
         started = utc_now()
-        with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as tmp:
-            log_path = Path(tmp) / "child.log"
-            with log_path.open("wb") as log_file:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "inferlab.execute.runner", "--fd", str(write_fd), "--scratch", tmp],
-                    stdin=subprocess.PIPE, stdout=log_file, stderr=subprocess.STDOUT, env=env,
-                    pass_fds=(write_fd,), start_new_session=True)
-            os.close(write_fd)
-            assert proc.stdin is not None
+        child = early_child(env) or Child.start(env)  # a fresh process either way: one trial each
+        proc = child.proc
+        assert proc.stdin is not None
+        try:
             try:
                 try:  # one line, and stdin stays open: the child exits when it reads end-of-file
                     log_dir = str(self.artifacts / spec.key()) if self.artifacts is not None else None
@@ -210,17 +202,17 @@ class TrialProcess:
                     proc.stdin.flush()
                 except BrokenPipeError:
                     pass
-                outcome = self._wait(proc, read_fd, spec)
+                outcome = self._wait(proc, child.read_fd, spec)
             except BaseException:  # Ctrl-C, SIGTERM or any failure here: never leave the trial running
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 raise
             finally:
-                os.close(read_fd)
-                with contextlib.suppress(BrokenPipeError):
-                    proc.stdin.close()
-            return self._result(spec, proc, outcome, log_path, started)
+                child.close()
+            return self._result(spec, proc, outcome, child.log_path, started)
+        finally:
+            child.cleanup()
 
     def _wait(self, proc: subprocess.Popen[bytes], read_fd: int, spec: TrialSpec) -> _Outcome:
         monitor = TrialMonitor(proc.pid, self.rapl, self.nvml)

@@ -47,8 +47,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DB = "inferlab.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
-DB_HELP = ("database URL or SQLite path (default: $INFERLAB_DB, else $XDG_DATA_HOME/inferlab/inferlab.db, "
-           "i.e. ~/.local/share/inferlab/inferlab.db)")
 PENDING_FORMAT = "inferlab-pending-result"
 # pg_advisory_xact_lock key of the migration: any fixed 64-bit number, the same in every inferlab
 _PG_MIGRATION_LOCK = 0x696E6665726C6162  # "inferlab"
@@ -82,9 +80,10 @@ def head_revision() -> str | None:
     Alembic reads them, without importing Alembic). None unless there is exactly one head."""
     revisions: dict[str, str | None] = {}
     for path in (MIGRATIONS / "versions").glob("*.py"):
-        fields = dict(m.group(1, 2) for m in _REVISION.finditer(path.read_text()))
-        if fields.get("revision"):
-            revisions[fields["revision"]] = fields.get("down_revision")
+        fields: dict[str, str | None] = {m.group(1): m.group(2) for m in _REVISION.finditer(path.read_text())}
+        revision = fields.get("revision")
+        if revision:
+            revisions[revision] = fields.get("down_revision")
     heads = set(revisions) - set(revisions.values())
     return heads.pop() if len(heads) == 1 else None
 
