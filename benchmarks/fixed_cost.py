@@ -10,11 +10,12 @@ Runs, side by side, alternating the order every round:
   stored, the report printed), from which the phase table is made.
 
 Prints the whole-process wall times (medians over rounds) and their ratio, and where inferlab's seconds go
-(median of each phase over the probed runs). `--src DIR` measures another checkout's `src` with this venv
-(e.g. a `git worktree` of an older commit), to compare before and after.
+(median of each phase over the probed runs). `--src NAME=DIR` (repeatable) measures a checkout's `src` with
+this venv (e.g. a `git worktree` of an older commit); several alternate in every round, so that before and
+after are compared side by side too.
 
     .venv/bin/python benchmarks/fixed_cost.py [--rounds 3] [--time 3] [--model examples/models/resnet_s.xml]
-    .venv/bin/python benchmarks/fixed_cost.py --src /tmp/fc-before/src      # the code of another checkout
+    .venv/bin/python benchmarks/fixed_cost.py --src before=/tmp/fc-before/src --src after=src   # side by side
 """
 
 from __future__ import annotations
@@ -161,6 +162,7 @@ def _median(xs: list[float]) -> float:
 def import_times(env: dict[str, str], repeats: int) -> dict[str, float]:
     """Whole-process seconds of a fresh interpreter that only imports what each side starts with."""
     cases = {"python -c pass": "pass", "import inferlab.cli.main (parent)": "import inferlab.cli.main",
+             "import inferlab.api (parent, for a command)": "import inferlab.api",
              "import inferlab.execute.runner (child)": "import inferlab.execute.runner",
              "import openvino": "import openvino"}
     out: dict[str, list[float]] = {k: [] for k in cases}
@@ -170,13 +172,26 @@ def import_times(env: dict[str, str], repeats: int) -> dict[str, float]:
     return {k: _median(v) for k, v in out.items()}
 
 
+def _codes(specs: list[str] | None) -> dict[str, Path | None]:
+    """--src NAME=DIR (repeatable) -> {NAME: DIR}; none: this checkout as installed in the venv."""
+    if not specs:
+        return {"this checkout": None}
+    out: dict[str, Path | None] = {}
+    for spec in specs:
+        name, sep, folder = spec.partition("=")
+        out[name if sep else Path(spec).parent.name] = Path(folder if sep else spec).resolve()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="examples/models/resnet_s.xml")
     ap.add_argument("--time", type=float, default=3.0, help="measurement seconds, both tools")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--shape", default="[1,3,224,224]", help="benchmark_app's -shape")
-    ap.add_argument("--src", type=Path, help="measure this checkout's src/ (PYTHONPATH) with this venv")
+    ap.add_argument("--src", action="append", metavar="NAME=DIR",
+                    help="measure the code in DIR (a checkout's src/, through PYTHONPATH) with this venv, as NAME; "
+                         "repeatable: the versions alternate in every round")
     ap.add_argument("--json", type=Path, help="write the raw timings here")
     a = ap.parse_args()
     benchmark_app = BIN / "benchmark_app"
@@ -185,58 +200,60 @@ def main() -> None:
         sys.exit(f"{benchmark_app} is missing: install openvino in this venv (it ships benchmark_app)")
     if not (ROOT / a.model).exists():
         sys.exit(f"{a.model} is missing: build it with `.venv/bin/python examples/build_models.py`")
+    codes = _codes(a.src)
     t = f"{a.time:g}"
     bench_args = ["bench", a.model, "--backend", "openvino", "--time", t]
-    sides = {
-        "inferlab": lambda env, tmp: _timed([str(inferlab), *bench_args, "--db", str(tmp / "bench.db")], env),
-        "benchmark_app": lambda env, tmp: _timed([str(benchmark_app), "-m", a.model, "-hint", "latency", "-t", t,
-                                                  "-shape", a.shape], env),
-        "inferlab (probed)": None,
-    }
+    app_cmd = [str(benchmark_app), "-m", a.model, "-hint", "latency", "-t", t, "-shape", a.shape]
+    sides = ["benchmark_app", *(f"inferlab {c}" for c in codes), *(f"inferlab {c} (probed)" for c in codes)]
     walls: dict[str, list[float]] = {k: [] for k in sides}
-    runs: list[dict[str, float]] = []
+    runs: dict[str, list[dict[str, float]]] = {c: [] for c in codes}
+    imports: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="inferlab-fixed-cost-") as tmp_name:
         tmp = Path(tmp_name)
-        env = _env(a.src, tmp)
-        _timed([str(inferlab), *bench_args, "--time", "0.5"], env)  # the database exists, file caches are warm
-        order = list(sides)
+        envs = {c: _env(src, tmp) for c, src in codes.items()}
+        for env in envs.values():  # the database exists, file caches are warm
+            _timed([str(inferlab), *bench_args[:-1], "0.5"], env)
         for r in range(a.rounds):
-            for side in order[r % len(order):] + order[:r % len(order)]:
-                if side == "inferlab (probed)":
+            for side in sides[r % len(sides):] + sides[:r % len(sides)]:
+                code = side.removeprefix("inferlab ").removesuffix(" (probed)")
+                if side == "benchmark_app":
+                    wall = _timed(app_cmd, envs[next(iter(codes))])[2]
+                elif side.endswith("(probed)"):
                     out = tmp / f"marks-{r}.json"
-                    t0, t1, wall = _timed([sys.executable, "-c", PROBE, str(out), *bench_args], env)
-                    marks = [("spawned", t0), *json.loads(out.read_text()), ("exited", t1)]
-                    runs.append(phases(marks))
+                    t0, t1, wall = _timed([sys.executable, "-c", PROBE, str(out), *bench_args], envs[code])
+                    runs[code].append(phases([("spawned", t0), *json.loads(out.read_text()), ("exited", t1)]))
                 else:
-                    wall = sides[side](env, tmp)[2]  # type: ignore[misc]
+                    wall = _timed([str(inferlab), *bench_args], envs[code])[2]
                 walls[side].append(wall)
-                print(f"round {r + 1}/{a.rounds}: {side:18s} {wall:6.2f} s", file=sys.stderr, flush=True)
-        imports = import_times(env, a.rounds)
+                print(f"round {r + 1}/{a.rounds}: {side:28s} {wall:6.2f} s", file=sys.stderr, flush=True)
+        for c, env in envs.items():
+            imports[c] = import_times(env, min(a.rounds, 3))
 
     med = {k: _median(v) for k, v in walls.items()}
-    ratios = [i / b for i, b in zip(walls["inferlab"], walls["benchmark_app"], strict=True)]
-    print(f"\n`inferlab {' '.join(bench_args)}` vs `benchmark_app -m {a.model} -hint latency -t {t} -shape {a.shape}`"
-          f" ({a.rounds} rounds, alternating; code: {a.src or 'this checkout'})\n")
-    print("| process | median wall s | rounds |\n|---|---|---|")
+    print(f"\n`inferlab {' '.join(bench_args)}` vs `{' '.join(['benchmark_app', *app_cmd[1:]])}`: {a.rounds} rounds, "
+          "every process alternating in each round\n")
+    print("| process | median wall s | ratio to benchmark_app | rounds (s) |\n|---|---|---|---|")
     for k, v in walls.items():
-        print(f"| {k} | {med[k]:.2f} | {', '.join(f'{x:.2f}' for x in v)} |")
-    print(f"\nwhole-process ratio inferlab / benchmark_app: **{med['inferlab'] / med['benchmark_app']:.2f}x** "
-          f"(ratio of medians; median of per-round ratios {_median(ratios):.2f}x)\n")
-    print("| phase (probed runs) | median s | share |\n|---|---|---|")
-    total = med["inferlab (probed)"]
-    accounted = 0.0
+        per_round = [x / b for x, b in zip(v, walls["benchmark_app"], strict=True)]
+        ratio = "" if k == "benchmark_app" else (f"**{med[k] / med['benchmark_app']:.2f}x** (per round: "
+                                                 f"{', '.join(f'{x:.2f}' for x in per_round)})")
+        print(f"| {k} | {med[k]:.2f} | {ratio} | {', '.join(f'{x:.2f}' for x in v)} |")
+    names = list(codes)
+    print(f"\n| phase (probed runs, median s) | {' | '.join(names)} |\n|---|{'---|' * len(names)}")
+    accounted = dict.fromkeys(names, 0.0)
     for label, _, _ in PHASES:
-        xs = [p[label] for p in runs if label in p]
-        if xs:
-            accounted += _median(xs)
-            print(f"| {label} | {_median(xs):.3f} | {_median(xs) / total:.0%} |")
-        else:
-            print(f"| {label} | — | |")
-    print(f"| other (between the marks above) | {total - accounted:.3f} | {(total - accounted) / total:.0%} |")
-    print(f"| **whole process** | **{total:.3f}** | |")
-    print("\n| fresh interpreter (median s) | s |\n|---|---|")
-    for k, v in imports.items():
-        print(f"| {k} | {v:.3f} |")
+        cells = []
+        for c in names:
+            xs = [p[label] for p in runs[c] if label in p]
+            accounted[c] += _median(xs) if xs else 0.0
+            cells.append(f"{_median(xs):.3f}" if xs else "—")
+        print(f"| {label} | {' | '.join(cells)} |")
+    totals = {c: med[f"inferlab {c} (probed)"] for c in names}
+    print(f"| other (between the marks) | {' | '.join(f'{totals[c] - accounted[c]:.3f}' for c in names)} |")
+    print(f"| **whole process** | {' | '.join(f'**{totals[c]:.3f}**' for c in names)} |")
+    print(f"\n| fresh interpreter (median s) | {' | '.join(names)} |\n|---|{'---|' * len(names)}")
+    for k in next(iter(imports.values())):
+        print(f"| {k} | {' | '.join(f'{imports[c][k]:.3f}' for c in names)} |")
     if a.json:
         a.json.write_text(json.dumps({"walls": walls, "phases": runs, "imports": imports}, indent=2))
 
