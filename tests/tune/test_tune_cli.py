@@ -116,4 +116,41 @@ def test_bad_tuning_configs(tiny_models: dict[str, str], tmp_path: Path) -> None
     cfg = _config(tmp_path, tiny_models["tiny.onnx"], {},
                   backends=[{"name": "onnxruntime", "params": {"intra_op_threads": [1, -3]}}])
     _one_line_error(cli("tune", str(cfg), "--db", db), "intra_op_threads: -3 is outside")
+    factory = {"path": "tests.fixtures.tiny_models:tiny_convnet", "inputs": {"x": {"shape": [-1, 3, 8, 8]}}}
+    cfg = _config(tmp_path, "unused", {}, mode="throughput", models=[factory], devices=["cuda:0"],
+                  backends=[{"name": "torch", "params": {"cuda_graphs": True, "in_flight": 4}}])
+    _one_line_error(cli("tune", str(cfg), "--db", db), "backends[0].params.in_flight: in_flight 4 cannot go with "
+                                                       "cuda_graphs true on cuda:0")
     assert not Path(db).exists() or not Store(db).runs()
+
+
+def test_batch_left_open_is_found_by_a_ladder_and_the_winner_is_compared_with_the_defaults(
+        tiny_models: dict[str, str], tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    cfg = _config(tmp_path, tiny_models["tiny.onnx"], {"max_trials": 7, "confirm": 1, "baseline": True,
+                                                       "sampler": "grid", "patience": None},
+                  mode="throughput", backends=[{"name": "openvino", "params": {
+                      "inference_threads": [1, 2], "performance_hint": "THROUGHPUT", "num_streams": 0,
+                      "num_requests": 0, "pinning": True, "cpus": 0, "inference_precision": "f32"}}])
+    data = yaml.safe_load(cfg.read_text())
+    del data["batch"]  # left open
+    cfg.write_text(yaml.safe_dump(data))
+    db = str(tmp_path / "t.db")
+    out = cli("tune", str(cfg), "--db", db)
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = " ".join(out.stdout.split())
+    assert "batch ladder on openvino/cpu (its defaults): b1 " in text
+    assert "per device: the best" in text and "× " in text and "stopped: " in text
+    store = Store(db)
+    try:
+        run_id, _, _, best, records = store.study("latest")
+        rungs = [r["point"]["batch"] for r in records if r["role"] == "ladder"]
+        assert rungs[:3] == [1, 2, 4][:len(rungs)] and len(rungs) >= 1
+        assert best is not None and best["summary"] and best["batches"]
+        assert set(best["batches"]) <= {r * 2 ** k for r in rungs for k in range(3)}
+        assert best["baseline"] is not None and best["baseline"]["point"]["batch"] == best["record"]["point"]["batch"]
+        # what OpenVINO compiled is kept under the run's artifacts folder for its later trials
+        cache = store.artifacts_dir(run_id) / "compiled" / "openvino"
+        assert cache.is_dir() and any(cache.iterdir())
+    finally:
+        store.close()

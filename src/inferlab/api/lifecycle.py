@@ -100,6 +100,7 @@ class Opening:
     total: int | None = None
     specs: Sequence[TrialSpec] = ()               # the trials known up front, checked against the executor
     labels: dict[str, str] = field(default_factory=dict)  # cluster node labels the trials need
+    compiled: bool = False  # runtimes keep what they compile for the run's later trials (a tuning)
 
 
 class lifecycle:
@@ -144,7 +145,7 @@ class lifecycle:
             else:
                 run_id = self.opening.create(store, env_id)
             hint = resume_hint(self.resume_command, self.opening.verb, self.opening.source, self.db, run_id)
-            executor.bind(f"{self.opening.verb} {run_id}", store.artifacts_dir(run_id))
+            executor.bind(f"{self.opening.verb} {run_id}", store.artifacts_dir(run_id), self.opening.compiled)
         except BaseException:
             store.close()
             raise

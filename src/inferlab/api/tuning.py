@@ -156,7 +156,8 @@ def tune(exp: Experiment, db: str | None = None, resume: str | None = None, repo
         if acc is not None and acc.keep_outputs:  # trials keep their outputs: the folder must take them
             check_writable(store.artifacts_root())
 
-    opening = Opening("tune", exp.source, create, resume_study, labels=exp.nodes)
+    # the trials of a study reuse what the runtimes compiled for earlier ones (inductor's and OpenVINO's caches)
+    opening = Opening("tune", exp.source, create, resume_study, labels=exp.nodes, compiled=True)
     with lifecycle(opening, db, resume, reporter, resume_command, cluster, before_create=writable) as session:
         run_id, store = session.run_id, session.store
         session.on_end.append(lambda status: _mark_study(store, run_id, status))

@@ -344,6 +344,11 @@ class Backend:
         """Environment variables to set in the trial process before the runtime is imported."""
         return {}
 
+    def cache_environment(self, folder: str) -> dict[str, str]:
+        """Environment variables that make the runtime keep what it compiles under `folder`, for the later trials
+        of a tuning to reuse (set in the trial process before the runtime is imported)."""
+        return {}
+
     def load(self, model: Artifact, device: str, params: Mapping[str, Scalar],
              inputs: list[TensorSpec] | None = None, mode: str = "latency") -> Session:
         """Load and compile `model` for `device`; `inputs` are the trial's concrete input specs. `mode` is the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -27,6 +28,7 @@ from inferlab.models.artifact import Artifact, ModelFormat
 from inferlab.models.convert import torch_to_onnx
 from inferlab.models.tensors import TensorSpec
 
+CACHE_VARIABLE = "INFERLAB_OPENVINO_CACHE_DIR"  # set by the trial process of a tuning (cache_environment)
 _DEVICE = re.compile(r"^(cpu|gpu(\.\d+)?|npu|auto(:.+)?|hetero:.+|multi:.+)$", re.IGNORECASE)
 _PROPS = ("PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS", "INFERENCE_PRECISION_HINT",
           "OPTIMAL_NUMBER_OF_INFER_REQUESTS", "ENABLE_CPU_PINNING", "EXECUTION_MODE_HINT")
@@ -137,6 +139,12 @@ class OpenVinoBackend(Backend):
         # requests (num_requests 0) in flight.
         return {"performance_hint": "THROUGHPUT"} if is_async(mode) else {}
 
+    def precision_of(self, params: Mapping[str, Scalar]) -> str | None:
+        return {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}.get(str(params.get("inference_precision", "f32")))
+
+    def cache_environment(self, folder: str) -> dict[str, str]:
+        return {CACHE_VARIABLE: f"{folder}/openvino"}
+
     def load(self, model: Artifact, device: str, params: Mapping[str, Scalar],
              inputs: list[TensorSpec] | None = None, mode: str = "latency") -> Session:
         import openvino as ov
@@ -174,6 +182,8 @@ class OpenVinoBackend(Backend):
             config["PERFORMANCE_HINT_NUM_REQUESTS"] = int(params["num_requests"] or 0)
         if dev == "CPU":
             config["ENABLE_CPU_PINNING"] = bool(params.get("pinning", True))
+        if os.environ.get(CACHE_VARIABLE):  # a tuning: the compiled model is kept for its later trials
+            config["CACHE_DIR"] = os.environ[CACHE_VARIABLE]
         try:
             compiled = core.compile_model(ov_model, dev, config)
         except Exception as exc:

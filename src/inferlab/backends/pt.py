@@ -212,6 +212,11 @@ class TorchBackend(Backend):
         threads = params.get("threads") or 0
         return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} if threads else {}
 
+    def cache_environment(self, folder: str) -> dict[str, str]:
+        # inductor's FX graph cache (on by default) and Triton's kernels, kept with the run instead of /tmp
+        return {"TORCHINDUCTOR_CACHE_DIR": f"{folder}/inductor", "TRITON_CACHE_DIR": f"{folder}/triton",
+                "TORCHINDUCTOR_FX_GRAPH_CACHE": "1"}
+
     def load(self, model: Artifact, device: str, params: Mapping[str, Scalar],
              inputs: list[TensorSpec] | None = None, mode: str = "latency") -> Session:
         import torch

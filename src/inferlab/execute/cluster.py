@@ -168,9 +168,10 @@ def check_placement(specs: Sequence[TrialSpec], known: list[Node]) -> None:
 
 @ray.remote(num_cpus=0, max_retries=0, resources={TRIAL_RESOURCE: 1})
 def _run_on_node(spec_json: dict[str, Any], bundles: list[tuple[str, str, str, list[Any]]], owner: str,
-                 head_artifacts: str | None) -> dict[str, Any]:
+                 head_artifacts: str | None, compiled: str | None = None) -> dict[str, Any]:
     """One trial on this node: unpack (or find cached) its files, run it in a fresh process under this
-    host's lock, and send back the result, this node's environment and the trial's files."""
+    host's lock, and send back the result, this node's environment and the trial's files. `compiled`: the
+    run's name for the node-local folder where runtimes keep what they compile for its later trials."""
     from inferlab.execute.protocol import encode_result
     from inferlab.execute.trial_process import TrialProcess
 
@@ -183,7 +184,10 @@ def _run_on_node(spec_json: dict[str, Any], bundles: list[tuple[str, str, str, l
     spec = TrialSpec.from_json(deploy.localise(spec_json, mapping))
     scratch = Path(tempfile.mkdtemp(prefix="inferlab-node-artifacts-"))
     try:
-        result = TrialProcess(QuietReporter(), None, scratch, owner).run(spec)
+        process = TrialProcess(QuietReporter(), None, scratch, owner)
+        if compiled is not None:
+            process.compiled = deploy.node_cache() / "compiled" / compiled
+        result = process.run(spec)
         files = deploy.pack_folder(scratch / spec.key())
         data = encode_result(result)
         if head_artifacts is not None:  # paths of the trial's files as the head will keep them
@@ -213,6 +217,7 @@ class RayExecutor:
         self.address = address
         self.reporter = reporter or QuietReporter()
         self.artifacts = artifacts
+        self.compiled: str | None = None  # the run's name for the nodes' compile caches (a tuning)
         self.owner = owner
         self.register = register
         self.labels = dict(labels or {})
@@ -239,8 +244,9 @@ class RayExecutor:
     def check(self, specs: Sequence[TrialSpec]) -> None:
         check_placement(specs, self.nodes)
 
-    def bind(self, owner: str, artifacts: Path | None) -> None:
+    def bind(self, owner: str, artifacts: Path | None, compiled: bool = False) -> None:
         self.owner, self.artifacts = owner, artifacts
+        self.compiled = "".join(c if c.isalnum() or c in "-_" else "-" for c in owner) if compiled else None
 
     def show_progress(self, done: int, total: int | None) -> None:
         self.started, self.fixed_total = done, total
@@ -287,7 +293,7 @@ class RayExecutor:
             strategy = NodeAffinitySchedulingStrategy(node.node_id, soft=False)
             ref = _run_on_node.options(scheduling_strategy=strategy).remote(
                 job.spec.to_json(), self._bundles(job.spec), self.owner,
-                str(self.artifacts / job.spec.key()) if self.artifacts is not None else None)
+                str(self.artifacts / job.spec.key()) if self.artifacts is not None else None, self.compiled)
             self.running[ref] = (job, node)
             self.reporter.trial_started(self.started, self.fixed_total or self.total, job.spec)
             self.started += 1

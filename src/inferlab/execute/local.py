@@ -28,8 +28,9 @@ class LocalExecutor:
     def check(self, specs: Sequence[TrialSpec]) -> None:
         return None  # this host was checked when the experiment was planned
 
-    def bind(self, owner: str, artifacts: Path | None) -> None:
+    def bind(self, owner: str, artifacts: Path | None, compiled: bool = False) -> None:
         self.process.owner, self.process.artifacts = owner, artifacts
+        self.process.compiled = artifacts / "compiled" if compiled and artifacts is not None else None
 
     def show_progress(self, done: int, total: int | None) -> None:
         self.started, self.fixed_total = done, total

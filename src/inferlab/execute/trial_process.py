@@ -171,6 +171,7 @@ class TrialProcess:
         self.reporter = reporter or QuietReporter()
         self.environment_id = environment_id
         self.artifacts = artifacts
+        self.compiled: Path | None = None  # where runtimes keep what they compile for later trials (a tuning)
         self.owner = owner
         self.rapl = Rapl()
         self.nvml = Nvml()
@@ -189,7 +190,11 @@ class TrialProcess:
         return result
 
     def _spawn(self, spec: TrialSpec) -> TrialResult:
-        env = trial_environment(backends.get(spec.backend).thread_environment(spec.param_dict))
+        backend = backends.get(spec.backend)
+        extra = backend.thread_environment(spec.param_dict)
+        if self.compiled is not None:
+            extra.update(backend.cache_environment(str(self.compiled)))
+        env = trial_environment(extra)
         started = utc_now()
         child = early_child(env) or Child.start(env)  # a fresh process either way: one trial each
         proc = child.proc
