@@ -510,10 +510,10 @@ def main(argv: list[str] | None = None) -> int:
     args = [a for a in args if a != "--debug"]
     remember_args(args)
     _start_trial_process(args)
-    _register_commands()
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(name)s: %(message)s")
     try:
         with _sigterm_as_ctrl_c():
+            _register_commands()  # imports the API: Ctrl-C or SIGTERM meanwhile ends as they do later
             app(args=args, prog_name="inferlab")  # usage errors: click prints them and exits 2
     except InferlabError as exc:
         if debug:
