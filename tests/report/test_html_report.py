@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from inferlab.store import Store
 from tests.cli.test_cli import cli
 from tests.conftest import FAST_MEASURE
 
@@ -40,8 +41,12 @@ def report(tiny_models: dict[str, str], tmp_path_factory: pytest.TempPathFactory
     (tmp / "tune.yaml").write_text(yaml.safe_dump(tune))
     out = cli("tune", str(tmp / "tune.yaml"), "--db", db)
     assert out.returncode == 0, out.stdout + out.stderr
-    runs = cli("results", "--runs", "--db", db).stdout
-    ids = [line.split()[1] for line in runs.splitlines() if line.startswith("│") and "-" in line.split()[1]]
+    store = Store(db)  # the two run ids, in the order `inferlab results --runs` lists them
+    try:
+        ids = [info.id for info in store.runs()]
+    finally:
+        store.close()
+    assert len(ids) == 2, ids
     html = tmp / "report.html"
     out = cli("report", *ids, "-o", str(html), "--db", db)
     assert out.returncode == 0, out.stdout + out.stderr
