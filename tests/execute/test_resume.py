@@ -165,7 +165,7 @@ def test_the_caller_names_the_resume_command(tiny_models: dict[str, str], tmp_pa
 
 def test_a_resumed_tuning_counts_what_it_kept(tiny_models: dict[str, str], tmp_path: Path) -> None:
     cfg = _null_config(tmp_path, tiny_models["tiny.onnx"], mode="latency",
-                       tune={"max_trials": 1, "confirm": 0, "sampler": "grid"})
+                       tune={"max_trials": 1, "confirm": 0, "sampler": "grid", "baseline": False})
     db = tmp_path / "t.db"
     with pytest.raises(Interrupted) as exc:
         api.tune(load(cfg), db=str(db), reporter=_CtrlC(at=0))

@@ -143,7 +143,7 @@ def test_a_latency_objective_keeps_batch_one_when_noise_makes_batch_two_look_fas
                     r = TrialResult(r.spec, "ok", throughput_sps=r.throughput_sps, latency=_lat(17.0 / 1.07))
                 yield r
 
-    tuner, out = _run({"sampler": "grid", "objectives": ["latency_p99"], "max_trials": 20, "confirm": 0,
+    tuner, _out = _run({"sampler": "grid", "objectives": ["latency_p99"], "max_trials": 20, "confirm": 0,
                        "patience": None}, Noisy())
     assert tuner.space.batch.values == (1,)
 
@@ -159,7 +159,7 @@ def test_the_time_budget_keeps_room_for_the_leaders_and_the_baseline(monkeypatch
                 clock[0] += 12.0 if self._full[r.spec.key()] else 10.0
                 yield r
 
-    tuner, out = _run({"sampler": "tpe", "max_trials": 60, "confirm": 2, "patience": None, "baseline": True,
+    _tuner, out = _run({"sampler": "tpe", "max_trials": 60, "confirm": 2, "patience": None, "baseline": True,
                        "time_budget_s": 200}, Slow())
     assert out.winner is not None and out.baseline is not None
     assert "time budget of 200 s reached" in out.stop_reason

@@ -452,7 +452,7 @@ class Tuner:
         known = [r for r in self.records if r.point == point and r.state == "complete" and r.role != "confirm"]
         if known:
             return known[0]
-        if point == winner:
+        if point == winner or self.measured >= self.cfg.max_trials:  # max_trials bounds the baseline too
             return None
         pending = _Pending(self.make_spec(point, 0, True), {"role": "baseline", "point": point},
                            "the runtime's defaults at the winner's batch")
