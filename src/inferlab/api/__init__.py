@@ -3,13 +3,38 @@
     import inferlab
     r = inferlab.benchmark("model.onnx", backend="openvino", batch=8, mode="throughput")
     run = inferlab.run("experiment.yaml"); run.to_dataframe()
-"""
 
-from inferlab.api.derivation import QuantizeOutcome, calibration_set, derive_model, exact_params, quantize
-from inferlab.api.reports import report, report_runs
-from inferlab.api.runs import DataOptions, Run, bench_experiment, benchmark, execute, lineage, run, trial
-from inferlab.api.tuning import TuneRun, tune
+Each name is imported from its module on first use, so that a command pays only for what it calls (`bench`
+never imports the report's templates and charts, or the tuner's optuna)."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from inferlab.api.derivation import QuantizeOutcome, calibration_set, derive_model, exact_params, quantize
+    from inferlab.api.reports import report, report_runs
+    from inferlab.api.runs import DataOptions, Run, bench_experiment, benchmark, execute, lineage, run, trial
+    from inferlab.api.tuning import TuneRun, tune
+
+_WHERE = {
+    "inferlab.api.derivation": ("QuantizeOutcome", "calibration_set", "derive_model", "exact_params", "quantize"),
+    "inferlab.api.reports": ("report", "report_runs"),
+    "inferlab.api.runs": ("DataOptions", "Run", "bench_experiment", "benchmark", "execute", "lineage", "run",
+                          "trial"),
+    "inferlab.api.tuning": ("TuneRun", "tune"),
+}
+_MODULE = {name: module for module, names in _WHERE.items() for name in names}
 
 __all__ = ["DataOptions", "QuantizeOutcome", "Run", "TuneRun", "bench_experiment", "benchmark", "calibration_set",
            "derive_model", "exact_params", "execute", "lineage", "quantize", "report", "report_runs", "run", "trial",
            "tune"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULE:
+        value = getattr(import_module(_MODULE[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'inferlab.api' has no attribute {name!r}")

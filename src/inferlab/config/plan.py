@@ -163,7 +163,7 @@ def _axis(hint: InputHint, inferred: int | None) -> int | None:
 
 def _present(backend: Backend, device: str) -> bool:
     """Whether a device this backend can name is here (compound devices are the runtime's to check)."""
-    if ":" in device and not device.startswith("cuda"):
+    if device == "cpu" or (":" in device and not device.startswith("cuda")):  # every runtime has a cpu
         return True
     devices = backend.devices()
     same = {device, device.replace("cuda:0", "cuda"), device + ":0", device + ".0"}
