@@ -96,6 +96,7 @@ def test_schema_and_backends_and_env() -> None:
     assert "a tuning on cpu tries" in out and "a tuning on cuda:0 tries" in out
     assert "float32|float16|bfloat16" in out and "off|default|reduce-overhead " in out
     assert "on cuda:0: cuda_graphs=true ⇒ in_flight=0|1: one captured graph" in out
+    assert "on cuda:0, a tuning first measures: dtype=float16 compile=default channels_last=true" in out
     env = json.loads(cli("env").stdout)
     assert env["cpu_threads"] >= 1 and "python" in env and len(env["id"]) == 16
 

@@ -11,7 +11,7 @@ from inferlab import backends as registry
 from inferlab.backends.base import Constraint, Knob, word
 from inferlab.errors import ConfigError
 from inferlab.execute import environment as host
-from inferlab.records.trial import TrialResult
+from inferlab.records.trial import Scalar, TrialResult
 from inferlab.report.mlperf import mlperf_rows as mlperf_table_rows
 from inferlab.store import RunInfo, Store
 
@@ -42,6 +42,11 @@ class BackendInfo:
     knobs: list[Knob]
     # per kind of device (cpu, cuda:0 ...): its knobs as a tuning sees them there, and their constraints
     spaces: dict[str, tuple[dict[str, Knob], tuple[Constraint, ...]]] = field(default_factory=dict)
+    seeds: dict[str, tuple[dict[str, Scalar], ...]] = field(default_factory=dict)  # measured first, per device
+
+    def seed_texts(self, device: str) -> list[str]:
+        """The configurations a tuning on `device` measures first, as `knob=value` lines."""
+        return [" ".join(f"{k}={word(v)}" for k, v in seed.items()) for seed in self.seeds.get(device, ())]
 
     def searched(self, knob: str, device: str, cores: int) -> str:
         """What a tuning on `device` tries for `knob` when it is left open: its values, or why none."""
@@ -118,5 +123,5 @@ def backend_catalogue() -> list[BackendInfo]:
         usable = b.available()
         spaces = {d: (b.knobs(d), b.constraints(d)) for d in b.device_kinds()}
         out.append(BackendInfo(name, b.version(), usable, b.devices() if usable else [], list(b.knobs("cpu").values()),
-                               spaces))
+                               spaces, {d: b.seeds(d) for d in b.device_kinds()}))
     return out

@@ -440,6 +440,8 @@ def list_backends() -> None:
         for d in kinds:
             for c in b.spaces[d][1]:
                 console.print(f"  [dim]on {d}:[/] {c.text()}")
+            for seed in b.seed_texts(d):
+                console.print(f"  [dim]on {d}, a tuning first measures:[/] {seed}")
 
 
 @app.command()
