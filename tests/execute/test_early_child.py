@@ -26,7 +26,9 @@ def _specs(model: str, backend: str = "'null'", params: str = "{}", batches: str
 
 @pytest.fixture
 def started(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[child.Child]]:
-    """Every trial process started, in order; no early one left behind by the test."""
+    """Every trial process started, in order; no early one left behind by the test, nor one an earlier test of
+    this pytest process left waiting (a command run in-process starts one)."""
+    child._drop_early()
     seen: list[child.Child] = []
     start = child.Child.start.__func__  # type: ignore[attr-defined]
 
