@@ -239,22 +239,21 @@ class Session:
         The default runs `run` on a worker thread, which is real parallelism for runtimes that release
         the GIL while computing (all those shipped here do); with one request in flight it runs inline, with no
         slot bookkeeping: what the request costs beyond `run` lands in throughput mode's wall time."""
-        if self._pool is None:
+        def run() -> None:
             try:
                 self.run(prepared)
             except BaseException as exc:  # reported to the driver, which ends the measurement
                 on_done(exc)
             else:
                 on_done(None)
+
+        if self._pool is None:
+            run()
             return
 
         def task() -> None:
             try:
-                self.run(prepared)
-            except BaseException as exc:
-                on_done(exc)
-            else:
-                on_done(None)
+                run()
             finally:
                 self._slots.release()
         self._pool.submit(task)
