@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -174,9 +175,17 @@ class Constraint:
 
 @dataclass(frozen=True)
 class LayerTiming:
+    """One layer as the runtime's profiler reports it: its times summed over every inference run since the
+    session was loaded with `profile=True` (or since the last `layer_profile` call)."""
+
     name: str
     op_type: str
-    time_ms: float
+    time_ms: float                 # wall (real) time, summed
+    kernel: str | None = None      # the implementation: OpenVINO's exec type, a kernel, ORT's provider kernel
+    precision: str | None = None   # the precision it ran in, where the runtime says
+    cpu_ms: float | None = None    # CPU time, summed, where the runtime reports it apart from wall time
+    device: str | None = None      # where it ran: an execution provider, cpu, cuda:0
+    order: int = 0                 # execution order
 
 
 @dataclass
@@ -274,7 +283,14 @@ class Session:
             self._pool = None
 
     def layer_profile(self) -> list[LayerTiming]:
+        """The layers' times since loading with `profile=True` (or since the last call), and reset. Only a
+        session of a backend whose `can_profile` is true, loaded with `profile=True`, has any."""
         return []
+
+    def runtime_graph(self, folder: Path) -> Path | None:
+        """Write the graph the runtime executes, after its own optimisations, into `folder` (a file Netron
+        opens); None for a runtime that has none to show."""
+        return None
 
     def close(self) -> None:
         self.stop_async()
@@ -298,6 +314,7 @@ class Backend:
     name: ClassVar[str]
     formats: ClassVar[tuple[ModelFormat, ...]]
     distribution: ClassVar[str]  # the pip distribution whose version is reported
+    can_profile: ClassVar[bool] = False  # whether `load(..., profile=True)` gives a per-layer profile
 
     def available(self) -> bool:
         raise NotImplementedError
@@ -349,10 +366,11 @@ class Backend:
         return {}
 
     def load(self, model: Artifact, device: str, params: Mapping[str, Scalar],
-             inputs: list[TensorSpec] | None = None, mode: str = "latency") -> Session:
+             inputs: list[TensorSpec] | None = None, mode: str = "latency", profile: bool = False) -> Session:
         """Load and compile `model` for `device`; `inputs` are the trial's concrete input specs. `mode` is the
         trial's mode: knobs left at 0 (auto) resolve for it, e.g. threads split across requests when the
-        mode keeps several in flight (`is_async`)."""
+        mode keeps several in flight (`is_async`). `profile` turns the runtime's per-layer profiler on (only
+        where `can_profile`): such a session is never the one measured."""
         raise NotImplementedError
 
     def mode_defaults(self, device: str, mode: str) -> dict[str, Scalar]:

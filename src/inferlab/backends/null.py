@@ -38,5 +38,5 @@ class NullBackend(Backend):
         return importlib.util.find_spec("numpy") is not None
 
     def load(self, model: Artifact, device: str, params: Mapping[str, Scalar],
-             inputs: list[TensorSpec] | None = None, mode: str = "latency") -> Session:
+             inputs: list[TensorSpec] | None = None, mode: str = "latency", profile: bool = False) -> Session:
         return NullSession(list(inputs or []))

@@ -102,7 +102,7 @@ class OnnxRuntimeBackend(Backend):
         return {"OMP_NUM_THREADS": str(threads)} if threads else {}
 
     def load(self, model: Artifact, device: str, params: Mapping[str, Scalar],
-             inputs: list[TensorSpec] | None = None, mode: str = "latency") -> Session:
+             inputs: list[TensorSpec] | None = None, mode: str = "latency", profile: bool = False) -> Session:
         import onnxruntime as ort
 
         path = model.path

@@ -146,7 +146,7 @@ class OpenVinoBackend(Backend):
         return {CACHE_VARIABLE: f"{folder}/openvino"}
 
     def load(self, model: Artifact, device: str, params: Mapping[str, Scalar],
-             inputs: list[TensorSpec] | None = None, mode: str = "latency") -> Session:
+             inputs: list[TensorSpec] | None = None, mode: str = "latency", profile: bool = False) -> Session:
         import openvino as ov
 
         core = ov.Core()

@@ -218,7 +218,7 @@ class TorchBackend(Backend):
                 "TORCHINDUCTOR_FX_GRAPH_CACHE": "1"}
 
     def load(self, model: Artifact, device: str, params: Mapping[str, Scalar],
-             inputs: list[TensorSpec] | None = None, mode: str = "latency") -> Session:
+             inputs: list[TensorSpec] | None = None, mode: str = "latency", profile: bool = False) -> Session:
         import torch
 
         global _default_threads
