@@ -132,7 +132,7 @@ def bench_experiment(model: str | list[str], backends: list[str], devices: list[
                      name: str = "bench", scenarios: list[str] | None = None,
                      loadgen: dict[str, Any] | None = None, data: DataOptions | None = None,
                      with_speed: bool = False, inputs: dict[str, dict[str, Any]] | None = None,
-                     command: str | None = None) -> Experiment:
+                     command: str | None = None, profile: list[str] | None = None) -> Experiment:
     """The experiment behind an ad-hoc `bench` (benchmark_app's role, or MLPerf's with scenarios), `accuracy`,
     `quantize` and `compare`. `batch` None: the batch the input shapes give, else 1. `inputs`: per input name,
     a config's `inputs.NAME` settings (shape, dtype, range, value, data, batch_axis). `command`: the command
@@ -147,6 +147,8 @@ def bench_experiment(model: str | list[str], backends: list[str], devices: list[
     }
     if batch is not None:
         exp["batch"] = batch
+    if profile:
+        exp["profile"] = profile
     if scenarios:
         exp["scenario"] = scenarios
         exp["loadgen"] = loadgen or {}

@@ -66,14 +66,22 @@ def _execute(exp: Experiment, db: str | None, resume: str | None = None, cluster
     _finish(run)
 
 
+ProfileOption = Annotated[str | None, typer.Option(
+    "--profile", help="analyses after each speed trial's measured window, comma-separated: layers (per-layer "
+    "profile and the runtime's optimised graph), roofline (device peaks, compute- or memory-bound)")]
+
+
 @app.command()
 def run(config: Annotated[Path, typer.Argument(help="experiment YAML")], db: DbOption = None,
         resume: Annotated[str | None, typer.Option(help="continue run RUN_ID: skip trials already stored")] = None,
-        cluster: ClusterOption = None) -> None:
+        cluster: ClusterOption = None, profile: ProfileOption = None) -> None:
     """Run every trial of an experiment config, each in its own process, and store the results."""
     from inferlab import config as cfg
 
-    _execute(cfg.load(config), db, resume, cluster)
+    exp = cfg.load(config)
+    if profile:
+        exp = cfg.loader.with_profiles(exp, _split(profile, "profile"))
+    _execute(exp, db, resume, cluster)
 
 
 def _split(text: str, what: str) -> list[str]:
@@ -129,6 +137,7 @@ def bench(
     user_conf: Annotated[Path | None, typer.Option(help="a LoadGen user.conf")] = None,
     resume: Annotated[str | None, typer.Option(help="continue run RUN_ID (same flags): skip trials already "
                                                     "stored")] = None,
+    profile: ProfileOption = None,
     db: DbOption = None,
     cluster: ClusterOption = None,
 ) -> None:
@@ -154,7 +163,8 @@ def bench(
     exp = api.bench_experiment(model, _split(backend, "backend"), _split(device, "device"), batches, modes,
                                params, measure, scenarios=_split(scenario, "scenario") if scenario else None,
                                loadgen={k: v for k, v in loadgen.items() if v is not None},
-                               inputs=input_settings(shape, input, batch_axis), command=typed_command())
+                               inputs=input_settings(shape, input, batch_axis), command=typed_command(),
+                               profile=_split(profile, "profile") if profile else None)
     _execute(exp, db, resume, cluster)
 
 

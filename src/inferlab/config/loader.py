@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from inferlab.config.schema import Experiment
 from inferlab.config.words import flag_for
 from inferlab.errors import ConfigError, did_you_mean
+from inferlab.records.analysis import PROFILES
 
 MAX_CONFIG_BYTES = 1 << 20   # a config file (1 MiB): hundreds of times what a real experiment takes
 MAX_ITEMS = 1000             # items of any one list, keys of any one mapping
@@ -200,3 +201,13 @@ def load(path: str | Path) -> Experiment:
     exp = load_text(text, str(p))
     exp._source = p.resolve()
     return exp
+
+
+def with_profiles(exp: Experiment, profiles: list[str]) -> Experiment:
+    """The experiment with the analyses `--profile` asks for added to those the config names."""
+    for name in profiles:
+        if name not in PROFILES:
+            raise ConfigError(f"--profile {name}: not an analysis{did_you_mean(name, PROFILES)}; choose "
+                              f"{' or '.join(PROFILES)}")
+    asked = [*exp.profiles(), *profiles]
+    return exp.model_copy(update={"profile": [p for p in PROFILES if p in asked]})

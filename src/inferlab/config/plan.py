@@ -275,6 +275,9 @@ def plan(exp: Experiment, devices_here: bool = True) -> Plan:
             backend = backends.get(entry.name)
         except BackendError as exc:
             raise BackendError(f"{where(f'backends[{bi}].name')}: {exc}") from None
+        if "layers" in exp.profiles() and not backend.can_profile:
+            raise BackendError(f"{where('profile')}: backend '{backend.name}' cannot profile layers; leave layers out "
+                               f"for it, or use a backend that can ({', '.join(_profilers())})")
         own_devices = entry.devices is not None
         present: dict[str, bool] = {}
         devices_field = f"backends[{bi}].devices" if own_devices else "devices"
@@ -307,7 +310,8 @@ def plan(exp: Experiment, devices_here: bool = True) -> Plan:
                                 skipped.append(note)
                             continue
                         specs.append(TrialSpec(artifact, backend.name, device, frozen_params(params), batch, mode,
-                                               measure, rep, lg, accuracy_spec(exp, exp.models[mi], data, mode)))
+                                               measure, rep, lg, accuracy_spec(exp, exp.models[mi], data, mode),
+                                               exp.profiles() if mode in ("latency", "throughput") else ()))
     if exp.include:
         specs = [s for s in specs if any(_matches(r, s) for r in exp.include)]
     before_rules = len(specs)
@@ -320,6 +324,11 @@ def plan(exp: Experiment, devices_here: bool = True) -> Plan:
             why = "; ".join(skipped) or "none planned"
         raise ConfigError(f"{where.prefix()}no trials left to run: {why}")
     return Plan(unique, skipped)
+
+
+def _profilers() -> list[str]:
+    """Backends that can profile layers (installed or not: their class says)."""
+    return [n for n in backends.names() if backends.get(n).can_profile]
 
 
 def grid_size(exp: Experiment) -> int:

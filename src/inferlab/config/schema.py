@@ -17,6 +17,7 @@ from inferlab.measure.mlperf.settings import (
     canonical_test_mode,
 )
 from inferlab.records.accuracy import DatasetConfig, MetricName, Postprocess, Preprocess
+from inferlab.records.analysis import PROFILES, Profile
 from inferlab.records.trial import Mode, Scalar
 
 MAX_NAME = 200  # characters of a name: what a table column shows and the database indexes
@@ -230,6 +231,10 @@ class Experiment(_Strict):
         "default: latency, unless scenarios are given")
     scenario: Scenario | list[Scenario] | None = Field(
         None, description="MLPerf scenarios, run through LoadGen: SingleStream, MultiStream, Server, Offline")
+    profile: Profile | list[Profile] = Field(
+        default_factory=list, description="analyses run after each speed trial's measured window: layers (the "
+        "runtime's per-layer profile and its optimised graph), roofline (the device's peaks and where the trial "
+        "sits between them)")
     loadgen: LoadGenConfig = LoadGenConfig()
     dataset: DatasetConfig | None = Field(None, description="the data for accuracy checks (and real inputs)")
     accuracy: AccuracyConfig = AccuracyConfig()
@@ -271,6 +276,19 @@ class Experiment(_Strict):
                 hint = " (MLPerf scenarios go in `scenario`)" if canonical_scenario(str(m)) else ""
                 raise ValueError(f"'{m}' is not a mode; choose latency, throughput or accuracy{hint}")
         return v
+
+    @field_validator("profile", mode="before")
+    @classmethod
+    def _profile(cls, v: Any) -> Any:
+        for p in _as_list(v):
+            if p not in PROFILES:
+                raise ValueError(f"'{p}' is not an analysis; choose {' or '.join(PROFILES)}")
+        return v
+
+    def profiles(self) -> tuple[str, ...]:
+        """The analyses asked for, each once, in a fixed order (part of a trial's key)."""
+        asked = set(_as_list(self.profile))
+        return tuple(p for p in PROFILES if p in asked)
 
     def modes(self) -> list[Mode]:
         """Every mode and scenario to run, in order."""

@@ -21,6 +21,7 @@ _FLAGS: tuple[tuple[str, str], ...] = (
     (r"devices", "--device"),
     (r"batch", "--batch"),
     (r"mode", "--mode"),
+    (r"profile", "--profile"),
     (r"scenario", "--scenario"),
     (r"measure\.min_duration_s|measure\.max_duration_s", "--time"),
     (r"measure\.in_flight", "--in-flight"),

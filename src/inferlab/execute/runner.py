@@ -140,6 +140,12 @@ def run(spec: TrialSpec, events: Events, log_dir: Path | None = None) -> TrialRe
         raise InputSpecError(f"{spec.backend} failed to run the model ({first}); {note}") from exc
     finally:
         session.close()
+    if spec.profile and fields.get("status") == "ok":  # after the measured session is gone
+        from inferlab.execute.analysis import analyses
+
+        extra = analyses(spec, backend, params, inputs, fields, log_dir, events)
+        fields["warnings"] = (*fields.get("warnings", ()), *extra.pop("warnings", ()))
+        fields.update(extra)
     stored = stored_precision(spec.model)
     runtime = {**session.info.runtime, **({"model_precision": stored} if stored else {})}
     effective = {**session.info.effective, **({"cpus": pinned} if pinned else {})}

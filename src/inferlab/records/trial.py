@@ -13,6 +13,7 @@ import numpy as np
 
 from inferlab.models.artifact import Artifact
 from inferlab.records.accuracy import AccuracyResult, AccuracySpec
+from inferlab.records.analysis import LayerProfile, Roofline
 from inferlab.records.mlperf import SCENARIOS, LoadGenSettings, ScenarioResult
 from inferlab.records.versions import RESULT_VERSION, upgrade_result, upgrade_spec
 
@@ -63,6 +64,7 @@ class TrialSpec:
     repeat: int = 0
     loadgen: LoadGenSettings | None = None  # MLPerf scenarios only
     accuracy: AccuracySpec | None = None    # the accuracy mode, or a speed trial that also checks accuracy
+    profile: tuple[str, ...] = ()           # analyses after the measured window: "layers", "roofline"
 
     @property
     def dataset(self) -> str | None:
@@ -81,6 +83,8 @@ class TrialSpec:
             out["loadgen"] = self.loadgen.to_json()
         if self.accuracy is not None:
             out["accuracy"] = self.accuracy.to_json()
+        if self.profile:
+            out["profile"] = list(self.profile)
         return out
 
     @staticmethod
@@ -91,7 +95,7 @@ class TrialSpec:
                          tuple(sorted(d["params"].items())), int(d["batch"]), d["mode"],
                          MeasureSettings(**d["measure"]), int(d.get("repeat", 0)),
                          LoadGenSettings.from_json(lg) if lg else None,
-                         AccuracySpec.from_json(acc) if acc else None)
+                         AccuracySpec.from_json(acc) if acc else None, tuple(d.get("profile") or ()))
 
     def identity(self) -> dict[str, Any]:
         """The spec as its key sees it: portable, so the same trial has the same key on every host. Files are
@@ -123,6 +127,7 @@ class TrialSpec:
             f" on {self.accuracy.dataset.name}" if self.accuracy else "")
         return (f"{self.model.name} {self.backend}/{self.device} b{self.batch} {self.mode}{data}"
                 + (f" ({scenario})" if scenario else "") + (f" [{knobs}]" if knobs else "")
+                + (f" +{'+'.join(self.profile)}" if self.profile else "")
                 + (f" #{self.repeat}" if self.repeat else ""))
 
 
@@ -181,6 +186,9 @@ class TrialResult:
     environment_id: str | None = None
     loadgen: ScenarioResult | None = None  # LoadGen's outcome, for MLPerf scenarios
     accuracy: AccuracyResult | None = None
+    layers: LayerProfile | None = None       # `profile: layers`: kept in its own table by the store
+    roofline: Roofline | None = None         # `profile: roofline`
+    graph_file: str | None = None            # the runtime's optimised graph, written with `profile: layers`
     latencies_ns: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def with_(self, **changes: Any) -> TrialResult:
@@ -200,7 +208,7 @@ class TrialResult:
                 value = value.tolist() if value is not None else None
             elif f.name == "warnings":
                 value = list(value)
-            elif f.name in ("loadgen", "accuracy"):
+            elif f.name in ("loadgen", "accuracy", "layers", "roofline"):
                 value = value.to_json() if value is not None else None
             out[f.name] = value
         return out
@@ -214,6 +222,8 @@ class TrialResult:
         d["warnings"] = tuple(d.get("warnings") or ())
         d["loadgen"] = ScenarioResult.from_json(d["loadgen"]) if d.get("loadgen") else None
         d["accuracy"] = AccuracyResult.from_json(d["accuracy"]) if d.get("accuracy") else None
+        d["layers"] = LayerProfile.from_json(d["layers"]) if d.get("layers") else None
+        d["roofline"] = Roofline.from_json(d["roofline"]) if d.get("roofline") else None
         samples = d.get("latencies_ns")
         d["latencies_ns"] = np.asarray(samples, dtype=np.int64) if samples is not None else None
         return TrialResult(**d)

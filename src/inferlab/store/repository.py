@@ -7,6 +7,7 @@ once take turns creating and migrating it."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import fcntl
 import json
 import logging
@@ -31,11 +32,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from inferlab.errors import StoreError, StoreFull
 from inferlab.optimize.lineage import Lineage
+from inferlab.records.analysis import LayerRecord, Peaks
 from inferlab.records.trial import TrialResult, TrialSpec, utc_now
 from inferlab.store.schema import (
     ArtifactRow,
     EnvironmentRow,
+    LayerRow,
     MetricRow,
+    PeaksRow,
     ResultRow,
     RunRow,
     StudyRow,
@@ -292,17 +296,28 @@ class Store:
                 if not replace:
                     return "kept"
                 s.execute(delete(MetricRow).where(MetricRow.result_id == old.id))
+                s.execute(delete(LayerRow).where(LayerRow.result_id == old.id))
                 s.delete(old)
                 s.flush()
+            record = result.to_json(with_samples=False)
+            if record.get("layers"):  # the layers go in their own table; the profile's figures stay here
+                record["layers"] = {**record["layers"], "layers": []}
             row = ResultRow(
                 trial_id=trial.id, environment_id=result.environment_id, status=result.status,
                 reason=result.reason, throughput_sps=result.throughput_sps,
                 latency_median_ms=lat.median_3sigma_ms if lat else None,
                 latency_p99_ms=lat.p99_ms if lat else None, load_s=result.load_s,
-                effective=dict(result.effective), record=result.to_json(with_samples=False),
+                effective=dict(result.effective), record=record,
                 latencies=pack_latencies(result.latencies_ns) if result.latencies_ns is not None else None,
                 finished_at=result.finished_at)
             s.add(row)
+            if result.layers is not None:
+                s.flush()
+                s.add_all(LayerRow(result_id=row.id, position=i, name=x.name, type=x.type, kernel=x.kernel,
+                                   precision=x.precision, time_ms=x.time_ms, share=x.share, cpu_ms=x.cpu_ms,
+                                   device=x.device) for i, x in enumerate(result.layers.layers))
+            if result.roofline is not None and result.environment_id is not None:
+                self._keep_peaks(s, result.roofline.peaks, result.environment_id)
             if result.accuracy is not None:
                 s.flush()
                 acc = result.accuracy
@@ -451,13 +466,59 @@ class Store:
             run = self._run(s, run_id)
             rows = s.execute(select(ResultRow, TrialRow.position).join(TrialRow)
                              .where(TrialRow.run_id == run.id).order_by(TrialRow.position)).all()
+            layers = self._layers(s, [row.id for row, _ in rows if (row.record.get("layers") or {})])
             out = []
             for row, _ in rows:
                 r = TrialResult.from_json(row.record)
                 if with_samples and row.latencies is not None:
                     r = r.with_(latencies_ns=unpack_latencies(row.latencies))
+                if r.layers is not None:
+                    r = r.with_(layers=dataclasses.replace(r.layers, layers=tuple(layers.get(row.id, ()))))
                 out.append(r)
             return out
+
+    @staticmethod
+    def _layers(s: Session, result_ids: list[int]) -> dict[int, list[LayerRecord]]:
+        out: dict[int, list[LayerRecord]] = {}
+        if not result_ids:
+            return out
+        q = select(LayerRow).where(LayerRow.result_id.in_(result_ids)).order_by(LayerRow.result_id,
+                                                                                  LayerRow.position)
+        for x in s.scalars(q):
+            out.setdefault(x.result_id, []).append(LayerRecord(x.name, x.type, x.kernel, x.precision, x.time_ms,
+                                                               x.share, x.position, x.cpu_ms, x.device))
+        return out
+
+    # device peaks (the roofline's roofs) ---------------------------------------------------------------
+
+    @staticmethod
+    def _keep_peaks(s: Session, peaks: Peaks, environment_id: str) -> None:
+        """Keep the best roofs measured on this environment for (backend, device, precision): a peak is the
+        most the device was seen to do, so a slower measurement (a busy moment) never lowers it."""
+        old = s.scalar(select(PeaksRow).where(PeaksRow.environment_id == environment_id,
+                                              PeaksRow.backend == peaks.backend, PeaksRow.device == peaks.device,
+                                              PeaksRow.precision == peaks.precision))
+        if old is None:
+            s.add(PeaksRow(environment_id=environment_id, backend=peaks.backend, device=peaks.device,
+                           precision=peaks.precision, flops_per_s=peaks.flops_per_s, bytes_per_s=peaks.bytes_per_s,
+                           record=peaks.to_json(), measured_at=peaks.measured_at or utc_now()))
+            return
+        best = Peaks.from_json(old.record)
+        merged = dataclasses.replace(
+            best, flops_per_s=max(best.flops_per_s, peaks.flops_per_s), bytes_per_s=max(best.bytes_per_s,
+                                                                                        peaks.bytes_per_s),
+            gemm=peaks.gemm if peaks.flops_per_s > best.flops_per_s else best.gemm,
+            stream=peaks.stream if peaks.bytes_per_s > best.bytes_per_s else best.stream)
+        old.flops_per_s, old.bytes_per_s, old.record = merged.flops_per_s, merged.bytes_per_s, merged.to_json()
+
+    def peaks(self, environment_id: str | None = None) -> list[Peaks]:
+        """The roofs kept per environment, backend, device and precision (one environment's, or all)."""
+        with self.sessions() as s:
+            q = select(PeaksRow).order_by(PeaksRow.environment_id, PeaksRow.backend, PeaksRow.device,
+                                          PeaksRow.precision)
+            if environment_id is not None:
+                q = q.where(PeaksRow.environment_id == environment_id)
+            return [Peaks.from_json({**r.record, "environment_id": r.environment_id}) for r in s.scalars(q)]
 
     def metrics(self, dataset_hash: str | None = None) -> list[tuple[str, str, str, float | None]]:
         """(run id, trial label, metric, value) for every stored metric, optionally on one dataset."""

@@ -117,3 +117,39 @@ class StudyTrialRow(Base):
     state: Mapped[str] = mapped_column(String(20))
     spec_key: Mapped[str | None] = mapped_column(String(40), nullable=True)
     record: Mapped[dict] = mapped_column(JSON)
+
+
+class LayerRow(Base):
+    """One layer of a trial's per-layer profile (`profile: layers`), per inference, in execution order; the
+    profile's own figures (runtime, iterations, totals) stay in the result's record."""
+
+    __tablename__ = "layers"
+    __table_args__ = (UniqueConstraint("result_id", "position"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("results.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(String(128))
+    kernel: Mapped[str | None] = mapped_column(Text, nullable=True)
+    precision: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    time_ms: Mapped[float] = mapped_column(Float)
+    share: Mapped[float] = mapped_column(Float)
+    cpu_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    device: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class PeaksRow(Base):
+    """A device's roofs as one runtime reaches them in one precision, on one environment: the best of what the
+    roofline micro-benchmarks measured there."""
+
+    __tablename__ = "peaks"
+    __table_args__ = (UniqueConstraint("environment_id", "backend", "device", "precision"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id"), index=True)
+    backend: Mapped[str] = mapped_column(String(64))
+    device: Mapped[str] = mapped_column(String(64))
+    precision: Mapped[str] = mapped_column(String(32))
+    flops_per_s: Mapped[float] = mapped_column(Float)
+    bytes_per_s: Mapped[float] = mapped_column(Float)
+    record: Mapped[dict] = mapped_column(JSON)
+    measured_at: Mapped[str] = mapped_column(String(40))
