@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,29 @@ class OnnxRuntimeSession(Session):
 
     def recommended_in_flight(self) -> int:
         return self._recommended
+
+    def runtime_graph(self, folder: Path) -> Path | None:
+        """The model after ONNX Runtime's graph rewrites, as a second session with this one's options and
+        providers writes it (ORT keeps no optimised model of a session already created)."""
+        import onnxruntime as ort
+
+        # The source the session was created from: InferenceSession keeps it only in these attributes.
+        source = self._sess._model_path or self._sess._model_bytes
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{Path(self._sess._model_path or 'model').stem}.optimized.onnx"
+        opts = self._sess.get_session_options()  # the session's own copy: level, threads, config entries
+        opts.optimized_model_filepath = str(path)
+        providers = self._sess.get_providers()
+        given = self._sess.get_provider_options()
+        try:
+            ort.InferenceSession(source, sess_options=opts, providers=providers,
+                                 provider_options=[given.get(p, {}) for p in providers])
+        except Exception as exc:
+            raise BackendError(f"onnxruntime cannot write its optimised model to {path} "
+                               f"({str(exc).splitlines()[0]})") from exc
+        finally:
+            opts.optimized_model_filepath = ""
+        return path
 
 
 def _ort_dtype(type_name: str) -> str:

@@ -6,6 +6,7 @@ import importlib.util
 import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -88,6 +89,17 @@ class OpenVinoSession(Session):
     def stop_async(self) -> None:
         self.wait_all()
         self._queue = None
+
+    def runtime_graph(self, folder: Path) -> Path | None:
+        """The executed graph (fused layers; exec type and precision in each layer's data) as IR; its layers
+        have no opset, so Netron opens it but OpenVINO cannot read it back. The session does not know the model's
+        file name: the caller names the files."""
+        import openvino as ov
+
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "model.runtime.xml"
+        ov.save_model(self._compiled.get_runtime_model(), str(path), compress_to_fp16=False)
+        return path
 
 
 def _plain(value: Any) -> Scalar:
