@@ -1,0 +1,37 @@
+"""The graph view: which file shows a model (the model itself, or a runtime's graph after its optimisations), and
+Netron serving it on 127.0.0.1."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from inferlab.analyze import graph as view
+from inferlab.analyze.graph import GraphServer
+from inferlab.models import resolve
+from inferlab.models.artifact import ModelFormat, detect_format
+from inferlab.records.trial import Scalar
+
+__all__ = ["GraphServer", "graph", "serve_graph"]
+
+
+def graph(model: str | Path, runtime: str | None = None, device: str = "cpu",
+          params: Mapping[str, Scalar] | None = None, batch: int = 1, folder: Path | None = None) -> Path:
+    """The file that shows `model` (a path, or package.module:factory): the model itself with `runtime` None
+    (a factory: its ONNX export), else the graph `runtime` executes on `device` after its own rewrites
+    (`params`: its knobs, e.g. inference_precision), written into `folder` (None: a new temporary folder,
+    the caller's to remove)."""
+    ref = str(model)
+    name = ref.rpartition(":")[2] if detect_format(ref) is ModelFormat.TORCH_FACTORY else Path(ref).stem
+    artifact = resolve(name, ref)
+    if runtime is None:
+        return view.model_file(artifact, batch)
+    target = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="inferlab-graph-"))
+    return view.runtime_graph(artifact, runtime, target, device, params, batch)
+
+
+def serve_graph(path: str | Path, port: int | None = None, browse: bool = True) -> GraphServer:
+    """Serve `path` in Netron at `GraphServer.url` (http://127.0.0.1:PORT/; `port` None: 8080 when free) until
+    `stop()` (or the end of a `with` block); `browse` opens it in the default browser."""
+    return view.serve(Path(path), port, browse)
