@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from inferlab.api.derivation import QuantizeOutcome, calibration_set, derive_model, exact_params, quantize
+    from inferlab.api.graph import GraphServer, graph, serve_graph
     from inferlab.api.reports import report, report_runs
     from inferlab.api.runs import DataOptions, Run, bench_experiment, benchmark, execute, lineage, run, trial
     from inferlab.api.tuning import TuneRun, tune
 
 _WHERE = {
     "inferlab.api.derivation": ("QuantizeOutcome", "calibration_set", "derive_model", "exact_params", "quantize"),
+    "inferlab.api.graph": ("GraphServer", "graph", "serve_graph"),
     "inferlab.api.reports": ("report", "report_runs"),
     "inferlab.api.runs": ("DataOptions", "Run", "bench_experiment", "benchmark", "execute", "lineage", "run",
                           "trial"),
@@ -27,9 +29,9 @@ _WHERE = {
 }
 _MODULE = {name: module for module, names in _WHERE.items() for name in names}
 
-__all__ = ["DataOptions", "QuantizeOutcome", "Run", "TuneRun", "bench_experiment", "benchmark", "calibration_set",
-           "derive_model", "exact_params", "execute", "lineage", "quantize", "report", "report_runs", "run", "trial",
-           "tune"]
+__all__ = ["DataOptions", "GraphServer", "QuantizeOutcome", "Run", "TuneRun", "bench_experiment", "benchmark",
+           "calibration_set", "derive_model", "exact_params", "execute", "graph", "lineage", "quantize", "report",
+           "report_runs", "run", "serve_graph", "trial", "tune"]
 
 
 def __getattr__(name: str) -> Any:

@@ -487,10 +487,11 @@ def _start_trial_process(args: list[str]) -> None:
 def _register_commands() -> None:
     """Commands that live in modules of their own (they import cli.app, never this module); imported here, not
     at the top, because they import the API."""
-    from inferlab.cli import tuning
+    from inferlab.cli import graph, tuning
 
-    if not any(c.callback is tuning.tune for c in app.registered_commands):
-        app.command()(tuning.tune)
+    for command in (tuning.tune, graph.graph):
+        if not any(c.callback is command for c in app.registered_commands):
+            app.command()(command)
 
 
 # At exit, spare the cyclic collector a walk over every imported module's objects (SciPy, SQLAlchemy, a runtime:
