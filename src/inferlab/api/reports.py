@@ -48,9 +48,9 @@ def report(refs: list[str], output: Path, db: str | None = None, threshold_ms: f
         raise ConfigError(f"-o {output}: write a report to .html, .md or .csv")
     runs, envs = report_runs(refs, db)
     if suffix in (".html", ".htm"):
-        text = render(runs, envs, threshold_ms, percentile)
+        text = render(runs, envs, threshold_ms, percentile, output)
     else:
-        text = render_tables(runs, envs, "markdown" if suffix == ".md" else "csv")
+        text = render_tables(runs, envs, "markdown" if suffix == ".md" else "csv", output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)
     return output

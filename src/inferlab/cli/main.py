@@ -389,30 +389,47 @@ def compare_cmd(
     batch: Annotated[int, typer.Option(help="models: batch size")] = 1,
     time: Annotated[float, typer.Option("--time", help="models: seconds of latency measurement each")] = 3.0,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="KNOB=VALUE (repeatable)")] = None,
+    layers: Annotated[bool, typer.Option("--layers", help="then the per-layer profiles side by side (trials "
+                                                          "measured with --profile layers; models are)")] = False,
+    top: Annotated[int | None, typer.Option("--top", help="with --layers: the N layers that differ most")] = None,
     db: DbOption = None,
 ) -> None:
-    """Two trials or two models side by side: accuracy, drop, agreement, latency, throughput, speed-up, size."""
+    """Two trials or two models side by side: accuracy, drop, agreement, latency, throughput, speed-up, size;
+    with --layers, their layers too."""
     from inferlab import api
     from inferlab.report.compare import compare, comparison_table
 
+    if top is not None and top < 1:
+        raise ConfigError(f"--top {top}: give a positive number of layers")
     if Path(a).is_file() and Path(b).is_file():
         data = _data(dataset, dataset_format, split, labels, annotations, subset, preprocess, postprocess, metric)
         exp = api.bench_experiment([a, b], [backend], ["cpu"], [batch], ["latency"],
                                    dict(_param(p) for p in (param or [])), {"min_duration_s": time},
-                                   name="compare", data=data, with_speed=data is not None)
+                                   name="compare", data=data, with_speed=data is not None,
+                                   profile=["layers"] if layers else None)
         from inferlab.cli.progress import RichReporter
 
         with RichReporter(console) as reporter:
             run = api.execute(exp, db=db, reporter=reporter, on_plan=show_plan)
         ra, rb = run.results[:2]
         title = f"{Path(a).name} vs {Path(b).name} on {backend} (run {run.id})"
+        names = (f"A ({Path(a).name})", f"B ({Path(b).name})")
     else:
         ra, rb = api.trial(a, db), api.trial(b, db)
         title = f"{a} vs {b}"
+        names = (f"A ({a})", f"B ({b})")
     rows, notes = compare(ra, rb)
     console.print(comparison_table(rows, title))
     for n in notes:
         console.print(f"[yellow]note:[/] {n}")
+    if layers:
+        from inferlab.report.layers import compare_layers, layers_table, require_profiles
+
+        require_profiles(ra, rb, *names)  # the comparison above stands; the missing profile is the one line
+        cmp = compare_layers(ra, rb)
+        console.print(layers_table(cmp, f"per layer: {title}", top))
+        console.print(comparison_table(cmp.totals(), "layers against each trial's time"))
+        console.print(escape(cmp.precision_line()), highlight=False)
 
 
 @app.command("lineage")

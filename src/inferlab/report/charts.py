@@ -1,6 +1,6 @@
-"""The report's charts as plotly figures: throughput against latency (sweet spot, threshold), batch scans and
-Pareto fronts, one chart per model (models are not traded against each other), and a tuning's history. A runtime
-keeps one colour and a mode one line style (and marker) in every chart. Each returns None when its data is absent."""
+"""The report's charts as plotly figures: throughput against latency, batch scans and Pareto fronts per model (models
+are not traded against each other), a tuning's history, a roofline per runtime/device/precision. A runtime keeps one
+colour and a mode one line style (and marker) in every chart. Each returns None when its data is absent."""
 
 from __future__ import annotations
 
@@ -264,4 +264,73 @@ def study_front(study: Study) -> go.Figure | None:
     fig.add_trace(go.Scatter(x=[r.values[0] for r in top], y=[r.values[1] for r in top], mode="markers",
                              name="Pareto front", text=[_describe(r) for r in top],
                              hovertemplate="%{text}<extra>front</extra>", marker={"color": "#d62728", "size": 11}))
+    return fig
+
+
+RoofKey = tuple[str, str, str]  # the roofs' backend, device, precision
+
+
+def roof_key(r: TrialResult) -> RoofKey | None:
+    """The roofs a trial is placed under (as its peaks were measured), or None without a roofline."""
+    if r.roofline is None:
+        return None
+    p = r.roofline.peaks
+    return p.backend, p.device, p.precision
+
+
+def by_roofs(results: Sequence[TrialResult]) -> dict[RoofKey, list[TrialResult]]:
+    """Trials with a roofline, grouped by the roofs they sit under: a chart each."""
+    out: dict[RoofKey, list[TrialResult]] = {}
+    for r in results:
+        key = roof_key(r)
+        if key is not None:
+            out.setdefault(key, []).append(r)
+    return dict(sorted(out.items()))
+
+
+def _roof_hover(r: TrialResult) -> str:
+    roof = r.roofline
+    assert roof is not None
+    fraction = roof.achieved_flops_per_s / roof.attainable_flops_per_s if roof.attainable_flops_per_s else 0.0
+    return (f"{_label(r)}<br>intensity {numbers.si(roof.intensity, 'FLOP/B')}, "
+            f"{numbers.si(roof.achieved_flops_per_s, 'FLOP/s')} ({fraction:.0%} of the "
+            f"{numbers.si(roof.attainable_flops_per_s, 'FLOP/s')} attainable)<br>{roof.verdict}")
+
+
+def roofline(key: RoofKey, results: Sequence[TrialResult], styles: Styles) -> go.Figure | None:
+    """One runtime/device/precision's roofs on log-log axes (the memory roof rising to the ridge, the compute
+    roof flat after it) and each trial at its arithmetic intensity and achieved FLOP/s. Roofs measured apart
+    (another environment, another day) are each drawn, so a trial can be read against its own."""
+    placed = [r for r in results if r.roofline is not None and math.isfinite(r.roofline.intensity)
+              and r.roofline.intensity > 0 and r.roofline.achieved_flops_per_s > 0]
+    if not placed:
+        return None
+    roofs = {(p.flops_per_s, p.bytes_per_s): p for p in (r.roofline.peaks for r in placed if r.roofline)}
+    xs = [r.roofline.intensity for r in placed if r.roofline] + [p.ridge for p in roofs.values()]
+    lo, hi = min(xs) / 4, max(xs) * 4  # room either side of the lowest and highest intensity or ridge
+    backend, device, prec = key
+    fig = go.Figure(layout=_layout(f"Roofline: {backend}/{device} {prec}", "arithmetic intensity (FLOP/byte)",
+                                   "achieved (FLOP/s)"))
+    fig.update_xaxes(type="log", exponentformat="SI")
+    fig.update_yaxes(type="log", exponentformat="SI")
+    for i, p in enumerate(roofs.values()):
+        where = f" ({p.environment_id[:6]})" if len(roofs) > 1 and p.environment_id else ""
+        fig.add_trace(go.Scatter(
+            x=[lo, p.ridge, hi], y=[lo * p.bytes_per_s, p.flops_per_s, p.flops_per_s], mode="lines",
+            name=f"roofs{where}", line={"color": "black" if i == 0 else "#7f7f7f", "width": 2},
+            text=[f"memory roof {numbers.si(p.bytes_per_s, 'B/s')} ({p.stream})",
+                  f"ridge {numbers.si(p.ridge, 'FLOP/B')}",
+                  f"compute roof {numbers.si(p.flops_per_s, 'FLOP/s')} ({p.gemm})"],
+            hovertemplate="%{text}<extra></extra>"))
+        fig.add_trace(go.Scatter(
+            x=[p.ridge], y=[p.flops_per_s], mode="markers", name=f"ridge{where}", showlegend=False,
+            marker={"symbol": "diamond-open", "size": 10, "color": "black"},
+            text=[f"ridge point: {numbers.si(p.ridge, 'FLOP/B')}, {numbers.si(p.flops_per_s, 'FLOP/s')}"],
+            hovertemplate="%{text}<extra></extra>"))
+    for series, rs in _series(placed).items():
+        fig.add_trace(go.Scatter(
+            x=[r.roofline.intensity for r in rs if r.roofline],
+            y=[r.roofline.achieved_flops_per_s for r in rs if r.roofline], mode="markers",
+            name=styles.name(series), text=[_roof_hover(r) for r in rs], hovertemplate="%{text}<extra></extra>",
+            marker=styles.marker(series, size=11)))
     return fig

@@ -1,14 +1,16 @@
 """The HTML report: one self-contained offline file (plotly.js embedded once, no CDN) with the published
-table, the charts, tuning summaries and the accuracy table, read from stored runs."""
+table, the charts, per-layer profiles, rooflines, tuning summaries and the accuracy table, read from stored runs."""
 
 from __future__ import annotations
 
+import os
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 import plotly.io as pio
@@ -18,6 +20,7 @@ from inferlab.accuracy.metrics import format_drop
 from inferlab.records.accuracy import INFO, format_metric
 from inferlab.records.trial import TrialResult
 from inferlab.report import charts, numbers
+from inferlab.report.layers import HOT, HOT_COLUMNS, HotLayers, hot_summary
 from inferlab.report.published import LEVELS, MISSING, WARNED, Published, published, to_csv, to_markdown
 from inferlab.report.rows import Footnotes, ci_text, knobs, precision, row_name
 from inferlab.tune.leaders import leaders
@@ -150,6 +153,79 @@ def study_summary(study: charts.Study) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class TrialLayers:
+    """A trial's hot layers, and the link to its runtime's optimised graph (None without one)."""
+
+    hot: HotLayers
+    graph_href: str | None
+
+    @property
+    def graph_name(self) -> str:
+        return Path(self.hot.graph_file or "").name
+
+
+@dataclass(frozen=True)
+class RunLayers:
+    """The profiled trials of one run."""
+
+    id: str
+    name: str
+    trials: list[TrialLayers]
+
+
+def graph_href(graph_file: str, output: Path | None) -> str:
+    """A link to a trial's graph file: relative to the report's folder when the report's path is known (report and
+    trial files then move together), the file's own URI otherwise."""
+    path = Path(graph_file).resolve()
+    if output is not None:
+        try:
+            return quote(Path(os.path.relpath(path, output.resolve().parent)).as_posix())
+        except ValueError:  # on another drive (Windows) no relative path exists
+            pass
+    return path.as_uri()
+
+
+def layer_sections(runs: Sequence[RunData], output: Path | None = None) -> list[RunLayers]:
+    """Per run, each trial with a layer profile: its hot layers, the sum of its layers against its latency, and
+    the link to its optimised graph."""
+    out = []
+    for run in runs:
+        trials = [TrialLayers(hot, graph_href(hot.graph_file, output) if hot.graph_file else None)
+                  for r in run.results if (hot := hot_summary(r, row_name(r))) is not None]
+        if trials:
+            out.append(RunLayers(run.id, run.name, trials))
+    return out
+
+
+ROOFLINE_COLUMNS = ("trial", "roofs", "FLOP/sample", "bytes/sample", "intensity", "achieved", "attainable",
+                    "of attainable", "verdict", "why")
+ROOFLINE_NUMERIC = ("FLOP/sample", "bytes/sample", "intensity", "achieved", "attainable", "of attainable")
+
+
+def roofline_rows(results: Sequence[TrialResult]) -> list[list[str]]:
+    """Every trial with a roofline as cells of ROOFLINE_COLUMNS: its work, where it sits, the verdict and why."""
+    rows = []
+    for r in results:
+        roof = r.roofline
+        if roof is None:
+            continue
+        p = roof.peaks
+        attainable = roof.attainable_flops_per_s
+        rows.append([row_name(r), f"{p.backend}/{p.device} {p.precision}: {numbers.si(p.flops_per_s, 'FLOP/s')}, "
+                     f"{numbers.si(p.bytes_per_s, 'B/s')}", numbers.si(roof.flops_per_sample, "FLOP"),
+                     numbers.si(roof.bytes_per_sample, "B"), numbers.si(roof.intensity, "FLOP/B"),
+                     numbers.si(roof.achieved_flops_per_s, "FLOP/s"), numbers.si(attainable, "FLOP/s"),
+                     f"{roof.achieved_flops_per_s / attainable:.0%}" if attainable else MISSING, roof.verdict,
+                     roof.why])
+    return rows
+
+
+def _roofline_charts(results: Sequence[TrialResult], styles: charts.Styles) -> list[Chart]:
+    return _charts("roofline", {" ".join(key): (charts.roofline(key, rs, styles), None)
+                                for key, rs in charts.by_roofs(results).items()})
+
+
 def _table(results: Sequence[TrialResult], environments: dict[str, dict[str, Any] | None]) -> Published:
     return published(results, lambda env_id: environment_label(environments.get(env_id or ""), env_id))
 
@@ -162,9 +238,29 @@ def _markdown_table(head: Sequence[str], rows: Sequence[Sequence[str]], numeric:
             *["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]]
 
 
-def render_tables(runs: Sequence[RunData], environments: dict[str, dict[str, Any] | None], fmt: str) -> str:
-    """The report's tables as Markdown (published, warnings, every trial, tuning, accuracy) or CSV (the
-    published table)."""
+def _markdown_layers(runs: Sequence[RunData], output: Path | None) -> list[str]:
+    sections = layer_sections(runs, output)
+    if not sections:
+        return []
+    out = ["## Per-layer profiles", "", f"Each profiled trial's {HOT} slowest layers per inference, and the sum of "
+           "all its layers against the profiled inference and the measured median latency.", ""]
+    for run in sections:
+        out += [f"### Run {run.id} ({run.name})", ""]
+        for t in run.trials:
+            out += [f"#### {t.hot.trial}", "", t.hot.coverage + "  "]
+            if t.graph_href:
+                out.append(f"optimised graph ({t.hot.runtime}): [{t.graph_name}]({t.graph_href})"
+                           + "  ")
+            out += [*(f"{note}  " for note in t.hot.notes), "",
+                    *_markdown_table(HOT_COLUMNS, t.hot.rows, ("ms", "share")), ""]
+    return out
+
+
+def render_tables(runs: Sequence[RunData], environments: dict[str, dict[str, Any] | None], fmt: str,
+                  output: Path | None = None) -> str:
+    """The report's tables as Markdown (published, warnings, every trial, tuning, per-layer profiles, rooflines,
+    accuracy) or CSV (the published table). `output`: where the report goes, so links to trial files are
+    relative to it."""
     results = [r for run in runs for r in run.results]
     table = _table(results, environments)
     if fmt == "csv":
@@ -196,6 +292,12 @@ def render_tables(runs: Sequence[RunData], environments: dict[str, dict[str, Any
                       r["value"], r["speedup"], r["defaults"]] for r in s["leaders"]], ("value", "vs defaults")), ""]
             if s["summary"]:
                 out += [*(f"- {line}" for line in s["summary"]), ""]
+    out += _markdown_layers(runs, output)
+    roofs = roofline_rows(results)
+    if roofs:
+        out += ["## Roofline", "", "Each trial's work per sample, where it sits under its device's roofs (measured "
+                "through the same runtime and precision), and why.", "",
+                *_markdown_table(ROOFLINE_COLUMNS, roofs, ROOFLINE_NUMERIC), ""]
     names, acc = accuracy_rows(results)
     if acc:
         out += ["## Accuracy", "", "| model | backend | device | precision | batch | mode | dataset | "
@@ -207,7 +309,8 @@ def render_tables(runs: Sequence[RunData], environments: dict[str, dict[str, Any
 
 
 def render(runs: Sequence[RunData], environments: dict[str, dict[str, Any] | None],
-           threshold_ms: float | None = None, percentile: str | None = None) -> str:
+           threshold_ms: float | None = None, percentile: str | None = None, output: Path | None = None) -> str:
+    """The HTML report. `output`: where it goes, so links to trial files (optimised graphs) are relative to it."""
     results = [r for run in runs for r in run.results]
     studies = [run.study for run in runs if run.study is not None]
     threshold = threshold_ms if threshold_ms is not None else next(
@@ -245,4 +348,6 @@ def render(runs: Sequence[RunData], environments: dict[str, dict[str, Any] | Non
         groups=table.header_groups(), sections=sections, metric_names=metric_names, acc_rows=acc_rows,
         studies=[study_summary(s) for s in studies], failed=failed, warned=warned(results), warn_mark=WARNED,
         trial_columns=TRIAL_COLUMNS, trial_rows=rows, footnotes=footnotes, missing=MISSING,
-        plotly_js=get_plotlyjs())
+        layer_runs=layer_sections(runs, output), hot=HOT, hot_columns=HOT_COLUMNS,
+        roofline_charts=_roofline_charts(results, styles), roofline_columns=ROOFLINE_COLUMNS,
+        roofline_numeric=ROOFLINE_NUMERIC, roofline_rows=roofline_rows(results), plotly_js=get_plotlyjs())

@@ -40,3 +40,15 @@ def fps_ci(value: float | None, low: float | None, high: float | None) -> str | 
         return None
     d = fps_decimals(value if value else high)
     return f"{fps(low, d)}–{fps(high, d)}"
+
+
+_SI = ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+
+
+def si(v: float | None, unit: str) -> str:
+    """An amount or rate with an SI prefix at three significant digits: 1.23 GFLOP/s, 45.6 MB/s, 812 FLOP."""
+    if v is None or not math.isfinite(v):
+        return MISSING
+    shown = float(f"{v:.3g}")  # the prefix of the rounded value: 999.7 G is 1 T, not "1e+03 G"
+    factor, prefix = next(((f, p) for f, p in _SI if abs(shown) >= f), (1.0, ""))
+    return f"{shown / factor:.3g} {prefix}{unit}"
