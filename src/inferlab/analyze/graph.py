@@ -60,8 +60,8 @@ def model_file(artifact: Artifact, batch: int = 1) -> Path:
     return artifact.path
 
 
-def runtime_graph(artifact: Artifact, backend: str, folder: Path, device: str = "cpu",
-                  params: Mapping[str, Scalar] | None = None, batch: int = 1) -> Path:
+def runtime_graph(artifact: Artifact, backend: str, device: str = "cpu", params: Mapping[str, Scalar] | None = None,
+                  *, folder: Path, batch: int = 1) -> Path:
     """Load `artifact` through `backend` as a trial would (its input specs at `batch`, `params` checked and
     defaults filled) and write the graph the runtime executes into `folder` as `<model>.<kind>.<ext>`
     (`resnet_s.runtime.xml` with its .bin, `resnet_s.optimized.onnx`). Returns the file Netron opens."""
@@ -184,6 +184,10 @@ class _Server(http.server.ThreadingHTTPServer):
     app: Path
     index: bytes
     files: dict[str, Path]  # what /data/ serves: the model and its companions, by name relative to its folder
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A closed tab or a reload mid-transfer resets the connection: not worth a traceback on the terminal.
+        log.debug("graph view: request from %s failed", client_address, exc_info=True)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -28,7 +28,7 @@ def graph(model: str | Path, runtime: str | None = None, device: str = "cpu",
     if runtime is None:
         return view.model_file(artifact, batch)
     target = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="inferlab-graph-"))
-    return view.runtime_graph(artifact, runtime, target, device, params, batch)
+    return view.runtime_graph(artifact, runtime, device, params, folder=target, batch=batch)
 
 
 def serve_graph(path: str | Path, port: int | None = None, browse: bool = True) -> GraphServer:
