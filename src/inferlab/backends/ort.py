@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import logging
 import re
+import shutil
+import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,6 +18,7 @@ import numpy as np
 from inferlab.backends.base import (
     Backend,
     Knob,
+    LayerTiming,
     Scalar,
     Session,
     SessionInfo,
@@ -29,6 +35,8 @@ from inferlab.errors import BackendError, InputSpecError, ModelError
 from inferlab.models.artifact import Artifact, ModelFormat
 from inferlab.models.convert import torch_to_onnx
 from inferlab.models.tensors import TensorSpec, canonical_dtype
+
+log = logging.getLogger(__name__)
 
 _CUDA = re.compile(r"^cuda(:\d+)?$")
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
@@ -78,6 +86,119 @@ class OnnxRuntimeSession(Session):
         return path
 
 
+class ProfiledOnnxRuntimeSession(OnnxRuntimeSession):
+    """A session created with ORT's profiler on (SessionOptions.enable_profiling), its trace written under a
+    folder of its own.
+
+    ORT hands its trace over once: `end_profiling` writes it and stops the profiler for good (it cannot be
+    restarted). So the profile has one window. The first `layer_profile` call marks where it starts and
+    returns [] (the runs before it, the warm-ups, are dropped); the second ends the profiler and returns the
+    runs between the two calls; later calls return []. That is the runner's sequence: warm-ups, a call to
+    reset, N inferences, a call to read. The trace counts every node of every run, synchronous or in flight.
+
+    On the CUDA provider a node's time is what the host spends in its kernel call, which launches the GPU
+    work without waiting for it; this build of ORT has no CUDA provider to check against."""
+
+    def __init__(self, sess: Any, inputs: list[TensorSpec], info: SessionInfo, recommended: int,
+                 folder: Path, device: str) -> None:
+        super().__init__(sess, inputs, info, recommended)
+        self._folder = folder
+        self._device = device
+        self._lock = threading.Lock()
+        self._runs = 0                 # runs since loading, to find the window's first run in the trace
+        self._mark: int | None = None  # runs before the window
+        self._ended = False
+
+    def run(self, prepared: Any) -> Any:
+        out = self._sess.run(None, prepared)
+        with self._lock:  # runs in flight finish on several threads
+            self._runs += 1
+        return out
+
+    def layer_profile(self) -> list[LayerTiming]:
+        """Each node's kernel time summed over the window's runs (see the class): the node's name in the
+        optimised graph, its op type, the provider as kernel and device, the precision of its first input."""
+        with self._lock:
+            runs = self._runs
+        if self._ended:
+            log.warning("onnxruntime: the profile was already read; ORT records nothing after end_profiling")
+            return []
+        if self._mark is None:
+            self._mark = runs
+            return []
+        path = Path(self._sess.end_profiling())
+        self._ended = True
+        try:
+            return _ort_layers(_trace(path), self._mark, runs - self._mark, self._device)
+        finally:
+            path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        super().close()
+        if not self._ended:  # have ORT close its trace file before the folder goes
+            self._sess.end_profiling()
+            self._ended = True
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+
+# ONNX element types as the profile records spell precisions.
+_PRECISIONS = {"float": "FP32", "float16": "FP16", "bfloat16": "BF16", "double": "FP64", "int8": "I8",
+               "uint8": "U8", "int4": "I4", "uint4": "U4", "int16": "I16", "uint16": "U16", "int32": "I32",
+               "uint32": "U32", "int64": "I64", "uint64": "U64", "bool": "BOOL"}
+
+
+def _trace(path: Path) -> list[dict[str, Any]]:
+    """The trace's Node and model_run events, without their bulky args. ORT writes one event a line; a run
+    of many inferences writes hundreds of MB, so lines are read one by one rather than as one document."""
+    keep: list[dict[str, Any]] = []
+
+    def take(event: dict[str, Any]) -> None:
+        cat, name = event.get("cat"), str(event.get("name", ""))
+        if cat == "Node" and name.endswith("_kernel_time"):
+            args = event.get("args") or {}
+            first = (args.get("input_type_shape") or [{}])[0]
+            keep.append({"cat": cat, "name": name.removesuffix("_kernel_time"), "ts": event["ts"],
+                         "dur": event["dur"], "op": args.get("op_name", ""), "provider": args.get("provider"),
+                         "input": next(iter(first), None)})
+        elif cat == "Session" and name == "model_run":
+            keep.append({"cat": cat, "name": name, "ts": event["ts"], "dur": event["dur"]})
+
+    with path.open() as f:
+        try:
+            for line in f:
+                line = line.strip().rstrip(",")
+                if line not in ("[", "]", ""):
+                    take(json.loads(line))
+        except json.JSONDecodeError:  # not one event a line after all: read it whole
+            keep.clear()
+            f.seek(0)
+            for event in json.load(f):
+                take(event)
+    return keep
+
+
+def _ort_layers(events: list[dict[str, Any]], skip: int, runs: int, device: str) -> list[LayerTiming]:
+    """Sum the Node events of the runs after the first `skip` (by their model_run events, in time order) per
+    node, in first-seen order. ORT stops recording at its cap on events (a million); should the trace hold
+    fewer of the window's runs than were made, the sums are scaled to `runs` so that their mean holds."""
+    if runs <= 0:
+        return []
+    done = sorted((e for e in events if e["cat"] == "Session"), key=lambda e: e["ts"])
+    window = done[skip:]
+    if not window:
+        return []
+    start, end = window[0]["ts"], window[-1]["ts"] + window[-1]["dur"]
+    scale = runs / len(window) if len(window) < runs else 1.0
+    totals: dict[str, list[Any]] = {}
+    for e in sorted((e for e in events if e["cat"] == "Node" and start <= e["ts"] <= end), key=lambda e: e["ts"]):
+        row = totals.setdefault(e["name"], [e["op"], e["provider"], e["input"], 0])
+        row[3] += e["dur"]
+    return [LayerTiming(name, str(op), dur * scale / 1e3, provider,
+                        _PRECISIONS.get(str(first)) if first else None, None,
+                        "cpu" if provider in (None, "CPUExecutionProvider") else device, order)
+            for order, (name, (op, provider, first, dur)) in enumerate(totals.items())]
+
+
 def _ort_dtype(type_name: str) -> str:
     inner = type_name.removeprefix("tensor(").removesuffix(")")
     try:
@@ -90,6 +211,7 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     formats = (ModelFormat.ONNX, ModelFormat.TORCH_EXPORT, ModelFormat.TORCH_FACTORY)
     distribution = "onnxruntime"
+    can_profile = True
 
     def available(self) -> bool:
         return importlib.util.find_spec("onnxruntime") is not None
@@ -162,9 +284,16 @@ class OnnxRuntimeBackend(Backend):
                                    "install onnxruntime-gpu or use device cpu")
             index = int(device.split(":")[1]) if ":" in device else 0
             providers = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+        folder = None
+        if profile:
+            folder = Path(tempfile.mkdtemp(prefix="inferlab-ort-profile-"))
+            opts.enable_profiling = True
+            opts.profile_file_prefix = str(folder / "trace")
         try:
             sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         except Exception as exc:
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
             raise ModelError(f"{path}: onnxruntime cannot load the model ({str(exc).splitlines()[0]})") from exc
         threads = intra or cores
         notes: list[str] = []
@@ -183,4 +312,6 @@ class OnnxRuntimeBackend(Backend):
             notes=notes,
         )
         specs = inputs if inputs is not None else []
+        if folder is not None:
+            return ProfiledOnnxRuntimeSession(sess, specs, info, in_flight, folder, device)
         return OnnxRuntimeSession(sess, specs, info, in_flight)

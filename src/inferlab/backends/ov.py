@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from inferlab.backends.base import (
     Backend,
     DoneCallback,
     Knob,
+    LayerTiming,
     Scalar,
     Session,
     SessionInfo,
@@ -115,10 +117,111 @@ def _on_request_done(request: Any, on_done: DoneCallback) -> None:
     on_done(None)
 
 
+# OpenVINO's precision words (runtimePrecision, an exec type's suffix) as the profile records spell them.
+_PRECISIONS = {"f32": "FP32", "fp32": "FP32", "f16": "FP16", "fp16": "FP16", "bf16": "BF16", "f64": "FP64",
+               "i8": "I8", "u8": "U8", "i4": "I4", "u4": "U4", "i16": "I16", "u16": "U16", "i32": "I32",
+               "u32": "U32", "i64": "I64", "u64": "U64", "u1": "U1", "boolean": "BOOL", "bin": "U1"}
+
+
+def _precision(word: str) -> str | None:
+    return _PRECISIONS.get(word.strip().lower())
+
+
+class _LayerTotals:
+    """Per-node counters of every profiled inference, added up in execution order. Requests of the async
+    queue report from OpenVINO's threads, hence the lock."""
+
+    def __init__(self, precisions: Mapping[str, str], device: str) -> None:
+        self._precisions = precisions
+        self._device = device
+        self._lock = threading.Lock()
+        self._totals: dict[str, list[Any]] = {}  # name -> [op type, exec type, real ms, cpu ms]
+
+    def add(self, infos: Any) -> None:
+        import openvino as ov
+
+        executed = ov.ProfilingInfo.Status.EXECUTED
+        with self._lock:
+            for p in infos:
+                if p.status != executed:  # fused into a neighbour (its time is that node's) or optimised out
+                    continue
+                row = self._totals.get(p.node_name)
+                if row is None:
+                    # First seen is the execution order: the counters come in the order the nodes ran.
+                    row = self._totals[p.node_name] = [p.node_type, p.exec_type, 0.0, 0.0]
+                row[2] += p.real_time.total_seconds() * 1e3
+                row[3] += p.cpu_time.total_seconds() * 1e3
+
+    def on_request_done(self, request: Any, on_done: DoneCallback) -> None:
+        """AsyncInferQueue's callback: add the request's counters, then tell the driver."""
+        try:
+            self.add(request.get_profiling_info())
+        except BaseException as exc:  # reported to the driver like a failed inference
+            on_done(exc)
+            return
+        on_done(None)
+
+    def take(self) -> list[LayerTiming]:
+        with self._lock:
+            totals, self._totals = self._totals, {}
+        out = []
+        for order, (name, (op_type, kernel, real_ms, cpu_ms)) in enumerate(totals.items()):
+            # The exec type's suffix names its precision too (brgconv_avx512_I8), but runtimePrecision is
+            # finer (u8 activations of that I8 kernel); the suffix covers nodes the runtime model lacks.
+            precision = self._precisions.get(name) or _precision(str(kernel).rsplit("_", 1)[-1])
+            out.append(LayerTiming(name, str(op_type), real_ms, str(kernel), precision, cpu_ms, self._device,
+                                   order))
+        return out
+
+
+class ProfiledOpenVinoSession(OpenVinoSession):
+    """A session compiled with PERF_COUNT. OpenVINO's counters describe a request's last inference only, so
+    they are added up after every inference: `run` on the synchronous request, the queue's callback for
+    requests in flight. Reading them costs a little after each inference, never inside the runtime's call."""
+
+    def __init__(self, compiled: Any, inputs: list[TensorSpec], info: SessionInfo, nireq: int,
+                 device: str) -> None:
+        super().__init__(compiled, inputs, info, nireq)
+        self._layers = _LayerTotals(_runtime_precisions(compiled), device)
+
+    def run(self, prepared: Any) -> Any:
+        req = super().run(prepared)
+        self._layers.add(req.get_profiling_info())
+        return req
+
+    def start_async(self, depth: int) -> None:
+        super().start_async(depth)
+        # The callback holds the totals, not the session: OpenVINO may drop its last reference on a request's
+        # own thread, and a session freed there would join that thread from itself (std::terminate).
+        self._queue.set_callback(self._layers.on_request_done)
+
+    def layer_profile(self) -> list[LayerTiming]:
+        """Each executed node's real (wall) and CPU time summed over the inferences since loading or the
+        last call, its exec type as the kernel, the precision it ran in; nodes fused into another (NOT_RUN)
+        are left out, their time being the other node's."""
+        return self._layers.take()
+
+
+def _runtime_precisions(compiled: Any) -> dict[str, str]:
+    """Each executed node's runtimePrecision, from the compiled model's runtime graph (the names match
+    the profiling counters' node names)."""
+    out: dict[str, str] = {}
+    try:
+        ops = compiled.get_runtime_model().get_ordered_ops()
+    except Exception:  # a device without a runtime model: the exec types' suffixes still tell
+        return out
+    for op in ops:
+        info = op.get_rt_info()
+        if "runtimePrecision" in info and (p := _precision(info["runtimePrecision"].astype(str))):
+            out[op.get_friendly_name()] = p
+    return out
+
+
 class OpenVinoBackend(Backend):
     name = "openvino"
     formats = (ModelFormat.OPENVINO, ModelFormat.ONNX, ModelFormat.TORCH_EXPORT, ModelFormat.TORCH_FACTORY)
     distribution = "openvino"
+    can_profile = True
 
     def available(self) -> bool:
         return importlib.util.find_spec("openvino") is not None
@@ -181,7 +284,7 @@ class OpenVinoBackend(Backend):
             # Static shapes for the trial's batch: the fastest plan, and what benchmark_app -shape does.
             ov_model.reshape({s.name: ov.PartialShape(list(s.shape)) for s in inputs})
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": str(params.get("inference_precision") or "f32"),
-                                  "PERF_COUNT": "NO"}
+                                  "PERF_COUNT": "YES" if profile else "NO"}
         hint = str(params.get("performance_hint") or self.mode_defaults(device, mode).get("performance_hint")
                    or "LATENCY")
         if hint != "none":
@@ -221,4 +324,6 @@ class OpenVinoBackend(Backend):
         specs = inputs if inputs is not None else [
             TensorSpec(i.get_any_name(), tuple(i.get_partial_shape().get_min_shape()),
                        str(i.get_element_type().to_dtype())) for i in compiled.inputs]
+        if profile:
+            return ProfiledOpenVinoSession(compiled, specs, info, nireq, device.lower())
         return OpenVinoSession(compiled, specs, info, nireq)

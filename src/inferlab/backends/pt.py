@@ -14,6 +14,7 @@ from inferlab.backends.base import (
     Backend,
     Constraint,
     Knob,
+    LayerTiming,
     Scalar,
     Session,
     SessionInfo,
@@ -141,10 +142,191 @@ class TorchSession(Session):
             self._torch.cuda.empty_cache()
 
 
+# The record each profiled inference runs in: the layers are its direct children in the profiler's tree.
+INFERENCE_RECORD = "inferlab::inference"
+_PRECISIONS = {"float32": "FP32", "float16": "FP16", "bfloat16": "BF16", "float64": "FP64"}
+
+
+class ProfiledTorchSession(TorchSession):
+    """An eager session whose inferences run under torch.profiler, each in a record named INFERENCE_RECORD,
+    each layer in a record named by its module path (`layers`: record name -> layer type). The profiler
+    runs from loading to the first `layer_profile` call, and from each call to the next.
+
+    Requests in flight run on worker threads, which the profiler started on the loading thread may not see:
+    a profile is taken from synchronous `run` calls on that thread, as the runner makes them."""
+
+    def __init__(self, module: Any, device: str, dtype: Any, channels_last: bool, inference_mode: bool,
+                 inputs: list[TensorSpec], info: SessionInfo, in_flight: int, layers: dict[str, str]) -> None:
+        super().__init__(module, device, dtype, channels_last, False, inference_mode, inputs, info, in_flight)
+        self._layers = layers
+        self._precision = _PRECISIONS.get(str(dtype).replace("torch.", ""))
+        self._profiler: Any = None
+        self._start()
+
+    def _start(self) -> None:
+        from torch.profiler import ProfilerActivity, profile
+
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self._cuda else [])
+        self._profiler = profile(activities=activities)
+        self._profiler.start()
+
+    def run(self, prepared: Any) -> Any:
+        with self._torch.profiler.record_function(INFERENCE_RECORD):
+            return super().run(prepared)
+
+    def layer_profile(self) -> list[LayerTiming]:
+        """Per layer, summed over the inferences since loading or the last call: on cpu the wall time of
+        its record, on cuda the time of the GPU kernels launched under it (the host's time in `cpu_ms`);
+        the kernel is the heaviest operator under it (on cuda, the heaviest GPU kernel). Operators outside
+        any layer (a functional relu or add in a forward) are layers of their own, named by operator."""
+        if self._profiler is None:
+            return []
+        self._profiler.stop()
+        events = self._profiler.events()
+        self._start()
+        return _torch_layers(events, self._layers, str(self._device), self._cuda, self._precision)
+
+    def close(self) -> None:
+        if self._profiler is not None:
+            self._profiler.stop()
+            self._profiler = None
+        super().close()
+
+
+def _torch_layers(events: Any, layers: Mapping[str, str], device: str, cuda: bool,
+                  precision: str | None) -> list[LayerTiming]:
+    """Sum the layer records found directly under each inference record, in first-seen order."""
+    from torch.autograd import DeviceType
+
+    totals: dict[str, list[Any]] = {}  # name -> [type, time µs, host µs, {kernel: µs}]
+    runs = sorted((e for e in events if e.name == INFERENCE_RECORD and e.device_type == DeviceType.CPU),
+                  key=lambda e: e.time_range.start)
+    for run in runs:
+        seen: dict[str, int] = {}
+        for child in sorted(run.cpu_children, key=lambda e: e.time_range.start):
+            if child.name in layers:
+                name, op_type = child.name, layers[child.name]
+            elif "::" in child.name and not child.name.startswith("profiler::"):
+                # An operator outside every layer: named by operator, numbered where it recurs in a run.
+                seen[child.name] = seen.get(child.name, 0) + 1
+                name = child.name if seen[child.name] == 1 else f"{child.name}#{seen[child.name]}"
+                op_type = child.name
+            else:  # the CUDA runtime's own calls (synchronise) and the like
+                continue
+            row = totals.setdefault(name, [op_type, 0.0, 0.0, {}])
+            row[1] += child.device_time_total if cuda else child.cpu_time_total
+            row[2] += child.cpu_time_total
+            _heaviest(child, cuda, row[3])
+    return [LayerTiming(name, op_type, time_us / 1e3, max(kernels, key=kernels.get) if kernels else None,
+                        precision, host_us / 1e3 if cuda else None, device, order)
+            for order, (name, (op_type, time_us, host_us, kernels)) in enumerate(totals.items())]
+
+
+def _heaviest(event: Any, cuda: bool, kernels: dict[str, float]) -> None:
+    """Add the time of what ran under `event` to `kernels`: on cpu each operator's own (self) time, on cuda
+    each GPU kernel's; the heaviest of them names the layer's kernel."""
+    stack = list(event.cpu_children)
+    while stack:
+        e = stack.pop()
+        stack.extend(e.cpu_children)
+        if cuda:
+            for k in e.kernels:
+                kernels[k.name] = kernels.get(k.name, 0.0) + k.duration
+        elif "::" in e.name:
+            kernels[e.name] = kernels.get(e.name, 0.0) + e.self_cpu_time_total
+
+
+def instrument(module: Any) -> dict[str, str]:
+    """Put each layer of `module` in a profiler record named by its module path; return record name -> layer
+    type. An exported program's module (a GraphModule) has lost its leaf modules' forwards, but each node
+    keeps the module stack it was traced in (nn_module_stack): records are inserted into its graph around
+    each leaf module's run of nodes, and around each node a non-leaf forward runs itself (`stages.0.add`,
+    typed by operator). A plain module gets forward hooks on its leaf modules."""
+    import torch
+
+    if isinstance(module, torch.fx.GraphModule) and any(n.meta.get("nn_module_stack") for n in module.graph.nodes):
+        return _instrument_graph(module)
+    return _instrument_hooks(module)
+
+
+def _instrument_graph(gm: Any) -> dict[str, str]:
+    import torch
+
+    graph = gm.graph
+    paths: set[str] = set()
+    for node in graph.nodes:
+        paths.update(str(v[0]) for v in (node.meta.get("nn_module_stack") or {}).values())
+
+    def leaf(path: str) -> bool:
+        return bool(path) and not any(p.startswith(path + ".") for p in paths)
+
+    # Runs of consecutive nodes of one record: (name, type, first node, last node).
+    groups: list[tuple[str, str, Any, Any]] = []
+    for node in graph.nodes:
+        if node.op != "call_function":
+            continue
+        stack = node.meta.get("nn_module_stack") or {}
+        path, cls = "", ""
+        if stack:  # the innermost module the node was traced in
+            where, kind = list(stack.values())[-1]
+            path, cls = str(where), _class_name(kind)
+        if leaf(path):
+            if groups and groups[-1][0] == path and groups[-1][3].next is node:
+                groups[-1] = (path, cls, groups[-1][2], node)
+                continue
+            groups.append((path, cls, node, node))
+        else:
+            groups.append((f"{path}.{node.name}" if path else node.name, _op_name(node.target), node, node))
+    enter = torch.ops.profiler._record_function_enter_new.default
+    leave = torch.ops.profiler._record_function_exit._RecordFunction
+    for name, _, first, last in groups:
+        with graph.inserting_before(first):
+            handle = graph.call_function(enter, (name, None))
+        with graph.inserting_after(last):
+            graph.call_function(leave, (handle,))
+    gm.recompile()
+    return {name: cls for name, cls, _, _ in groups}
+
+
+def _instrument_hooks(module: Any) -> dict[str, str]:
+    import torch
+
+    enter = torch.ops.profiler._record_function_enter_new.default
+    leave = torch.ops.profiler._record_function_exit._RecordFunction
+    layers: dict[str, str] = {}
+    for path, sub in module.named_modules():
+        if not path or next(sub.children(), None) is not None:
+            continue  # the root is the whole model; a module with children is not a layer
+        open_records: list[Any] = []  # a stack: a module may run inside its own forward
+
+        def before(mod: Any, args: Any, name: str = path, records: list[Any] = open_records) -> None:
+            records.append(enter(name, None))
+
+        def after(mod: Any, args: Any, out: Any, records: list[Any] = open_records) -> None:
+            leave(records.pop())
+
+        sub.register_forward_pre_hook(before)
+        sub.register_forward_hook(after)
+        layers[path] = type(sub).__name__
+    return layers
+
+
+def _class_name(cls: Any) -> str:
+    """A module class as nn_module_stack gives it (a class or its dotted name) -> Conv2d."""
+    return cls.__name__ if isinstance(cls, type) else str(cls).rsplit(".", 1)[-1]
+
+
+def _op_name(target: Any) -> str:
+    """An FX call target as the profiler names it: aten.add.Tensor -> aten::add."""
+    parts = str(target).split(".")
+    return f"{parts[0]}::{parts[1]}" if len(parts) >= 2 else str(target)
+
+
 class TorchBackend(Backend):
     name = "torch"
     formats = (ModelFormat.TORCH_EXPORT, ModelFormat.TORCH_FACTORY)
     distribution = "torch"
+    can_profile = True
 
     def available(self) -> bool:
         return importlib.util.find_spec("torch") is not None
@@ -228,6 +410,10 @@ class TorchBackend(Backend):
             _default_threads = torch.get_num_threads()
         compile_mode = str(params.get("compile") or "off")
         cuda_graphs = bool(params.get("cuda_graphs"))
+        if profile and (compile_mode != "off" or cuda_graphs):
+            # A compiled or captured forward runs fused kernels with no module boundaries left to record.
+            raise BackendError("torch: a per-layer profile needs compile off and cuda_graphs false (compiled "
+                               "and captured graphs keep no layer boundaries); profile an eager trial")
         threads, in_flight = int(params.get("threads") or 0), int(params.get("in_flight") or 0)
         cores = usable_cores()
         if device == "cpu" and is_async(mode):
@@ -247,6 +433,7 @@ class TorchBackend(Backend):
         channels_last = bool(params.get("channels_last"))
         if channels_last:
             module = module.to(memory_format=torch.channels_last)
+        layers = instrument(module) if profile else {}
         if compile_mode != "off":
             module = torch.compile(module, mode=compile_mode)
         if cuda_graphs and device == "cpu":
@@ -277,5 +464,8 @@ class TorchBackend(Backend):
                        "inference_mode": bool(params.get("inference_mode", True)),
                        "in_flight": in_flight},
             runtime=runtime, notes=notes)
+        if profile:
+            return ProfiledTorchSession(module, device, dtype, channels_last, bool(params.get("inference_mode", True)),
+                                        list(inputs or []), info, in_flight, layers)
         return TorchSession(module, device, dtype, channels_last, cuda_graphs,
                             bool(params.get("inference_mode", True)), list(inputs or []), info, in_flight)
