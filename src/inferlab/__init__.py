@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 from inferlab.errors import InferlabError
 
 if TYPE_CHECKING:
-    from inferlab.api import Run, benchmark, run
+    from inferlab.api import Run, analyze, benchmark, run
 
 __version__ = "0.1.0"
-__all__ = ["InferlabError", "Run", "__version__", "benchmark", "run"]
+__all__ = ["InferlabError", "Run", "__version__", "analyze", "benchmark", "run"]
 
 
 def start_trial_process() -> None:
@@ -25,7 +25,7 @@ def start_trial_process() -> None:
 def __getattr__(name: str) -> Any:
     # The API (and the store, scipy, alembic behind it) is imported on first use, not by every trial process
     # that imports a backend: a trial starts seconds sooner.
-    if name in ("Run", "benchmark", "run"):
+    if name in ("Run", "analyze", "benchmark", "run"):
         from inferlab import api
 
         return getattr(api, name)

@@ -13,6 +13,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from inferlab.api.analysis import Complexity, analyze
     from inferlab.api.derivation import QuantizeOutcome, calibration_set, derive_model, exact_params, quantize
     from inferlab.api.graph import GraphServer, graph, serve_graph
     from inferlab.api.reports import report, report_runs
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from inferlab.api.tuning import TuneRun, tune
 
 _WHERE = {
+    "inferlab.api.analysis": ("Complexity", "analyze"),
     "inferlab.api.derivation": ("QuantizeOutcome", "calibration_set", "derive_model", "exact_params", "quantize"),
     "inferlab.api.graph": ("GraphServer", "graph", "serve_graph"),
     "inferlab.api.reports": ("report", "report_runs"),
@@ -29,9 +31,9 @@ _WHERE = {
 }
 _MODULE = {name: module for module, names in _WHERE.items() for name in names}
 
-__all__ = ["DataOptions", "GraphServer", "QuantizeOutcome", "Run", "TuneRun", "bench_experiment", "benchmark",
-           "calibration_set", "derive_model", "exact_params", "execute", "graph", "lineage", "quantize", "report",
-           "report_runs", "run", "serve_graph", "trial", "tune"]
+__all__ = ["Complexity", "DataOptions", "GraphServer", "QuantizeOutcome", "Run", "TuneRun", "analyze",
+           "bench_experiment", "benchmark", "calibration_set", "derive_model", "exact_params", "execute", "graph",
+           "lineage", "quantize", "report", "report_runs", "run", "serve_graph", "trial", "tune"]
 
 
 def __getattr__(name: str) -> Any:

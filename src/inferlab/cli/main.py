@@ -504,9 +504,9 @@ def _start_trial_process(args: list[str]) -> None:
 def _register_commands() -> None:
     """Commands that live in modules of their own (they import cli.app, never this module); imported here, not
     at the top, because they import the API."""
-    from inferlab.cli import graph, tuning
+    from inferlab.cli import analysis, graph, tuning
 
-    for command in (tuning.tune, graph.graph):
+    for command in (tuning.tune, graph.graph, analysis.analyze):
         if not any(c.callback is command for c in app.registered_commands):
             app.command()(command)
 
