@@ -159,6 +159,21 @@ def test_openvino_counter_agrees_with_onnx_tool(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_openvino_attention_op(tmp_path: Path) -> None:
+    """OpenVINO's ONNX reader fuses MatMul-Softmax-MatMul into ScaledDotProductAttention: both matmuls count."""
+    ov = pytest.importorskip("openvino")
+    import openvino.opset13 as ops
+
+    q = ops.parameter([1, 2, 8, 4], ov.Type.f32, name="q")
+    k = ops.parameter([1, 2, 6, 4], ov.Type.f32, name="k")
+    v = ops.parameter([1, 2, 6, 5], ov.Type.f32, name="v")
+    model = ov.Model([ops.scaled_dot_product_attention(q, k, v, causal=False)], [q, k, v], "attention")
+    ov.save_model(model, str(tmp_path / "a.xml"))
+    c = analyze(tmp_path / "a.xml")
+    assert c.macs == 2 * 8 * 6 * 4 + 2 * 8 * 6 * 5   # scores q·kᵀ, then the weighted sum of v
+
+
+@pytest.mark.slow
 def test_torch_counter_counts_what_onnx_tool_counts(tiny_models: dict[str, str]) -> None:
     """tests.fixtures.tiny_models: Conv2d(3, 8, 3, padding=1) on 16x16 and Linear(8, 5)."""
     macs = 8 * 16 * 16 * 27 + 8 * 5

@@ -140,9 +140,9 @@ def _count(op: Any, kind: str) -> tuple[int, int]:
         k = a[0] if len(a) == 1 else a[-2] if transpose_a else a[-1]
         return numel(out) * k, 0
     if kind == "ScaledDotProductAttention":   # (the ONNX frontend fuses MatMul-Softmax-MatMul into it)
-        q, k = shape(0), shape(1)             # q [..., L, E], k [..., S, E], out [..., L, Ev]
-        scores = numel(q[:-1]) * k[-2]
-        return scores * q[-1] + numel(out) * k[-2], scores
+        query, key = shape(0), shape(1)       # query [..., L, E], key [..., S, E], out [..., L, Ev]
+        scores = numel(query[:-1]) * key[-2]
+        return scores * query[-1] + numel(out) * key[-2], scores
     if kind in _RECURRENT:
         w, r = _RECURRENT[kind]
         x = shape(0)                     # [batch, seq, input] (a cell: [batch, input])
