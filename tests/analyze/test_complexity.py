@@ -216,3 +216,29 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
         analyze(corrupt)
     with pytest.raises(ModelError, match="model file not found"):
         analyze(tmp_path / "modle.onnx")
+
+
+def picky() -> object:
+    """A PyTorch model that runs only at sr 8000 or 16000 (as Silero VAD): the values come from `values`."""
+    import torch
+
+    class Picky(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor, sr: torch.Tensor) -> torch.Tensor:
+            if int(sr) not in (8000, 16000):
+                raise ValueError(f"sr must be 8000 or 16000, not {int(sr)}")
+            return self.fc(x)
+
+    return Picky().eval()
+
+
+@pytest.mark.slow
+def test_values_for_a_model_that_runs_only_on_them() -> None:
+    ref = "tests.analyze.test_complexity:picky"
+    with pytest.raises(ModelError, match=r"sr must be 8000 or 16000.*--input NAME=VALUE"):
+        analyze(ref, shape={"x": [3, 4], "sr": []})
+    c = analyze(ref, shape={"x": [3, 4], "sr": []}, values={"sr": 16000})
+    assert c.batch == 3 and c.macs == 3 * 4 * 2 and c.params == 10

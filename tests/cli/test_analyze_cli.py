@@ -62,6 +62,8 @@ def test_typo_in_the_path(tmp_path: Path) -> None:
 def test_bad_flags() -> None:
     _one_line_error(cli("analyze", str(RESNET), "--format", "yaml"), "--format 'yaml'")
     _one_line_error(cli("analyze", str(RESNET), "--batch", "0"), "--batch 0")
+    _one_line_error(cli("analyze", str(RESNET), "--input", "image=pics/"), "--input image=pics/",
+                    "a constant or a range")
 
 
 @pytest.mark.slow
