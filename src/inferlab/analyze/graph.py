@@ -89,12 +89,12 @@ def runtime_graph(artifact: Artifact, backend: str, device: str = "cpu", params:
             if written is None:
                 raise BackendError(f"runtime '{backend}' has no graph of its own to show; choose one that has "
                                    f"({SHOWN_BY}), or leave the runtime out to see the model itself")
-            return _move_named(written, Path(folder), artifact.name)
+            return move_named(written, Path(folder), artifact.name)
     finally:
         session.close()
 
 
-def _move_named(written: Path, folder: Path, name: str) -> Path:
+def move_named(written: Path, folder: Path, name: str) -> Path:
     """Move what a session wrote (the file, and the files beside it of the same stem: an IR's .bin) into `folder`,
     named after the model: `model.runtime.xml` becomes `<name>.runtime.xml`."""
     kind = "".join(written.suffixes[-2:])  # ".runtime.xml", ".optimized.onnx"

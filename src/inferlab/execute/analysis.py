@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from inferlab.analyze.graph import move_named
 from inferlab.analyze.roofline import Micro, micros, peaks_from, place
 from inferlab.backends.base import Backend, LayerTiming, Session
 from inferlab.measure.budget import Events
@@ -27,10 +28,12 @@ from inferlab.records.trial import MeasureSettings, Scalar, TrialSpec, utc_now
 
 log = logging.getLogger(__name__)
 
-# A profiled run: a few warm-ups, then at least this many inferences and this long, at most the cap.
+# A profiled run: a few warm-ups, then at least this many inferences and this long, at most the caps (a
+# runtime's trace grows with every inference: ONNX Runtime writes a hundred MB a second on a tiny model).
 PROFILE_WARMUP = 3
 PROFILE_MIN_ITERATIONS = 20
-PROFILE_MIN_S = 1.0
+PROFILE_MIN_S = 0.5
+PROFILE_MAX_ITERATIONS = 200
 PROFILE_MAX_S = 10.0
 
 # The micro-benchmarks' windows: long enough for a stable rate, short beside a trial.
@@ -80,10 +83,17 @@ def layers(spec: TrialSpec, backend: Backend, params: Mapping[str, Scalar], inpu
         session.layer_profile()  # drop the warm-ups
         walls = _profiled_runs(session, prepared)
         timings = session.layer_profile()
-        graph = session.runtime_graph(log_dir / "graph") if log_dir is not None else None
+        graph = _graph(session, log_dir, spec.model.name) if log_dir is not None else None
     finally:
         session.close()
     return normalise(backend.name, timings, len(walls), statistics.median(walls)), graph
+
+
+def _graph(session: Session, log_dir: Path, name: str) -> Path | None:
+    """The runtime's optimised graph in the trial's folder, named after the model."""
+    with tempfile.TemporaryDirectory(prefix="inferlab-graph-") as tmp:
+        written = session.runtime_graph(Path(tmp))
+        return move_named(written, log_dir / "graph", name) if written is not None else None
 
 
 def _profiled_runs(session: Session, prepared: Sequence[Any]) -> list[float]:
@@ -94,7 +104,8 @@ def _profiled_runs(session: Session, prepared: Sequence[Any]) -> list[float]:
         session.run(prepared[len(walls) % len(prepared)])
         walls.append((time.perf_counter_ns() - t0) / 1e6)
         elapsed = time.perf_counter() - start
-        if elapsed >= PROFILE_MAX_S or (len(walls) >= PROFILE_MIN_ITERATIONS and elapsed >= PROFILE_MIN_S):
+        if (elapsed >= PROFILE_MAX_S or len(walls) >= PROFILE_MAX_ITERATIONS
+                or (len(walls) >= PROFILE_MIN_ITERATIONS and elapsed >= PROFILE_MIN_S)):
             return walls
 
 
