@@ -307,8 +307,21 @@ def layers_table(cmp: LayerComparison, title: str, top: int | None = None, a_nam
 def _side(layer: LayerRecord | None) -> list[str]:
     if layer is None:
         return [numbers.MISSING, numbers.MISSING, numbers.MISSING]
-    return [escape(layer.kernel or numbers.MISSING), escape(layer.precision or numbers.MISSING),
-            numbers.ms(layer.time_ms)]
+    return [escape(kernel_text(layer.kernel)), escape(layer.precision or numbers.MISSING), numbers.ms(layer.time_ms)]
+
+
+KERNEL_CHARS = 60
+
+
+def kernel_text(kernel: str | None) -> str:
+    """A kernel's name as a table shows it: a CUDA kernel's C++ signature cut to its function's name
+    (`void at::native::(anonymous namespace)::max_pool_forward_nchw<c10::Half, int>(int, ...)` →
+    `max_pool_forward_nchw`), anything still long shortened; the store keeps the full name."""
+    if not kernel:
+        return numbers.MISSING
+    text = kernel.replace("(anonymous namespace)::", "").removeprefix("void ")
+    text = re.split(r"[<(]", text, maxsplit=1)[0].rsplit("::", 1)[-1] or text
+    return text if len(text) <= KERNEL_CHARS else text[:KERNEL_CHARS - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -349,7 +362,7 @@ def hot_summary(result: TrialResult, label: str, n: int = HOT) -> HotLayers | No
     profile = result.layers
     if profile is None:
         return None
-    rows = [[x.name, x.type, x.kernel or numbers.MISSING, x.precision or numbers.MISSING, numbers.ms(x.time_ms),
+    rows = [[x.name, x.type, kernel_text(x.kernel), x.precision or numbers.MISSING, numbers.ms(x.time_ms),
              f"{x.share:.1%}"] for x in hot_layers(profile, n)]
     latency = result.latency.median_3sigma_ms if result.latency else None
     return HotLayers(label, profile.runtime, rows, coverage(profile, latency), profile.notes, result.graph_file)
