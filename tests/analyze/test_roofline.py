@@ -95,3 +95,10 @@ def test_bench_with_layers_and_roofline_end_to_end(tiny_models: dict[str, str], 
     assert main(["export", "latest", "--db", str(db), "-f", "json", "-o", str(exported)]) == 0
     (first, _) = json.loads(exported.read_text())["results"]
     assert first["layers"]["layers"] and first["roofline"]["verdict"]  # the export carries both
+    # the roofs are measured once on a host for a runtime and its knobs: a later trial reads them back
+    assert main(["bench", tiny_models["tiny.onnx"], "--backend", "onnxruntime", "--batch", "2", "--time", "0.3",
+                 "--profile", "roofline", "--db", str(db)]) == 0
+    again = store.results()[0]
+    before = next(r for r in results if r.spec.backend == "onnxruntime")
+    assert again.spec.batch == 2 and again.roofline is not None and before.roofline is not None
+    assert again.roofline.peaks == before.roofline.peaks  # measured_at included

@@ -4,7 +4,12 @@ roofline (the device's roofs measured through the same runtime and configuration
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import logging
+import os
+import socket
 import statistics
 import tempfile
 import time
@@ -20,6 +25,7 @@ from inferlab.measure.budget import Events
 from inferlab.measure.latency import measure_latency
 from inferlab.measure.summary import summarise
 from inferlab.measure.throughput import measure_throughput
+from inferlab.models.convert import cache_dir
 from inferlab.models.inputs import make_pool, merge
 from inferlab.models.introspect import declared_inputs, stored_precision
 from inferlab.models.tensors import TensorSpec
@@ -146,11 +152,28 @@ def _stored(spec: TrialSpec) -> str | None:
 
 def measure_peaks(spec: TrialSpec, backend: Backend, params: Mapping[str, Scalar], precision: str,
                   events: Events) -> Peaks:
-    """Run the GEMM and the stream through the trial's runtime, device, knobs and driver."""
+    """The roofs for the trial's runtime, device, knobs, driver and precision: measured once on this host and
+    runtime version (the GEMM and the stream run through them), then read back by every later trial."""
+    kept = _peaks_file(spec, backend, params, precision)
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        return Peaks.from_json(json.loads(kept.read_text()))
     with tempfile.TemporaryDirectory(prefix="inferlab-roofline-") as tmp:
         gemm, stream = micros(backend.formats, spec.device, precision, Path(tmp))
         rates = [_runs_per_s(spec, backend, params, m, events) for m in (gemm, stream)]
-    return peaks_from(backend.name, spec.device, precision, gemm, rates[0], stream, rates[1], utc_now())
+    peaks = peaks_from(backend.name, spec.device, precision, gemm, rates[0], stream, rates[1], utc_now())
+    with contextlib.suppress(OSError):  # a cache that cannot be written only costs the next trial a measurement
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        tmp_file = kept.with_suffix(f".{os.getpid()}.tmp")
+        tmp_file.write_text(json.dumps(peaks.to_json()))
+        tmp_file.replace(kept)
+    return peaks
+
+
+def _peaks_file(spec: TrialSpec, backend: Backend, params: Mapping[str, Scalar], precision: str) -> Path:
+    what = [socket.gethostname(), backend.name, backend.version(), spec.device, spec.mode, precision,
+            sorted((k, str(v)) for k, v in params.items()), spec.measure.in_flight]
+    key = hashlib.sha256(json.dumps(what).encode()).hexdigest()[:20]
+    return cache_dir() / "peaks" / f"{backend.name}-{key}.json"
 
 
 def _runs_per_s(spec: TrialSpec, backend: Backend, params: Mapping[str, Scalar], micro: Micro,
