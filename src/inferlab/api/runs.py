@@ -162,11 +162,14 @@ def bench_experiment(model: str | list[str], backends: list[str], devices: list[
 
 def benchmark(model: str, backend: str = "onnxruntime", device: str = "cpu", batch: int = 1,
               mode: str = "latency", db: str | None = None, measure: dict[str, Any] | None = None,
-              inputs: dict[str, dict[str, Any]] | None = None, **knobs: Any) -> TrialResult:
-    """Measure one model on one backend and device in a fresh process; the result is stored too. `inputs`: per
+              inputs: dict[str, dict[str, Any]] | None = None, profile: list[str] | None = None,
+              **knobs: Any) -> TrialResult:
+    """Measure one model on one backend and device in a fresh process; the result is stored too. `profile`:
+    analyses after the measured window ("layers", "roofline": `r.layers`, `r.roofline`). `inputs`: per
     input name, what to feed it, as a config's `inputs` (e.g. {"sr": {"value": 16000}, "input": {"shape":
     [-1, 512]}})."""
-    exp = bench_experiment(model, [backend], [device], [batch], [mode], knobs, measure, inputs=inputs)
+    exp = bench_experiment(model, [backend], [device], [batch], [mode], knobs, measure, inputs=inputs,
+                           profile=profile)
     return execute(exp, db=db).results[0]
 
 
