@@ -47,3 +47,10 @@ def test_bench_profile_on_a_backend_that_cannot_profile_is_one_line(
     assert code == 2 and len(err.splitlines()) == 1, err
     assert err.startswith("error: --profile: backend 'null' cannot profile layers")
     assert not (tmp_path / "x.db").exists() or "trials" not in err  # nothing half-written: refused at planning
+
+
+def test_the_example_config_asks_for_both_analyses() -> None:
+    from inferlab.config import load
+
+    root = Path(__file__).resolve().parents[2]
+    assert load(root / "examples" / "analysis.yaml").profiles() == ("layers", "roofline")
