@@ -35,7 +35,8 @@ def test_an_unknown_analysis_is_named(tiny_models: dict[str, str]) -> None:
 
 def test_a_backend_that_cannot_profile_is_refused(tiny_models: dict[str, str]) -> None:
     exp = load_text(_exp(tiny_models, "backends: [{name: 'null'}]\nprofile: layers\n"), "x.yaml")
-    with pytest.raises(BackendError, match=r"^profile: backend 'null' cannot profile layers; leave layers out for it, or use a backend that can \(onnxruntime"):
+    with pytest.raises(BackendError, match=r"^profile: backend 'null' cannot profile layers; leave layers out for "
+                                           r"it, or use a backend that can \(onnxruntime"):
         plan(exp)
 
 
