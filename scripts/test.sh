@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+.venv/bin/python examples/build_models.py >/dev/null   # the example models some tests open (skips what exists)
 .venv/bin/ruff check src tests examples benchmarks
 .venv/bin/mypy
 .venv/bin/lint-imports

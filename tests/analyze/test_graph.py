@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from inferlab import api
-from inferlab.analyze.graph import HOST
+from inferlab.analyze.netron import HOST
 from inferlab.cli.main import main
 from inferlab.errors import ConfigError
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from inferlab.analyze import graph as view
-from inferlab.analyze.graph import GraphServer
+from inferlab.analyze.netron import GraphServer, serve
 from inferlab.models import resolve
 from inferlab.models.artifact import ModelFormat, detect_format
 from inferlab.records.trial import Scalar
@@ -34,4 +34,4 @@ def graph(model: str | Path, runtime: str | None = None, device: str = "cpu",
 def serve_graph(path: str | Path, port: int | None = None, browse: bool = True) -> GraphServer:
     """Serve `path` in Netron at `GraphServer.url` (http://127.0.0.1:PORT/; `port` None: 8080 when free) until
     `stop()` (or the end of a `with` block); `browse` opens it in the default browser."""
-    return view.serve(Path(path), port, browse)
+    return serve(Path(path), port, browse)
