@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -97,6 +98,8 @@ def test_schema_and_backends_and_env() -> None:
     assert "float32|float16|bfloat16" in out and "off|default|reduce-overhead " in out
     assert "on cuda:0: cuda_graphs=true ⇒ in_flight=0|1: one captured graph" in out
     assert "on cuda:0, a tuning first measures: dtype=float16 compile=default channels_last=true" in out
+    assert re.search(r"null \S+ +usable +devices: cpu +per-layer profiles: no", out)
+    assert re.search(r"openvino \S+ +usable +devices: cpu +per-layer profiles: yes", out)
     env = json.loads(cli("env").stdout)
     assert env["cpu_threads"] >= 1 and "python" in env and len(env["id"]) == 16
 

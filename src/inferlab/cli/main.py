@@ -455,7 +455,8 @@ def list_backends() -> None:
     for b in queries.backend_catalogue():
         devices = ", ".join(b.devices) if b.usable else "—"
         console.print(f"[bold]{b.name}[/] {b.version or ''}  "
-                      f"{'[green]usable[/]' if b.usable else '[red]not installed[/]'}  devices: {devices}")
+                      f"{'[green]usable[/]' if b.usable else '[red]not installed[/]'}  devices: {devices}  "
+                      f"per-layer profiles: {'yes' if b.can_profile else 'no'}")
         kinds = list(b.spaces)
         t = Table("knob", "domain", "default", *(f"a tuning on {d} tries" for d in kinds), "meaning",
                   header_style="dim", box=None, padding=(0, 2))
