@@ -91,6 +91,16 @@ def _split(text: str, what: str) -> list[str]:
     return items
 
 
+def _devices(text: str) -> list[str]:
+    """--device's list: comma-separated devices, where a `multi:` or `hetero:` device takes the rest of the list
+    as its members (`cpu,multi:cuda:0,cpu` is two devices), so it is measured as the user wrote it."""
+    items = _split(text, "device")
+    for i, item in enumerate(items):
+        if item.lower().startswith(("multi:", "hetero:")):
+            return [*items[:i], ",".join(items[i:])]
+    return items
+
+
 def _param(text: str) -> tuple[str, object]:
     if "=" not in text:
         raise ConfigError(f"--param '{text}': write KNOB=VALUE, e.g. --param intra_op_threads=2")
@@ -115,7 +125,8 @@ BatchAxisOption = Annotated[list[str] | None, typer.Option(
 def bench(
     model: Annotated[str, typer.Argument(help="model file (.onnx, .xml, .pt2) or package.module:factory")],
     backend: Annotated[str, typer.Option(help="backend(s), comma-separated")] = "onnxruntime",
-    device: Annotated[str, typer.Option(help="device(s), comma-separated")] = "cpu",
+    device: Annotated[str, typer.Option(help="device(s), comma-separated; multi:A,B or hetero:A,B takes the rest "
+                                              "of the list as its members")] = "cpu",
     batch: Annotated[str | None, typer.Option(help="batch size(s), comma-separated (default: the batch --shape "
                                                    "gives, else 1)")] = None,
     mode: Annotated[str | None, typer.Option(help="latency, throughput, or both comma-separated "
@@ -160,7 +171,7 @@ def bench(
                "samples_per_query": samples_per_query, "find_peak_qps": find_peak, "official": official,
                "user_conf": str(user_conf.resolve()) if user_conf else None}
     modes = _split(mode, "mode") if mode else ([] if scenario else ["latency"])
-    exp = api.bench_experiment(model, _split(backend, "backend"), _split(device, "device"), batches, modes,
+    exp = api.bench_experiment(model, _split(backend, "backend"), _devices(device), batches, modes,
                                params, measure, scenarios=_split(scenario, "scenario") if scenario else None,
                                loadgen={k: v for k, v in loadgen.items() if v is not None},
                                inputs=input_settings(shape, input, batch_axis), command=typed_command(),
