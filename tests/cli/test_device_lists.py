@@ -20,8 +20,8 @@ def test_a_multi_or_hetero_device_takes_the_rest_of_the_list() -> None:
 
 def test_a_multi_device_a_backend_cannot_use_is_refused_not_replaced(
         tiny_models: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["bench", tiny_models["tiny.onnx"], "--backend", "onnxruntime", "--device", "multi:cpu,cpu",
+    code = main(["bench", tiny_models["tiny.onnx"], "--backend", "onnxruntime", "--device", "multi:cpu,npu",
                  "--db", str(tmp_path / "x.db")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
-    assert "'multi:cpu,cpu' is not a device backend 'onnxruntime' can use" in err
+    assert "--device: 'multi:cpu,npu' is not a device backend 'onnxruntime' can use" in err

@@ -360,6 +360,11 @@ class Backend:
         """Environment variables to set in the trial process before the runtime is imported."""
         return {}
 
+    def cpu_share(self, params: Mapping[str, Scalar], cores: int) -> dict[str, Scalar]:
+        """`params` for one of several sessions that share the CPU, each with `cores` cores' worth of threads
+        (a multi-device naming the CPU more than once); a thread count the user gave is kept."""
+        return dict(params)
+
     def cache_environment(self, folder: str) -> dict[str, str]:
         """Environment variables that make the runtime keep what it compiles under `folder`, for the later trials
         of a tuning to reuse (set in the trial process before the runtime is imported)."""

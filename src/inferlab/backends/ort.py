@@ -243,6 +243,9 @@ class OnnxRuntimeBackend(Backend):
             cpus_knob(),
         )}
 
+    def cpu_share(self, params: Mapping[str, Scalar], cores: int) -> dict[str, Scalar]:
+        return {**params, "intra_op_threads": params.get("intra_op_threads") or cores}
+
     def thread_environment(self, params: Mapping[str, Scalar]) -> dict[str, str]:
         threads = params.get("intra_op_threads") or 0
         return {"OMP_NUM_THREADS": str(threads)} if threads else {}

@@ -32,7 +32,9 @@ from inferlab.models.convert import torch_to_onnx
 from inferlab.models.tensors import TensorSpec
 
 CACHE_VARIABLE = "INFERLAB_OPENVINO_CACHE_DIR"  # set by the trial process of a tuning (cache_environment)
-_DEVICE = re.compile(r"^(cpu|gpu(\.\d+)?|npu|auto(:.+)?|hetero:.+|multi:.+)$", re.IGNORECASE)
+# OpenVINO's own device names; `multi:` is inferlab's dispatcher over OpenVINO sessions (backends/multi.py), and
+# OpenVINO's native spreading is `auto:cpu,gpu` with performance_hint CUMULATIVE_THROUGHPUT
+_DEVICE = re.compile(r"^(cpu|gpu(\.\d+)?|npu|auto(:.+)?|hetero:.+)$", re.IGNORECASE)
 _PROPS = ("PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS", "INFERENCE_PRECISION_HINT",
           "OPTIMAL_NUMBER_OF_INFER_REQUESTS", "ENABLE_CPU_PINNING", "EXECUTION_MODE_HINT")
 
@@ -233,6 +235,10 @@ class OpenVinoBackend(Backend):
 
     def accepts_device(self, device: str) -> bool:
         return bool(_DEVICE.match(device))
+
+    def cpu_share(self, params: Mapping[str, Scalar], cores: int) -> dict[str, Scalar]:
+        # unpinned: two compiled models would otherwise pin their threads to the same first cores
+        return {**params, "inference_threads": params.get("inference_threads") or cores, "pinning": False}
 
     def knobs(self, device: str) -> dict[str, Knob]:
         return {k.name: k for k in (

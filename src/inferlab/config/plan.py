@@ -14,6 +14,7 @@ from typing import Any
 from inferlab import backends
 from inferlab.accuracy.datasets import open_dataset
 from inferlab.backends.base import Backend, refusal, word
+from inferlab.backends.multi import accepts, knob_device, members_of
 from inferlab.config.schema import Experiment, InputOverride, LoadGenConfig, ModelEntry, Rule
 from inferlab.config.words import Where
 from inferlab.errors import BackendError, ConfigError, InputSpecError, ModelError
@@ -162,7 +163,11 @@ def _axis(hint: InputHint, inferred: int | None) -> int | None:
 
 
 def _present(backend: Backend, device: str) -> bool:
-    """Whether a device this backend can name is here (compound devices are the runtime's to check)."""
+    """Whether a device this backend can name is here: a multi-device when each member is (other compound
+    devices are the runtime's to check)."""
+    members = members_of(device)
+    if members is not None:
+        return all(_present(backend, m) for m in members)
     if device == "cpu" or (":" in device and not device.startswith("cuda")):  # every runtime has a cpu
         return True
     devices = backend.devices()
@@ -282,7 +287,7 @@ def plan(exp: Experiment, devices_here: bool = True) -> Plan:
         present: dict[str, bool] = {}
         devices_field = f"backends[{bi}].devices" if own_devices else "devices"
         for device in entry.devices or exp.devices:
-            if not backend.accepts_device(device):
+            if not accepts(backend, device):
                 if own_devices or where.cli:
                     raise BackendError(f"{where(devices_field)}: '{device}' is not a device backend "
                                        f"'{backend.name}' can use; see `inferlab backends`")
@@ -301,7 +306,8 @@ def plan(exp: Experiment, devices_here: bool = True) -> Plan:
                 check_inputs(artifact, batches, words, checked)
                 for mode, lg, measure in runs:
                     grids = [p for combo in _param_grid(entry.params)
-                             if (p := _params(backend, device, combo, mode, where, bi, entry.params, skipped))
+                             if (p := _params(backend, knob_device(device), combo, mode, where, bi, entry.params,
+                                                      skipped))
                              is not None]
                     for params, batch, rep in itertools.product(grids, batches, range(exp.repeats)):
                         if mode == "SingleStream" and batch != 1:

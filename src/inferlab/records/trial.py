@@ -154,6 +154,19 @@ class LatencyStats:
 
 
 @dataclass(frozen=True)
+class MemberResult:
+    """One member of a multi-device trial: its part of the measured window's requests and its own figures."""
+
+    device: str
+    member: int                   # its place in the device list (the same device may be named twice)
+    requests: int
+    share: float                  # of the window's requests, 0..1
+    throughput_sps: float | None
+    latency_median_ms: float | None
+    latency_p99_ms: float | None
+
+
+@dataclass(frozen=True)
 class TrialResult:
     """The outcome of one trial. Units are in the field names; None means "not measured", never 0."""
 
@@ -189,6 +202,7 @@ class TrialResult:
     layers: LayerProfile | None = None       # `profile: layers`: kept in its own table by the store
     roofline: Roofline | None = None         # `profile: roofline`
     graph_file: str | None = None            # the runtime's optimised graph, written with `profile: layers`
+    members: tuple[MemberResult, ...] = ()   # a multi-device trial's members, each with its own figures
     latencies_ns: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def with_(self, **changes: Any) -> TrialResult:
@@ -208,6 +222,8 @@ class TrialResult:
                 value = value.tolist() if value is not None else None
             elif f.name == "warnings":
                 value = list(value)
+            elif f.name == "members":
+                value = [asdict(m) for m in value]
             elif f.name in ("loadgen", "accuracy", "layers", "roofline"):
                 value = value.to_json() if value is not None else None
             out[f.name] = value
@@ -220,6 +236,7 @@ class TrialResult:
         d["spec"] = TrialSpec.from_json(d["spec"])
         d["latency"] = LatencyStats(**d["latency"]) if d.get("latency") else None
         d["warnings"] = tuple(d.get("warnings") or ())
+        d["members"] = tuple(MemberResult(**m) for m in d.get("members") or ())
         d["loadgen"] = ScenarioResult.from_json(d["loadgen"]) if d.get("loadgen") else None
         d["accuracy"] = AccuracyResult.from_json(d["accuracy"]) if d.get("accuracy") else None
         d["layers"] = LayerProfile.from_json(d["layers"]) if d.get("layers") else None
