@@ -78,7 +78,8 @@ def test_synchronous_runs_take_turns_and_outputs_come_from_the_member_that_ran()
 
 
 @pytest.mark.slow
-def test_two_sessions_sharing_the_cpu_report_their_parts(tiny_models: dict[str, str], tmp_path: Path) -> None:
+def test_two_sessions_sharing_the_cpu_report_their_parts(tiny_models: dict[str, str], tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "m.db"
     assert main(["bench", tiny_models["tiny.onnx"], "--backend", "onnxruntime", "--device", "multi:cpu,cpu",
                  "--mode", "throughput", "--time", "0.5", "--db", str(db)]) == 0
@@ -90,3 +91,10 @@ def test_two_sessions_sharing_the_cpu_report_their_parts(tiny_models: dict[str, 
     # each session has half the cores' threads
     assert r.effective["cpu#0.intra_op_threads"] == r.effective["cpu#1.intra_op_threads"] >= 1
     assert any("2 sessions share the CPU" in w for w in r.warnings)
+    out = capsys.readouterr().out
+    assert "multi-device members" in out and "cpu #1" in out
+    for name in ("r.md", "r.html"):
+        assert main(["report", "--db", str(db), "-o", str(tmp_path / name)]) == 0
+    md, html = (tmp_path / "r.md").read_text(), (tmp_path / "r.html").read_text()
+    assert "## Multi-device members" in md and f"| {r.members[1].requests} |" in md
+    assert 'id="members-table"' in html and "cpu #0" in html

@@ -39,12 +39,14 @@ from inferlab.errors import ConfigError, InferlabError, Interrupted
 if TYPE_CHECKING:
     from inferlab import api
     from inferlab.config.schema import Experiment
+    from inferlab.records.trial import TrialResult
 
 
 def _finish(run: api.Run) -> None:
     from inferlab.report.table import results_table
 
     console.print(results_table(run.results, title=f"run {run.id}"))
+    _members(run.results)
     for r in run.results:  # the table cuts reasons short; what to do is often at the end
         if r.status in ("failed", "timeout") and r.reason and len(r.reason) > 70:
             console.print(f"[red]{r.status}:[/] {escape(r.spec.label())}: {escape(r.reason)}", highlight=False)
@@ -52,6 +54,13 @@ def _finish(run: api.Run) -> None:
                   f"`inferlab export {run.id} --format csv` exports them")
     if not run.ok:
         raise typer.Exit(1)
+
+
+def _members(results: list[TrialResult]) -> None:
+    from inferlab.report.members import members_table
+
+    if (t := members_table(results)) is not None:
+        console.print(t)
 
 
 def _execute(exp: Experiment, db: str | None, resume: str | None = None, cluster: str | None = None) -> None:
@@ -214,6 +223,7 @@ def results(run: Annotated[str | None, typer.Argument(help="run id (default: the
     if table.rows:
         console.print(to_rich(table, title=f"run {info.id} ({info.name}): published table"))
     console.print(results_table(res, title=f"run {info.id} ({info.name}, {info.status}): every trial"))
+    _members(res)
 
 
 @app.command()

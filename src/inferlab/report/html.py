@@ -21,6 +21,7 @@ from inferlab.records.accuracy import INFO, format_metric
 from inferlab.records.trial import TrialResult
 from inferlab.report import charts, numbers
 from inferlab.report.layers import HOT, HOT_COLUMNS, HotLayers, hot_summary
+from inferlab.report.members import MEMBER_COLUMNS, MEMBER_NUMERIC, member_rows
 from inferlab.report.published import LEVELS, MISSING, WARNED, Published, published, to_csv, to_markdown
 from inferlab.report.rows import Footnotes, ci_text, knobs, precision, row_name
 from inferlab.tune.leaders import leaders
@@ -293,6 +294,10 @@ def render_tables(runs: Sequence[RunData], environments: dict[str, dict[str, Any
             if s["summary"]:
                 out += [*(f"- {line}" for line in s["summary"]), ""]
     out += _markdown_layers(runs, output)
+    members = member_rows(results)
+    if members:
+        out += ["## Multi-device members", "", "Each member device's part of the measured window, under the trial's "
+                "total.", "", *_markdown_table(MEMBER_COLUMNS, members, MEMBER_NUMERIC), ""]
     roofs = roofline_rows(results)
     if roofs:
         out += ["## Roofline", "", "Each trial's work per sample, where it sits under its device's roofs (measured "
@@ -350,4 +355,5 @@ def render(runs: Sequence[RunData], environments: dict[str, dict[str, Any] | Non
         trial_columns=TRIAL_COLUMNS, trial_rows=rows, footnotes=footnotes, missing=MISSING,
         layer_runs=layer_sections(runs, output), hot=HOT, hot_columns=HOT_COLUMNS,
         roofline_charts=_roofline_charts(results, styles), roofline_columns=ROOFLINE_COLUMNS,
-        roofline_numeric=ROOFLINE_NUMERIC, roofline_rows=roofline_rows(results), plotly_js=get_plotlyjs())
+        roofline_numeric=ROOFLINE_NUMERIC, roofline_rows=roofline_rows(results), member_columns=MEMBER_COLUMNS,
+        member_numeric=MEMBER_NUMERIC, member_rows=member_rows(results), plotly_js=get_plotlyjs())
