@@ -90,7 +90,7 @@ def test_two_sessions_sharing_the_cpu_report_their_parts(tiny_models: dict[str, 
     assert sum(m.throughput_sps or 0 for m in r.members) == pytest.approx(r.throughput_sps, rel=0.02)
     # each session has half the cores' threads
     assert r.effective["cpu#0.intra_op_threads"] == r.effective["cpu#1.intra_op_threads"] >= 1
-    assert any("2 sessions share the CPU" in w for w in r.warnings)
+    assert any("2 CPU session(s) beside 0 accelerator(s)" in w for w in r.warnings)
     out = capsys.readouterr().out
     assert "multi-device members" in out and "cpu #1" in out
     for name in ("r.md", "r.html"):

@@ -162,23 +162,27 @@ class MultiSession(Session):
 def open_session(backend: Backend, model: Artifact, device: str, params: Mapping[str, Scalar],
                  inputs: list[TensorSpec] | None, mode: str) -> Session:
     """The trial's session: the runtime's own for a single device, a MultiSession for `multi:A,B`. Members
-    on the CPU split its cores evenly (`Backend.cpu_share`)."""
+    on the CPU split its cores evenly (`Backend.cpu_share`), less one core per accelerator member."""
     members = members_of(device)
     if members is None:
         return backend.load(model, device, params, inputs, mode=mode)
     cpus = [m for m in members if m == "cpu"]
-    cores = max(1, len(os.sched_getaffinity(0)) // max(1, len(cpus)))
+    accelerators = len(members) - len(cpus)
+    # each accelerator keeps a core for the host thread that launches its work; the CPU members share the rest
+    cores = max(1, (len(os.sched_getaffinity(0)) - accelerators) // max(1, len(cpus)))
+    shared = len(cpus) > 1 or (bool(cpus) and accelerators > 0)
     loaded: list[tuple[str, Session]] = []
     try:
         for m in members:
-            member_params = backend.cpu_share(params, cores) if m == "cpu" and len(cpus) > 1 else params
+            member_params = backend.cpu_share(params, cores) if m == "cpu" and shared else params
             loaded.append((m, backend.load(model, m, member_params, inputs, mode=mode)))
     except BaseException:
         for _, s in loaded:
             s.close()
         raise
     session = MultiSession(loaded)
-    if len(cpus) > 1:
-        session.info.notes.append(f"{len(cpus)} sessions share the CPU: {cores} of its cores' threads each")
+    if shared:
+        session.info.notes.append(f"{len(cpus)} CPU session(s) beside {accelerators} accelerator(s): {cores} "
+                                  f"cores' threads each" + (f", {accelerators} core(s) left to launch the "
+                                                            "accelerators' work" if accelerators else ""))
     return session
-

@@ -390,6 +390,10 @@ class TorchBackend(Backend):
     def precision_of(self, params: Mapping[str, Scalar]) -> str | None:
         return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(str(params.get("dtype", "float32")))
 
+    def cpu_share(self, params: Mapping[str, Scalar], cores: int) -> dict[str, Scalar]:
+        # torch's intra-op thread count is process-wide: the last member loaded sets it for all
+        return {**params, "threads": params.get("threads") or cores}
+
     def thread_environment(self, params: Mapping[str, Scalar]) -> dict[str, str]:
         threads = params.get("threads") or 0
         return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} if threads else {}
