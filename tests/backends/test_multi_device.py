@@ -98,3 +98,12 @@ def test_two_sessions_sharing_the_cpu_report_their_parts(tiny_models: dict[str, 
     md, html = (tmp_path / "r.md").read_text(), (tmp_path / "r.html").read_text()
     assert "## Multi-device members" in md and f"| {r.members[1].requests} |" in md
     assert 'id="members-table"' in html and "cpu #0" in html
+    # compare puts each member beside the other trial's
+    from inferlab.records.trial import TrialResult
+    from inferlab.report.compare import compare
+
+    single = TrialResult(spec=r.spec, status="ok", throughput_sps=100.0)
+    rows, _ = compare(single, r)
+    members = [row for row in rows if row.what.startswith("member")]
+    assert [row.what for row in members] == ["member 0", "member 1"]
+    assert members[0].a == "multi:cpu,cpu: 100.0 /s" and members[1].b.startswith(f"cpu: {r.members[1].share:.0%}")

@@ -97,7 +97,23 @@ def _speed_rows(a: TrialResult, b: TrialResult) -> list[Row]:
     if a.throughput_sps and b.throughput_sps:
         rows.append(Row("throughput", f"{numbers.fps(a.throughput_sps)} /s", f"{numbers.fps(b.throughput_sps)} /s",
                         f"{b.throughput_sps / a.throughput_sps:.2f}×"))
-    return rows
+    return rows + _member_rows(a, b)
+
+
+def _member_rows(a: TrialResult, b: TrialResult) -> list[Row]:
+    """A multi-device trial's members, each with its share and throughput, side by side with the other trial's
+    member of the same place in the device list (or its whole figure when it has no members)."""
+    def cell(r: TrialResult, i: int) -> str:
+        if not r.members:
+            return f"{r.spec.device}: {numbers.fps(r.throughput_sps)} /s" if i == 0 else ""
+        if i >= len(r.members):
+            return ""
+        m = r.members[i]
+        return (f"{m.device}: {m.share:.0%}, {numbers.fps(m.throughput_sps)} /s, "
+                f"p50 {numbers.ms(m.latency_median_ms)} ms")
+
+    count = max(len(a.members), len(b.members))
+    return [Row(f"member {i}", cell(a, i), cell(b, i)) for i in range(count)] if count else []
 
 
 def comparison_table(rows: list[Row], title: str, a_name: str = "A", b_name: str = "B") -> Table:
