@@ -70,3 +70,21 @@ def test_peaks_keep_the_best_roofs_per_environment(tmp_path: Path) -> None:
     assert (kept.flops_per_s, kept.bytes_per_s) == (1.5e11, 2e10)
     assert kept.gemm == "GEMM second" and kept.stream == "stream a" and kept.environment_id == env
     assert store.peaks("other") == []
+
+
+def test_a_multi_device_results_members_have_their_own_rows(tmp_path: Path) -> None:
+    from inferlab.records.trial import MemberResult
+
+    store = Store(str(tmp_path / "a.db"))
+    spec = replace(_spec(()), device="multi:cpu,cpu")
+    run = store.create_run("t", {}, [spec])
+    members = (MemberResult("cpu", 0, 60, 0.6, 120.0, 5.0, 9.0), MemberResult("cpu", 1, 40, 0.4, 80.0, 7.0, 12.0))
+    store.save_result(run, TrialResult(spec=spec, status="ok", requests=100, throughput_sps=200.0, members=members))
+    (back,) = store.results(run)
+    assert back.members == members
+    con = sqlite3.connect(tmp_path / "a.db")
+    assert con.execute("select position, device, requests, share from members order by position").fetchall() == [
+        (0, "cpu", 60, 0.6), (1, "cpu", 40, 0.4)]
+    store.save_result(run, TrialResult(spec=spec, status="failed", reason="x"))
+    assert con.execute("select count(*) from members").fetchone() == (0,)  # replaced with the result
+    con.close()

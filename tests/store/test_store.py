@@ -70,10 +70,10 @@ def test_schema_is_versioned_by_alembic(tmp_path: Path) -> None:
     path = tmp_path / "v.db"
     Store(str(path))
     con = sqlite3.connect(path)
-    assert con.execute("select version_num from alembic_version").fetchone() == ("0004",)
+    assert con.execute("select version_num from alembic_version").fetchone() == ("0005",)
     tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
     assert {"runs", "trials", "results", "environments", "metrics", "artifacts", "studies", "study_trials", "layers",
-            "peaks"} <= tables
+            "peaks", "members"} <= tables
     con.close()
     Store(str(path))  # opening again is a no-op migration
 

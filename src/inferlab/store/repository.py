@@ -38,6 +38,7 @@ from inferlab.store.schema import (
     ArtifactRow,
     EnvironmentRow,
     LayerRow,
+    MemberRow,
     MetricRow,
     PeaksRow,
     ResultRow,
@@ -297,6 +298,7 @@ class Store:
                     return "kept"
                 s.execute(delete(MetricRow).where(MetricRow.result_id == old.id))
                 s.execute(delete(LayerRow).where(LayerRow.result_id == old.id))
+                s.execute(delete(MemberRow).where(MemberRow.result_id == old.id))
                 s.delete(old)
                 s.flush()
             record = result.to_json(with_samples=False)
@@ -316,6 +318,11 @@ class Store:
                 s.add_all(LayerRow(result_id=row.id, position=i, name=x.name, type=x.type, kernel=x.kernel,
                                    precision=x.precision, time_ms=x.time_ms, share=x.share, cpu_ms=x.cpu_ms,
                                    device=x.device) for i, x in enumerate(result.layers.layers))
+            if result.members:
+                s.flush()
+                s.add_all(MemberRow(result_id=row.id, position=i, device=m.device, requests=m.requests, share=m.share,
+                                    throughput_sps=m.throughput_sps, latency_median_ms=m.latency_median_ms,
+                                    latency_p99_ms=m.latency_p99_ms) for i, m in enumerate(result.members))
             if result.roofline is not None and result.environment_id is not None:
                 self._keep_peaks(s, result.roofline.peaks, result.environment_id)
             if result.accuracy is not None:

@@ -153,3 +153,20 @@ class PeaksRow(Base):
     bytes_per_s: Mapped[float] = mapped_column(Float)
     record: Mapped[dict] = mapped_column(JSON)
     measured_at: Mapped[str] = mapped_column(String(40))
+
+
+class MemberRow(Base):
+    """One member of a multi-device trial's result (`multi:A,B`): its device and its own figures, for queries
+    across runs; the result's record keeps them too."""
+
+    __tablename__ = "members"
+    __table_args__ = (UniqueConstraint("result_id", "position"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("results.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    device: Mapped[str] = mapped_column(String(64), index=True)
+    requests: Mapped[int] = mapped_column(Integer)
+    share: Mapped[float] = mapped_column(Float)
+    throughput_sps: Mapped[float | None] = mapped_column(Float, nullable=True)
+    latency_median_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    latency_p99_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
