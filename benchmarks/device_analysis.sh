@@ -3,17 +3,12 @@
 # torchvision's ResNet-50 for a point that fills the device) on PyTorch fp16 with `--profile layers,roofline`:
 # the H200's roofs measured through torch (an fp16 GEMM and a streaming add), each trial placed under them, and
 # the per-layer profile (CUDA kernel times); then the report.
-# Usage there: bash benchmarks/device_analysis.sh "$OUT"   (examples/models carried: they are built, not tracked)
+# Usage there: bash benchmarks/device_analysis.sh "$OUT"
 set -uo pipefail
-OUT=${1:-/tmp/out}
-mkdir -p "$OUT"
-if [ ! -d /tmp/site/inferlab ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site . >/dev/null
-fi
-export PYTHONPATH=/tmp/site:$PWD PATH=/tmp/site/bin:$PATH COLUMNS=200 PYTHONUNBUFFERED=1
+source "$(dirname "$0")/device_setup.sh" "${1:-/tmp/out}"   # wheels, inferlab, the example models
+export PYTHONUNBUFFERED=1
 export INFERLAB_DB=$OUT/analysis.db
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.max.mem --format=csv | tee "$OUT/gpu.txt"
+nvidia-smi --query-gpu=clocks.sm,clocks.max.sm,clocks.max.mem --format=csv | tee "$OUT/clocks.txt"
 start=$(date +%s)
 python3 -m inferlab.cli.main bench examples/models/resnet_s.pt2 --backend torch --device cuda:0 -p dtype=float16 \
   --batch 1,64,512 --mode throughput --time 2 --profile layers,roofline 2>&1 | tee "$OUT/resnet_s.txt"

@@ -1,15 +1,10 @@
 #!/usr/bin/env bash
 # "Multi-device on the H200 (issue 15)" in RESULTS.md: ResNet-S (.pt2) on PyTorch, fp32, throughput mode, batch 8:
 # cuda:0 alone, cpu alone, then inferlab's multi:cuda:0,cpu (requests go to whichever member is free).
-# Usage there: bash benchmarks/device_multi.sh "$OUT"   (examples/models/resnet_s.pt2 carried)
+# Usage there: bash benchmarks/device_multi.sh "$OUT"
 set -uo pipefail
-OUT=${1:-/tmp/out}
-mkdir -p "$OUT"
-if [ ! -d /tmp/site/inferlab ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site . >/dev/null
-fi
-export PYTHONPATH=/tmp/site:$PWD PATH=/tmp/site/bin:$PATH COLUMNS=200 PYTHONUNBUFFERED=1
+source "$(dirname "$0")/device_setup.sh" "${1:-/tmp/out}"   # wheels, inferlab, the example models
+export PYTHONUNBUFFERED=1
 export INFERLAB_DB=$OUT/multi.db
 nproc | tee "$OUT/cores.txt"
 for rep in 1 2; do
