@@ -15,6 +15,7 @@ from inferlab.models.inputs import make_pool, merge
 from inferlab.models.introspect import declared_inputs
 from inferlab.models.tensors import TensorSpec
 from inferlab.records.trial import Scalar
+from tests.fixtures.devices import needs_cuda
 
 
 def _load(backend: str, art: Artifact, batch: int = 2, device: str = "cpu", mode: str = "latency",  # type: ignore[no-untyped-def]
@@ -117,17 +118,10 @@ def test_backends_list_their_knobs() -> None:
             assert knob.validate(knob.default, "x") == knob.default
 
 
-def _cuda() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
-
 
 @pytest.mark.slow
 @pytest.mark.gpu
-@pytest.mark.skipif(not _cuda(), reason="no CUDA device on this machine (GPU tests run on the device machine)")
+@needs_cuda
 @pytest.mark.parametrize("params", [{}, {"cuda_graphs": True}, {"dtype": "float16"}])
 def test_torch_cuda_matches_cpu(params: dict[str, object], tiny_models: dict[str, str]) -> None:
     art = resolve("tiny", tiny_models["tiny.pt2"])
@@ -253,7 +247,7 @@ def test_openvino_throughput_mode_takes_its_own_recommendation(tiny_models: dict
 
 @pytest.mark.slow
 @pytest.mark.gpu
-@pytest.mark.skipif(not _cuda(), reason="no CUDA device on this machine (GPU tests run on the device machine)")
+@needs_cuda
 def test_torch_cuda_throughput_mode_keeps_one_request_and_says_so(tiny_models: dict[str, str]) -> None:
     session, _ = _load("torch", resolve("tiny", tiny_models["tiny.pt2"]), device="cuda:0", mode="throughput")
     assert session.info.effective["in_flight"] == session.recommended_in_flight() == 1

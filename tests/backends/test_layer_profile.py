@@ -18,6 +18,7 @@ from inferlab.models.artifact import Artifact
 from inferlab.models.inputs import make_pool, merge
 from inferlab.models.introspect import declared_inputs
 from inferlab.models.tensors import InputHint
+from tests.fixtures.devices import needs_cuda
 
 MODELS = Path(__file__).resolve().parents[2] / "examples" / "models"
 CONVS = 12  # convolutions in resnet_s (stem, 2 per stage, 3 skip projections)
@@ -225,17 +226,10 @@ def test_which_backends_can_profile(tiny_models: dict[str, str]) -> None:
     assert all(backends.get(b).can_profile for b in ("openvino", "onnxruntime", "torch"))
 
 
-def _cuda() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
-
 
 @pytest.mark.slow
 @pytest.mark.gpu
-@pytest.mark.skipif(not _cuda(), reason="no CUDA device on this machine (GPU tests run on the device machine)")
+@needs_cuda
 def test_torch_cuda_profile_times_each_layers_gpu_kernels(models: Path) -> None:
     session, prepared = _profiled("torch", _artifact("torch", models), device="cuda:0")
     try:

@@ -17,6 +17,7 @@ from inferlab.measure.budget import QuietEvents
 from inferlab.measure.latency import measure_latency
 from inferlab.measure.throughput import measure_throughput
 from inferlab.records.trial import MeasureSettings
+from tests.fixtures.devices import needs_cuda
 
 
 class Recording(Session):
@@ -109,16 +110,9 @@ def test_throughput_mode_with_one_in_flight_raises_a_failed_request() -> None:
         measure_throughput(Recording(fail_at=20), [{}], settings, 1, QuietEvents())
 
 
-def _cuda() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
-
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not _cuda(), reason="no CUDA device on this machine (GPU tests run on the device machine)")
+@needs_cuda
 def test_torch_cuda_one_in_flight_runs_on_the_callers_stream() -> None:
     # throughput mode at one request in flight runs the forward pass where latency mode does: the calling thread
     # and its current stream, synchronised before the request completes (no side stream, no worker thread)
