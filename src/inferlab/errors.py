@@ -53,6 +53,12 @@ class RunStopped(InferlabError):
         self.run_id, self.kept, self.total = run_id, kept, total
 
 
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception's message cut to its first line, for a one-line error; its type's name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return "; did you mean 'x'?" for the closest choice, or "" when none is close."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from inferlab.accuracy.metrics import GroundTruth
-from inferlab.errors import DatasetError
+from inferlab.errors import DatasetError, first_line
 from inferlab.records.accuracy import DatasetConfig, ResolvedDataset, Task
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
@@ -102,7 +102,7 @@ def read_image(path: Path) -> np.ndarray:
     except FileNotFoundError:
         raise DatasetError(f"{path}: image not found; check the dataset path") from None
     except Exception as exc:
-        raise DatasetError(f"{path}: not a readable image ({type(exc).__name__}: {_first(exc)}); "
+        raise DatasetError(f"{path}: not a readable image ({type(exc).__name__}: {first_line(exc)}); "
                            "replace or remove the file") from None
 
 
@@ -116,14 +116,9 @@ def _checked(item: Item) -> Item:
         with Image.open(io.BytesIO(data)) as img:
             img.verify()
     except Exception as exc:
-        raise DatasetError(f"{path}: not a readable image ({type(exc).__name__}: {_first(exc)}); "
+        raise DatasetError(f"{path}: not a readable image ({type(exc).__name__}: {first_line(exc)}); "
                            "replace or remove the file") from None
     return replace(item, digest=hashlib.sha256(data).hexdigest())
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else ""
 
 
 def _abs(base: Path, ref: str | None) -> Path | None:
@@ -189,7 +184,7 @@ def _npz(cfg: DatasetConfig, path: Path) -> Dataset:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except Exception as exc:
-        raise DatasetError(f"{path}: not a readable .npz ({_first(exc)}); save it with numpy.savez") from None
+        raise DatasetError(f"{path}: not a readable .npz ({first_line(exc)}); save it with numpy.savez") from None
     sample_key = next((k for k in _NPZ_SAMPLES if k in arrays), None)
     if sample_key is None:
         raise DatasetError(f"{path}: no samples array; name it one of {list(_NPZ_SAMPLES)} (it has "
@@ -314,7 +309,7 @@ def _coco(cfg: DatasetConfig, root: Path, annotations: Path | None) -> Dataset:
         images = data["images"]
         anns = data.get("annotations", [])
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise DatasetError(f"{ann}: not a COCO instances file ({type(exc).__name__}: {_first(exc)})") from None
+        raise DatasetError(f"{ann}: not a COCO instances file ({type(exc).__name__}: {first_line(exc)})") from None
     cat_index = {c["id"]: i for i, c in enumerate(cats)}
     per_image: dict[int, list[dict]] = {im["id"]: [] for im in images}
     for a in anns:

@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 
 from inferlab.analyze.cost import Complexity, InputShape, LayerCost, WeightGroup
-from inferlab.errors import ModelError
+from inferlab.errors import ModelError, first_line
 from inferlab.models.artifact import Artifact, ModelFormat
 from inferlab.models.inputs import batch_size
 from inferlab.models.tensors import TensorSpec
@@ -39,7 +39,7 @@ def count(artifact: Artifact, inputs: list[TensorSpec]) -> Complexity:
     except Exception as exc:  # the model's own forward failed at these shapes: the user's to fix
         raise ModelError(f"{artifact.ref}: running the model at "
                          f"{', '.join(f'{s.name}={_dims(s.shape)}' for s in shapes)} failed "
-                         f"({type(exc).__name__}: {_first_line(exc)}); give shapes it accepts with --shape, and "
+                         f"({type(exc).__name__}: {first_line(exc)}); give shapes it accepts with --shape, and "
                          "values with --input NAME=VALUE where zeros (integer inputs) or 0..1 (float ones) do not "
                          "fit") from exc
     return Complexity(artifact.name, artifact.format.value, count_torch.counter_name(), batch, shapes, layers,
@@ -98,8 +98,3 @@ def _zeros_for_integers(spec: TensorSpec) -> TensorSpec:
 
 def _dims(shape: tuple[int, ...]) -> str:
     return "x".join(str(d) for d in shape) or "scalar"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else ""

@@ -15,6 +15,7 @@ import numpy as np
 
 from inferlab.analyze.cost import numel
 from inferlab.analyze.dataflow import Graph, Node, Tensor, topological
+from inferlab.errors import first_line
 from inferlab.models.inputs import random_feeds
 from inferlab.models.tensors import TensorSpec
 
@@ -55,7 +56,7 @@ def onnx_graph(path: Path, inputs: list[TensorSpec]) -> tuple[Graph, list[str]]:
             g.shape_infer(feeds)
             g.profile()
     except Exception as exc:  # onnx-tool raises whatever its node implementations raise
-        raise CounterFailed(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        raise CounterFailed(f"{type(exc).__name__}: {first_line(exc)}") from exc
     finally:
         if chatter.getvalue().strip():
             log.debug("onnx-tool: %s", chatter.getvalue().strip())

@@ -8,7 +8,7 @@ from typing import Any
 
 from inferlab.analyze.cost import INT8, numel, precision_name
 from inferlab.analyze.dataflow import Graph, Node, Tensor
-from inferlab.errors import InputSpecError, ModelError
+from inferlab.errors import InputSpecError, ModelError, first_line
 from inferlab.models.tensors import TensorSpec
 
 MAC_TYPES = frozenset({"Convolution", "GroupConvolution", "ConvolutionBackpropData", "GroupConvolutionBackpropData",
@@ -41,7 +41,7 @@ def read(path: Path, inputs: list[TensorSpec]) -> Any:
     try:
         model = ov.Core().read_model(str(path))
     except Exception as exc:  # OpenVINO raises RuntimeError subclasses with multi-line texts
-        raise ModelError(f"{path}: OpenVINO cannot read the model ({str(exc).splitlines()[0][:200]}); "
+        raise ModelError(f"{path}: OpenVINO cannot read the model ({first_line(exc)}); "
                          "re-convert it") from exc
     ports = {}
     for port in model.inputs:
@@ -55,7 +55,7 @@ def read(path: Path, inputs: list[TensorSpec]) -> Any:
     except Exception as exc:
         shapes = ", ".join(f"{s.name}={'x'.join(map(str, s.shape))}" for s in inputs)
         raise InputSpecError(f"{path}: the model does not take the shapes {shapes} "
-                             f"({str(exc).splitlines()[0][:200]}); give shapes it accepts with --shape") from exc
+                             f"({first_line(exc)}); give shapes it accepts with --shape") from exc
     return model
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from inferlab.analyze.graph import move_named
 from inferlab.analyze.roofline import Micro, micros, peaks_from, place
 from inferlab.backends.base import Backend, LayerTiming, Session
+from inferlab.errors import first_line
 from inferlab.measure.budget import Events
 from inferlab.measure.latency import measure_latency
 from inferlab.measure.summary import summarise
@@ -62,7 +63,7 @@ def analyses(spec: TrialSpec, backend: Backend, params: Mapping[str, Scalar], in
                 out["graph_file"] = str(graph)
         except Exception as exc:  # a profiler's failure must not cost the measured figures
             log.debug("layer profile failed", exc_info=True)
-            warnings.append(f"profile layers: {backend.name} could not profile this model ({_first(exc)})")
+            warnings.append(f"profile layers: {backend.name} could not profile this model ({first_line(exc, 300)})")
     if "roofline" in spec.profile:
         sps = measured.get("throughput_sps")
         if not sps:
@@ -72,7 +73,7 @@ def analyses(spec: TrialSpec, backend: Backend, params: Mapping[str, Scalar], in
                 out["roofline"] = roofline(spec, backend, params, inputs, float(sps), events)
             except Exception as exc:
                 log.debug("roofline failed", exc_info=True)
-                warnings.append(f"profile roofline: could not measure it ({_first(exc)})")
+                warnings.append(f"profile roofline: could not measure it ({first_line(exc, 300)})")
     if warnings:
         out["warnings"] = tuple(warnings)
     return out
@@ -191,8 +192,3 @@ def _runs_per_s(spec: TrialSpec, backend: Backend, params: Mapping[str, Scalar],
     finally:
         session.close()
     return max(rates)
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0][:300] if text else type(exc).__name__)
