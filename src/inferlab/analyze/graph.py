@@ -12,9 +12,7 @@ from pathlib import Path
 from inferlab import backends
 from inferlab.errors import BackendError, did_you_mean
 from inferlab.models.artifact import Artifact, ModelFormat
-from inferlab.models.inputs import merge
-from inferlab.models.introspect import declared_inputs
-from inferlab.models.tensors import TensorSpec
+from inferlab.models.introspect import concrete_inputs
 from inferlab.records.trial import Scalar
 
 log = logging.getLogger(__name__)
@@ -26,20 +24,13 @@ SHOWN_BY = "openvino, onnxruntime"
 
 # ---- which file shows the model ------------------------------------------------------------------------------
 
-def _inputs(artifact: Artifact, batch: int) -> list[TensorSpec]:
-    """The concrete input specs a trial of `artifact` at `batch` loads with (as runner.run resolves them)."""
-    declared = declared_inputs(artifact)
-    assert declared is not None  # only the cheap_only form answers None
-    return merge(declared, artifact.inputs, batch, artifact.name)
-
-
 def model_file(artifact: Artifact, batch: int = 1) -> Path:
     """The file that shows `artifact` as it is: the model file itself, or for a module factory (no file) the
     ONNX export the runtimes load."""
     if artifact.format is ModelFormat.TORCH_FACTORY:
         from inferlab.models.convert import torch_to_onnx
 
-        return torch_to_onnx(artifact, _inputs(artifact, batch))
+        return torch_to_onnx(artifact, concrete_inputs(artifact, batch))
     return artifact.path
 
 
@@ -64,7 +55,7 @@ def runtime_graph(artifact: Artifact, backend: str, device: str = "cpu", params:
         raise BackendError(f"device '{device}' is not a device of runtime '{backend}'; its devices here: "
                            f"{', '.join(b.devices())}")
     checked = b.check_params(device, params or {}, "params")
-    session = b.load(artifact, device, checked, _inputs(artifact, batch))
+    session = b.load(artifact, device, checked, concrete_inputs(artifact, batch))
     try:
         # The session does not know the model's name: it writes into a scratch folder, and the files are named here.
         with tempfile.TemporaryDirectory(prefix="inferlab-graph-") as scratch:

@@ -27,8 +27,8 @@ from inferlab.measure.latency import measure_latency
 from inferlab.measure.summary import summarise
 from inferlab.measure.throughput import measure_throughput
 from inferlab.models.convert import cache_dir
-from inferlab.models.inputs import make_pool, merge
-from inferlab.models.introspect import declared_inputs, stored_precision
+from inferlab.models.inputs import make_pool
+from inferlab.models.introspect import concrete_inputs, stored_precision
 from inferlab.models.tensors import TensorSpec
 from inferlab.records.analysis import LayerProfile, LayerRecord, Peaks, Roofline
 from inferlab.records.trial import MeasureSettings, Scalar, TrialSpec, utc_now
@@ -179,9 +179,7 @@ def _peaks_file(spec: TrialSpec, backend: Backend, params: Mapping[str, Scalar],
 
 def _runs_per_s(spec: TrialSpec, backend: Backend, params: Mapping[str, Scalar], micro: Micro,
                 events: Events) -> float:
-    declared = declared_inputs(micro.artifact)
-    assert declared is not None
-    specs = merge(declared, micro.artifact.inputs, 1, micro.artifact.name)
+    specs = concrete_inputs(micro.artifact, 1)
     session = backend.load(micro.artifact, spec.device, params, specs, mode=spec.mode)
     try:
         prepared = [session.prepare(f) for f in make_pool(specs, MICRO.input_pool, spec.measure.seed)]

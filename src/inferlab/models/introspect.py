@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from inferlab.models.artifact import Artifact, ModelFormat
-from inferlab.models.inputs import infer_batch_axes
+from inferlab.models.inputs import infer_batch_axes, merge
 from inferlab.models.tensors import TensorSpec
 
 # ONNX TensorProto element types -> numpy names (the subset models use for inputs).
@@ -63,6 +63,14 @@ def declared_inputs(artifact: Artifact, cheap_only: bool = False) -> tuple[Tenso
     from inferlab.models.convert import torch_inputs
 
     return torch_inputs(artifact)
+
+
+def concrete_inputs(artifact: Artifact, batch: int) -> list[TensorSpec]:
+    """The concrete input specs a trial of `artifact` at `batch` loads with: the model's own, with the
+    artifact's hints applied and every dimension fixed."""
+    declared = declared_inputs(artifact)
+    assert declared is not None  # only the cheap_only form answers None
+    return merge(declared, artifact.inputs, batch, artifact.name)
 
 
 def stored_precision(artifact: Artifact) -> str | None:
