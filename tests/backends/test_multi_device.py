@@ -65,9 +65,9 @@ def test_requests_go_to_whichever_member_is_free_so_the_faster_takes_more() -> N
     assert fast.ran + slow.ran == 200
     assert fast.ran > 2.5 * slow.ran  # 4× faster: about 160 against 40
     figures = multi.member_figures(200, 1.0, 1)
-    assert [f["requests"] for f in figures] == [fast.ran, slow.ran]
-    assert abs(sum(f["share"] for f in figures) - 1) < 1e-9
-    assert figures[0]["latency_median_ms"] < figures[1]["latency_median_ms"]
+    assert [f.requests for f in figures] == [fast.ran, slow.ran]
+    assert abs(sum(f.share for f in figures) - 1) < 1e-9
+    assert (figures[0].latency_median_ms or 0) < (figures[1].latency_median_ms or 0)
 
 
 def test_synchronous_runs_take_turns_and_outputs_come_from_the_member_that_ran() -> None:

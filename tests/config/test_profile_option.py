@@ -40,6 +40,13 @@ def test_a_backend_that_cannot_profile_is_refused(tiny_models: dict[str, str]) -
         plan(exp)
 
 
+def test_a_multi_device_is_refused_a_profile(tiny_models: dict[str, str]) -> None:
+    exp = load_text(_exp(tiny_models, "backends: [{name: onnxruntime}]\ndevices: ['multi:cpu,cpu']\n"
+                                      "profile: layers\n"))
+    with pytest.raises(BackendError, match=r"^profile: a multi-device \(multi:cpu,cpu\) has no profile of its own"):
+        plan(exp)
+
+
 def test_bench_profile_on_a_backend_that_cannot_profile_is_one_line(
         tiny_models: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["bench", tiny_models["tiny.onnx"], "--backend", "null", "--profile", "layers",

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from inferlab import backends
+from inferlab.backends.base import Session
 from inferlab.errors import BackendError, did_you_mean
 from inferlab.models.artifact import Artifact, ModelFormat
 from inferlab.models.introspect import concrete_inputs
@@ -57,15 +58,22 @@ def runtime_graph(artifact: Artifact, backend: str, device: str = "cpu", params:
     checked = b.check_params(device, params or {}, "params")
     session = b.load(artifact, device, checked, concrete_inputs(artifact, batch))
     try:
-        # The session does not know the model's name: it writes into a scratch folder, and the files are named here.
-        with tempfile.TemporaryDirectory(prefix="inferlab-graph-") as scratch:
-            written = session.runtime_graph(Path(scratch))
-            if written is None:
-                raise BackendError(f"runtime '{backend}' has no graph of its own to show; choose one that has "
-                                   f"({SHOWN_BY}), or leave the runtime out to see the model itself")
-            return move_named(written, Path(folder), artifact.name)
+        written = write_runtime_graph(session, Path(folder), artifact.name)
     finally:
         session.close()
+    if written is None:
+        raise BackendError(f"runtime '{backend}' has no graph of its own to show; choose one that has "
+                           f"({SHOWN_BY}), or leave the runtime out to see the model itself")
+    return written
+
+
+def write_runtime_graph(session: Session, folder: Path, name: str) -> Path | None:
+    """The graph `session` executes, written into `folder` and named after the model (`<name>.runtime.xml`);
+    None for a runtime that has none. The session does not know the model's name: it writes into a scratch
+    folder, and the files are named here."""
+    with tempfile.TemporaryDirectory(prefix="inferlab-graph-") as scratch:
+        written = session.runtime_graph(Path(scratch))
+        return move_named(written, folder, name) if written is not None else None
 
 
 def move_named(written: Path, folder: Path, name: str) -> Path:

@@ -23,7 +23,7 @@ import numpy as np
 from inferlab.errors import BackendError, did_you_mean
 from inferlab.models.artifact import Artifact, ModelFormat
 from inferlab.models.tensors import TensorSpec
-from inferlab.records.trial import Scalar
+from inferlab.records.trial import MemberResult, Scalar
 
 DoneCallback = Callable[[BaseException | None], None]
 
@@ -281,6 +281,11 @@ class Session:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+
+    def member_figures(self, requests: int, window_s: float, batch: int) -> tuple[MemberResult, ...]:
+        """Each member device's part of the last `requests` completions (the measured window's); none for a
+        session on one device (a multi-device session has them)."""
+        return ()
 
     def layer_profile(self) -> list[LayerTiming]:
         """The layers' times since loading with `profile=True` (or since the last call), and reset. Only a

@@ -4,7 +4,6 @@ means sessions that split its cores. Each member's share, latency and throughput
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
@@ -15,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from inferlab.backends.base import Backend, DoneCallback, Session, SessionInfo
+from inferlab.backends.base import Backend, DoneCallback, Session, SessionInfo, usable_cores
 from inferlab.models.artifact import Artifact
 from inferlab.models.tensors import TensorSpec
-from inferlab.records.trial import Scalar
+from inferlab.records.trial import MemberResult, Scalar
 
 PREFIX = "multi:"
 
@@ -97,13 +96,14 @@ class MultiSession(Session):
         k = len(self._members)
         depths = [max(1, depth // k + (1 if i < depth % k else 0)) for i in range(k)]
         self._free = queue.SimpleQueue()
+        for m in self._members:  # the first-inference and warm-up runs are not the window's
+            m.done.clear()
         for i, (m, d) in enumerate(zip(self._members, depths, strict=True)):
             m.session.start_async(d)
             if d == 1:
                 m.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"inferlab-member{i}")
             for _ in range(d):
                 self._free.put(i)
-        self._depth = sum(depths)
 
     def wait_slot(self) -> None:
         self._next = self._free.get()  # the first member with a free slot
@@ -144,19 +144,17 @@ class MultiSession(Session):
         for m in self._members:
             m.session.close()
 
-    def member_figures(self, requests: int, window_s: float, batch: int) -> list[dict[str, Any]]:
-        """Each member's part of the last `requests` completions (the measured window's): requests, share,
-        samples/s over the window, median and p99 latency."""
+    def member_figures(self, requests: int, window_s: float, batch: int) -> tuple[MemberResult, ...]:
         log = sorted((t, i, lat) for i, m in enumerate(self._members) for t, lat in m.done)[-requests:]
         out = []
         for i, m in enumerate(self._members):
             lats = np.array([lat for _, j, lat in log if j == i], dtype=np.int64)
             n = int(lats.size)
-            out.append({"device": m.device, "member": i, "requests": n, "share": n / len(log) if log else 0.0,
-                        "throughput_sps": n * batch / window_s if window_s > 0 else None,
-                        "latency_median_ms": float(np.median(lats)) / 1e6 if n else None,
-                        "latency_p99_ms": float(np.percentile(lats, 99)) / 1e6 if n else None})
-        return out
+            out.append(MemberResult(m.device, i, n, n / len(log) if log else 0.0,
+                                    n * batch / window_s if window_s > 0 else None,
+                                    float(np.median(lats)) / 1e6 if n else None,
+                                    float(np.percentile(lats, 99)) / 1e6 if n else None))
+        return tuple(out)
 
 
 def open_session(backend: Backend, model: Artifact, device: str, params: Mapping[str, Scalar],
@@ -169,7 +167,7 @@ def open_session(backend: Backend, model: Artifact, device: str, params: Mapping
     cpus = [m for m in members if m == "cpu"]
     accelerators = len(members) - len(cpus)
     # each accelerator keeps a core for the host thread that launches its work; the CPU members share the rest
-    cores = max(1, (len(os.sched_getaffinity(0)) - accelerators) // max(1, len(cpus)))
+    cores = max(1, (usable_cores() - accelerators) // max(1, len(cpus)))
     shared = len(cpus) > 1 or (bool(cpus) and accelerators > 0)
     loaded: list[tuple[str, Session]] = []
     try:

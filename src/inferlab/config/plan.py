@@ -287,6 +287,9 @@ def plan(exp: Experiment, devices_here: bool = True) -> Plan:
         present: dict[str, bool] = {}
         devices_field = f"backends[{bi}].devices" if own_devices else "devices"
         for device in entry.devices or exp.devices:
+            if exp.profiles() and members_of(device) is not None:
+                raise BackendError(f"{where('profile')}: a multi-device ({device}) has no profile of its own; "
+                                   "profile each member device on its own trial")
             if not accepts(backend, device):
                 if own_devices or where.cli:
                     raise BackendError(f"{where(devices_field)}: '{device}' is not a device backend "

@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from inferlab.analyze.graph import move_named
+from inferlab.analyze.graph import write_runtime_graph
 from inferlab.analyze.roofline import Micro, micros, peaks_from, place
 from inferlab.backends.base import Backend, LayerTiming, Session
 from inferlab.errors import first_line
@@ -92,17 +92,10 @@ def layers(spec: TrialSpec, backend: Backend, params: Mapping[str, Scalar], inpu
         session.layer_profile()  # drop the warm-ups
         walls = _profiled_runs(session, prepared)
         timings = session.layer_profile()
-        graph = _graph(session, log_dir, spec.model.name) if log_dir is not None else None
+        graph = write_runtime_graph(session, log_dir / "graph", spec.model.name) if log_dir is not None else None
     finally:
         session.close()
     return normalise(backend.name, timings, len(walls), statistics.median(walls)), graph
-
-
-def _graph(session: Session, log_dir: Path, name: str) -> Path | None:
-    """The runtime's optimised graph in the trial's folder, named after the model."""
-    with tempfile.TemporaryDirectory(prefix="inferlab-graph-") as tmp:
-        written = session.runtime_graph(Path(tmp))
-        return move_named(written, log_dir / "graph", name) if written is not None else None
 
 
 def _profiled_runs(session: Session, prepared: Sequence[Any]) -> list[float]:

@@ -29,7 +29,7 @@ from inferlab import backends
 from inferlab.accuracy.datasets import Dataset, reopen
 from inferlab.accuracy.evaluator import dataset_feeds, evaluate
 from inferlab.backends.base import Session
-from inferlab.backends.multi import MultiSession, open_session
+from inferlab.backends.multi import open_session
 from inferlab.errors import BackendError, InferlabError, InputSpecError
 from inferlab.execute.protocol import Channel, encode_result
 from inferlab.measure.budget import Events
@@ -40,7 +40,7 @@ from inferlab.models.inputs import feeding_notes, make_pool, merge
 from inferlab.models.introspect import declared_inputs, stored_precision
 from inferlab.models.tensors import TensorSpec
 from inferlab.records.accuracy import AccuracyResult
-from inferlab.records.trial import MemberResult, TrialResult, TrialSpec, is_scenario, utc_now
+from inferlab.records.trial import TrialResult, TrialSpec, is_scenario, utc_now
 
 
 def _scenario(spec: TrialSpec, session: Session, declared: Sequence[TensorSpec], events: Events,
@@ -131,9 +131,9 @@ def run(spec: TrialSpec, events: Events, log_dir: Path | None = None) -> TrialRe
             fields = {"status": "ok"}
         else:
             fields = _speed(spec, session, inputs, ds, events)
-            if isinstance(session, MultiSession) and fields.get("duration_s"):
-                fields["members"] = tuple(MemberResult(**m) for m in session.member_figures(
-                    int(fields["requests"]), float(fields["duration_s"]), spec.batch))
+            if fields.get("duration_s"):
+                fields["members"] = session.member_figures(int(fields["requests"]), float(fields["duration_s"]),
+                                                           spec.batch)
         if ds is not None:  # on the same session, after any speed measurement
             fields["accuracy"] = _accuracy(spec, session, ds, events, log_dir)
     except Exception as exc:
@@ -144,10 +144,7 @@ def run(spec: TrialSpec, events: Events, log_dir: Path | None = None) -> TrialRe
         raise InputSpecError(f"{spec.backend} failed to run the model ({first}); {note}") from exc
     finally:
         session.close()
-    if spec.profile and fields.get("status") == "ok" and isinstance(session, MultiSession):
-        fields["warnings"] = (*fields.get("warnings", ()), f"profile: not run on the multi-device {spec.device}; "
-                              "profile each member device on its own")
-    elif spec.profile and fields.get("status") == "ok":  # after the measured session is gone
+    if spec.profile and fields.get("status") == "ok":  # after the measured session is gone
         from inferlab.execute.analysis import analyses
 
         extra = analyses(spec, backend, params, inputs, fields, log_dir, events)
