@@ -67,7 +67,8 @@ def test_requests_go_to_whichever_member_is_free_so_the_faster_takes_more() -> N
     figures = multi.member_figures(200, 1.0, 1)
     assert [f.requests for f in figures] == [fast.ran, slow.ran]
     assert abs(sum(f.share for f in figures) - 1) < 1e-9
-    assert (figures[0].latency_median_ms or 0) < (figures[1].latency_median_ms or 0)
+    fast_ms, slow_ms = figures[0].latency_median_ms, figures[1].latency_median_ms
+    assert fast_ms is not None and slow_ms is not None and fast_ms < slow_ms
 
 
 def test_synchronous_runs_take_turns_and_outputs_come_from_the_member_that_ran() -> None:

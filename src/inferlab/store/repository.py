@@ -304,6 +304,7 @@ class Store:
             record = result.to_json(with_samples=False)
             if record.get("layers"):  # the layers go in their own table; the profile's figures stay here
                 record["layers"] = {**record["layers"], "layers": []}
+            record.pop("members", None)  # in their own table too
             row = ResultRow(
                 trial_id=trial.id, environment_id=result.environment_id, status=result.status,
                 reason=result.reason, throughput_sps=result.throughput_sps,
@@ -474,9 +475,10 @@ class Store:
             rows = s.execute(select(ResultRow, TrialRow.position).join(TrialRow)
                              .where(TrialRow.run_id == run.id).order_by(TrialRow.position)).all()
             layers = self._layers(s, [row.id for row, _ in rows if (row.record.get("layers") or {})])
+            members = self._members(s, [row.id for row, _ in rows])
             out = []
             for row, _ in rows:
-                r = TrialResult.from_json(row.record)
+                r = TrialResult.from_json({**row.record, "members": members.get(row.id, [])})
                 if with_samples and row.latencies is not None:
                     r = r.with_(latencies_ns=unpack_latencies(row.latencies))
                 if r.layers is not None:
@@ -494,6 +496,20 @@ class Store:
         for x in s.scalars(q):
             out.setdefault(x.result_id, []).append(LayerRecord(x.name, x.type, x.kernel, x.precision, x.time_ms,
                                                                x.share, x.position, x.cpu_ms, x.device))
+        return out
+
+    @staticmethod
+    def _members(s: Session, result_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+        out: dict[int, list[dict[str, Any]]] = {}
+        if not result_ids:
+            return out
+        q = select(MemberRow).where(MemberRow.result_id.in_(result_ids)).order_by(MemberRow.result_id,
+                                                                                    MemberRow.position)
+        for m in s.scalars(q):
+            out.setdefault(m.result_id, []).append(
+                {"device": m.device, "member": m.position, "requests": m.requests, "share": m.share,
+                 "throughput_sps": m.throughput_sps, "latency_median_ms": m.latency_median_ms,
+                 "latency_p99_ms": m.latency_p99_ms})
         return out
 
     # device peaks (the roofline's roofs) ---------------------------------------------------------------
