@@ -13,6 +13,7 @@ from rich.table import Table
 
 from inferlab.cli.app import console
 from inferlab.errors import ConfigError
+from inferlab.report.numbers import si
 
 if TYPE_CHECKING:
     from inferlab.api.analysis import Complexity, LayerCost
@@ -22,10 +23,7 @@ ORDERS = ("size", "graph")
 
 def _num(n: float) -> str:
     """A count with an SI prefix: 1.23 G, 45.6 M, 789."""
-    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= factor:
-            return f"{n / factor:.3g} {prefix}"
-    return f"{n:.3g}"
+    return si(n, "").rstrip()
 
 
 def _bytes(n: float) -> str:
