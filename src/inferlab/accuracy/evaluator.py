@@ -34,7 +34,8 @@ class Feeding:
     others: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _input(session: Session, model: str) -> Feeding:
+def input_of(session: Session, model: str) -> Feeding:
+    """Which input a dataset feeds in `session`, and the fixed feeds of the others."""
     if len(session.inputs) == 1:
         s = session.inputs[0]
         return Feeding(s.name, s.dtype, s.batch_axis or 0)
@@ -65,7 +66,7 @@ def batches(ds: Dataset, spec: AccuracySpec, name: str, dtype: str, batch: int, 
 def dataset_feeds(session: Session, ds: Dataset, spec: AccuracySpec, batch: int, count: int,
                   model: str) -> list[dict[str, np.ndarray]]:
     """Real inputs for a speed measurement: the dataset's first `count` batches."""
-    f = _input(session, model)
+    f = input_of(session, model)
     return [feeds for feeds, _, _ in batches(ds, spec, f.name, f.dtype, batch, count * batch, f.axis, f.others)]
 
 
@@ -132,7 +133,7 @@ def evaluate(session: Session, ds: Dataset, spec: AccuracySpec, batch: int, mode
     """Score `session` on `ds` (the spec's dataset, opened by `reopen`). Raises DatasetError naming the file
     for bad samples or labels."""
     t0 = time.perf_counter()
-    f = _input(session, model)
+    f = input_of(session, model)
     scorer = Scorer(ds, spec, model, keep_outputs=spec.keep_outputs and out_dir is not None)
     for feeds, indices, geometry in batches(ds, spec, f.name, f.dtype, batch, None, f.axis, f.others):
         scorer.add(session.infer(feeds), indices, geometry, batch)

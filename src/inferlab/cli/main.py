@@ -57,9 +57,9 @@ def _finish(run: api.Run) -> None:
 
 
 def _members(results: list[TrialResult]) -> None:
-    from inferlab.report.members import members_table
+    from inferlab.report.members import members_tables
 
-    if (t := members_table(results)) is not None:
+    for t in members_tables(results):
         console.print(t)
 
 

@@ -15,6 +15,7 @@ from inferlab import backends
 from inferlab.accuracy.datasets import open_dataset
 from inferlab.backends.base import Backend, refusal, word
 from inferlab.backends.multi import accepts, knob_device, members_of
+from inferlab.config.ensembles import Ensemble, check_same_inputs, ensemble_spec, ensembles, members_in_ensembles
 from inferlab.config.schema import Experiment, InputOverride, LoadGenConfig, ModelEntry, Rule
 from inferlab.config.words import Where
 from inferlab.errors import BackendError, ConfigError, InputSpecError, ModelError
@@ -273,6 +274,9 @@ def plan(exp: Experiment, devices_here: bool = True) -> Plan:
     runs = _runs(exp, settings, skipped)
     data = resolve_dataset(exp)
     resolved = [model_artifacts(m, i, exp) for i, m in enumerate(exp.models)]
+    groups = ensembles(exp, where)
+    grouped = members_in_ensembles(groups)
+    units: list[int | Ensemble] = [*(i for i in range(len(resolved)) if i not in grouped), *groups]
     specs: list[TrialSpec] = []
     checked: set[str] = set()
     for bi, entry in enumerate(exp.backends):
@@ -287,27 +291,52 @@ def plan(exp: Experiment, devices_here: bool = True) -> Plan:
         present: dict[str, bool] = {}
         devices_field = f"backends[{bi}].devices" if own_devices else "devices"
         for device in entry.devices or exp.devices:
-            if exp.profiles() and members_of(device) is not None:
-                raise BackendError(f"{where('profile')}: a multi-device ({device}) has no profile of its own; "
-                                   "profile each member device on its own trial")
+            if exp.profiles() and (members_of(device) is not None or groups):
+                what = f"a multi-device ({device})" if members_of(device) is not None else "an ensemble"
+                raise BackendError(f"{where('profile')}: {what} has no profile of its own; profile each member on "
+                                   "its own trial")
             if not accepts(backend, device):
                 if own_devices or where.cli:
                     raise BackendError(f"{where(devices_field)}: '{device}' is not a device backend "
                                        f"'{backend.name}' can use; see `inferlab backends`")
                 skipped.append(f"{backend.name} cannot use device '{device}'")
                 continue
-            for mi, artifacts in enumerate(resolved):
-                artifact = choose(artifacts, backend)
-                if artifact is None:
-                    skipped.append(cannot_load(backend, artifacts))
-                    continue
+            for unit in units:
+                mi = unit.members[0] if isinstance(unit, Ensemble) else unit
+                ensemble = None
+                if isinstance(unit, Ensemble):
+                    chosen = [choose(resolved[i], backend) for i in unit.members]
+                    lacking = next((resolved[i] for i, a in zip(unit.members, chosen, strict=True) if a is None), None)
+                    if lacking is not None:
+                        skipped.append(f"ensemble '{unit.entry.display_name()}': {cannot_load(backend, lacking)}")
+                        continue
+                    if members_of(device) is not None:
+                        skipped.append(f"ensemble '{unit.entry.display_name()}' runs on one device, not on {device}")
+                        continue
+                    members = [a for a in chosen if a is not None]
+                    ensemble = ensemble_spec(exp, unit, members)
+                    artifact = ensemble.model()
+                else:
+                    members = [a for a in [choose(resolved[mi], backend)] if a is not None]
+                    if not members:
+                        skipped.append(cannot_load(backend, resolved[mi]))
+                        continue
+                    artifact = members[0]
                 if devices_here and not present.setdefault(device, _present(backend, device)):
                     raise BackendError(f"{where(devices_field)}: '{device}': {backend.name} finds no such device "
                                        f"here (it has {', '.join(backend.devices())}); use one of those")
-                words = where.inputs(mi)
-                batches = _batches(exp, artifact)
-                check_inputs(artifact, batches, words, checked)
+                batches = _batches(exp, members[0])
+                for i, member in zip(unit.members if isinstance(unit, Ensemble) else [mi], members, strict=True):
+                    check_inputs(member, batches, where.inputs(i), checked)
+                if isinstance(unit, Ensemble):
+                    for b in batches:
+                        check_same_inputs(exp, unit, members, b, where)
                 for mode, lg, measure in runs:
+                    if ensemble is not None and is_scenario(mode):
+                        note = f"ensemble '{ensemble.name}' runs with inferlab's drivers; {mode} (LoadGen) is skipped"
+                        if note not in skipped:
+                            skipped.append(note)
+                        continue
                     grids = [p for combo in _param_grid(entry.params)
                              if (p := _params(backend, knob_device(device), combo, mode, where, bi, entry.params,
                                                       skipped))
@@ -320,7 +349,8 @@ def plan(exp: Experiment, devices_here: bool = True) -> Plan:
                             continue
                         specs.append(TrialSpec(artifact, backend.name, device, frozen_params(params), batch, mode,
                                                measure, rep, lg, accuracy_spec(exp, exp.models[mi], data, mode),
-                                               exp.profiles() if mode in ("latency", "throughput") else ()))
+                                               exp.profiles() if mode in ("latency", "throughput") else (),
+                                               ensemble))
     if exp.include:
         specs = [s for s in specs if any(_matches(r, s) for r in exp.include)]
     before_rules = len(specs)

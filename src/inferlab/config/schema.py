@@ -86,6 +86,21 @@ class ModelEntry(_Strict):
         return Path(self.path).stem if ":" not in self.path else self.path.rsplit(":", 1)[1]
 
 
+class EnsembleEntry(_Strict):
+    """Models co-located on one device: every sample goes to every member (each its own session, at the same
+    time), and their outputs are combined. Each member is also measured alone and the members one after another,
+    in the same trial. Models named here run only inside their ensemble."""
+
+    members: list[str] = Field(min_length=2, description="models[] entries by name (the display name, or the "
+                               "file's stem)")
+    name: str | None = Field(None, max_length=MAX_NAME, description="default: the members' names joined by +")
+    combine: Literal["mean", "vote"] = Field("mean", description="mean: average the members' class probabilities; "
+                                             "vote: each member's top class is a vote")
+
+    def display_name(self) -> str:
+        return self.name or "+".join(self.members)
+
+
 class BackendEntry(_Strict):
     name: str = Field(description="a backend's name, as `inferlab backends` lists it")
     devices: list[str] | None = Field(None, min_length=1,
@@ -236,6 +251,8 @@ class Experiment(_Strict):
         "runtime's per-layer profile and its optimised graph), roofline (the device's peaks and where the trial "
         "sits between them)")
     loadgen: LoadGenConfig = LoadGenConfig()
+    ensemble: EnsembleEntry | list[EnsembleEntry] | None = Field(
+        None, description="models co-located on one device, fed the same samples, outputs combined")
     dataset: DatasetConfig | None = Field(None, description="the data for accuracy checks (and real inputs)")
     accuracy: AccuracyConfig = AccuracyConfig()
     measure: MeasureConfig = MeasureConfig()
@@ -289,6 +306,14 @@ class Experiment(_Strict):
         """The analyses asked for, each once, in a fixed order (part of a trial's key)."""
         asked = set(_as_list(self.profile))
         return tuple(p for p in PROFILES if p in asked)
+
+    def ensembles(self) -> list[tuple[str, EnsembleEntry]]:
+        """Each ensemble with the field path that names it (ensemble, or ensemble[i] in a list)."""
+        if self.ensemble is None:
+            return []
+        if isinstance(self.ensemble, EnsembleEntry):
+            return [("ensemble", self.ensemble)]
+        return [(f"ensemble[{i}]", e) for i, e in enumerate(self.ensemble)]
 
     def modes(self) -> list[Mode]:
         """Every mode and scenario to run, in order."""

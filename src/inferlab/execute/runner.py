@@ -29,8 +29,10 @@ from inferlab import backends
 from inferlab.accuracy.datasets import Dataset, reopen
 from inferlab.accuracy.evaluator import dataset_feeds, evaluate
 from inferlab.backends.base import Session
+from inferlab.backends.ensemble import EnsembleSession
 from inferlab.backends.multi import open_session
 from inferlab.errors import BackendError, InferlabError, InputSpecError
+from inferlab.execute import ensemble
 from inferlab.execute.protocol import Channel, encode_result
 from inferlab.measure.budget import Events
 from inferlab.measure.latency import measure_latency
@@ -115,12 +117,18 @@ def run(spec: TrialSpec, events: Events, log_dir: Path | None = None) -> TrialRe
     backend = backends.get(spec.backend)
     params = spec.param_dict
     pinned = pin(int(params.get("cpus") or 0)) if params.get("cpus") else None
-    declared = declared_inputs(spec.model)
+    declared = declared_inputs(spec.model)  # an ensemble's model is its first member's file
     assert declared is not None
-    inputs = merge(declared, spec.model.inputs, spec.batch, spec.model.name)
+    each: list[list[TensorSpec]] = []  # an ensemble's members' inputs
+    if spec.ensemble is not None:
+        each = ensemble.member_inputs(spec)
+        inputs = [s for specs in each for s in specs]
+    else:
+        inputs = merge(declared, spec.model.inputs, spec.batch, spec.model.name)
     events.phase("load")
     t0 = time.perf_counter_ns()
-    session = open_session(backend, spec.model, spec.device, params, inputs, spec.mode)
+    session = (ensemble.open_ensemble(backend, spec, params, each) if spec.ensemble is not None
+               else open_session(backend, spec.model, spec.device, params, inputs, spec.mode))
     load_s = (time.perf_counter_ns() - t0) / 1e9
     try:
         ds = reopen(spec.accuracy.dataset) if spec.accuracy is not None else None  # read and checked once
@@ -129,12 +137,17 @@ def run(spec: TrialSpec, events: Events, log_dir: Path | None = None) -> TrialRe
                                log_dir or Path(tempfile.mkdtemp(prefix="inferlab-mlperf-")))
         elif spec.mode == "accuracy":
             fields = {"status": "ok"}
+        elif isinstance(session, EnsembleSession):
+            fields = ensemble.speed(spec, session, each, ds, events)
         else:
             fields = _speed(spec, session, inputs, ds, events)
             if fields.get("duration_s"):
                 fields["members"] = session.member_figures(int(fields["requests"]), float(fields["duration_s"]),
                                                            spec.batch)
-        if ds is not None:  # on the same session, after any speed measurement
+        if ds is not None and isinstance(session, EnsembleSession):
+            fields["accuracy"], fields["members"] = ensemble.accuracy(spec, session, ds, events,
+                                                                      fields.get("members", ()))
+        elif ds is not None:  # on the same session, after any speed measurement
             fields["accuracy"] = _accuracy(spec, session, ds, events, log_dir)
     except Exception as exc:
         note = random_inputs_note(inputs, str(exc))

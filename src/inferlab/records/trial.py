@@ -14,6 +14,7 @@ import numpy as np
 from inferlab.models.artifact import Artifact
 from inferlab.records.accuracy import AccuracyResult, AccuracySpec
 from inferlab.records.analysis import LayerProfile, Roofline
+from inferlab.records.ensemble import EnsembleFigures, EnsembleSpec
 from inferlab.records.mlperf import SCENARIOS, LoadGenSettings, ScenarioResult
 from inferlab.records.versions import RESULT_VERSION, upgrade_result, upgrade_spec
 
@@ -65,6 +66,7 @@ class TrialSpec:
     loadgen: LoadGenSettings | None = None  # MLPerf scenarios only
     accuracy: AccuracySpec | None = None    # the accuracy mode, or a speed trial that also checks accuracy
     profile: tuple[str, ...] = ()           # analyses after the measured window: "layers", "roofline"
+    ensemble: EnsembleSpec | None = None    # a co-located ensemble: its members (`model` is named after it)
 
     @property
     def dataset(self) -> str | None:
@@ -85,23 +87,28 @@ class TrialSpec:
             out["accuracy"] = self.accuracy.to_json()
         if self.profile:
             out["profile"] = list(self.profile)
+        if self.ensemble is not None:
+            out["ensemble"] = self.ensemble.to_json()
         return out
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> TrialSpec:
         d = upgrade_spec(d)
-        lg, acc = d.get("loadgen"), d.get("accuracy")
+        lg, acc, ens = d.get("loadgen"), d.get("accuracy"), d.get("ensemble")
         return TrialSpec(Artifact.from_json(d["model"]), d["backend"], d["device"],
                          tuple(sorted(d["params"].items())), int(d["batch"]), d["mode"],
                          MeasureSettings(**d["measure"]), int(d.get("repeat", 0)),
                          LoadGenSettings.from_json(lg) if lg else None,
-                         AccuracySpec.from_json(acc) if acc else None, tuple(d.get("profile") or ()))
+                         AccuracySpec.from_json(acc) if acc else None, tuple(d.get("profile") or ()),
+                         EnsembleSpec.from_json(ens) if ens else None)
 
     def identity(self) -> dict[str, Any]:
         """The spec as its key sees it: portable, so the same trial has the same key on every host. Files are
         named by content hash and a relative path, never by a host's absolute path."""
         out = self.to_json()
         out["model"] = self.model.identity()
+        if self.ensemble is not None:
+            out["ensemble"] = self.ensemble.identity()
         if self.loadgen is not None and self.loadgen.user_conf:
             out["loadgen"]["user_conf"] = Path(self.loadgen.user_conf).name
         if self.accuracy is not None:  # the dataset is its content hash (out["dataset"]), not where it lies
@@ -125,7 +132,9 @@ class TrialSpec:
         scenario = self.loadgen.describe() if self.loadgen else ""
         data = f" +accuracy on {self.accuracy.dataset.name}" if self.accuracy and self.mode != "accuracy" else (
             f" on {self.accuracy.dataset.name}" if self.accuracy else "")
-        return (f"{self.model.name} {self.backend}/{self.device} b{self.batch} {self.mode}{data}"
+        joined = "+".join(m.name for m in self.ensemble.members) if self.ensemble else ""
+        members = f"({joined})" if self.ensemble and joined != self.model.name else ""
+        return (f"{self.model.name}{members} {self.backend}/{self.device} b{self.batch} {self.mode}{data}"
                 + (f" ({scenario})" if scenario else "") + (f" [{knobs}]" if knobs else "")
                 + (f" +{'+'.join(self.profile)}" if self.profile else "")
                 + (f" #{self.repeat}" if self.repeat else ""))
@@ -155,7 +164,9 @@ class LatencyStats:
 
 @dataclass(frozen=True)
 class MemberResult:
-    """One member of a multi-device trial: its part of the measured window's requests and its own figures."""
+    """One member of a multi-device trial (a device) or of an ensemble (a model): its part of the measured
+    window's requests and its own figures. An ensemble's member serves every request (share 1) and also has
+    its figures alone, measured in the same trial before the members ran together."""
 
     device: str
     member: int                   # its place in the device list (the same device may be named twice)
@@ -164,6 +175,11 @@ class MemberResult:
     throughput_sps: float | None
     latency_median_ms: float | None
     latency_p99_ms: float | None
+    model: str | None = None                      # an ensemble's member: its model
+    alone_throughput_sps: float | None = None
+    alone_latency_median_ms: float | None = None
+    interference: float | None = None             # median latency in the ensemble / alone (>1: slowed down)
+    accuracy: float | None = None                 # its own score on the dataset, by the trial's first metric
 
 
 @dataclass(frozen=True)
@@ -202,7 +218,8 @@ class TrialResult:
     layers: LayerProfile | None = None       # `profile: layers`: kept in its own table by the store
     roofline: Roofline | None = None         # `profile: roofline`
     graph_file: str | None = None            # the runtime's optimised graph, written with `profile: layers`
-    members: tuple[MemberResult, ...] = ()   # a multi-device trial's members, each with its own figures
+    members: tuple[MemberResult, ...] = ()   # a multi-device trial's devices or an ensemble's models
+    ensemble: EnsembleFigures | None = None  # an ensemble's members one after another, and co-location's gain
     latencies_ns: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def with_(self, **changes: Any) -> TrialResult:
@@ -224,7 +241,7 @@ class TrialResult:
                 value = list(value)
             elif f.name == "members":
                 value = [asdict(m) for m in value]
-            elif f.name in ("loadgen", "accuracy", "layers", "roofline"):
+            elif f.name in ("loadgen", "accuracy", "layers", "roofline", "ensemble"):
                 value = value.to_json() if value is not None else None
             out[f.name] = value
         return out
@@ -241,6 +258,7 @@ class TrialResult:
         d["accuracy"] = AccuracyResult.from_json(d["accuracy"]) if d.get("accuracy") else None
         d["layers"] = LayerProfile.from_json(d["layers"]) if d.get("layers") else None
         d["roofline"] = Roofline.from_json(d["roofline"]) if d.get("roofline") else None
+        d["ensemble"] = EnsembleFigures.from_json(d["ensemble"]) if d.get("ensemble") else None
         samples = d.get("latencies_ns")
         d["latencies_ns"] = np.asarray(samples, dtype=np.int64) if samples is not None else None
         return TrialResult(**d)

@@ -21,7 +21,14 @@ from inferlab.records.accuracy import INFO, format_metric
 from inferlab.records.trial import TrialResult
 from inferlab.report import charts, numbers
 from inferlab.report.layers import HOT, HOT_COLUMNS, HotLayers, hot_summary
-from inferlab.report.members import MEMBER_COLUMNS, MEMBER_NUMERIC, member_rows
+from inferlab.report.members import (
+    ENSEMBLE_COLUMNS,
+    ENSEMBLE_NUMERIC,
+    MEMBER_COLUMNS,
+    MEMBER_NUMERIC,
+    ensemble_rows,
+    member_rows,
+)
 from inferlab.report.published import LEVELS, MISSING, WARNED, Published, published, to_csv, to_markdown
 from inferlab.report.rows import Footnotes, ci_text, knobs, precision, row_name
 from inferlab.tune.leaders import leaders
@@ -31,6 +38,10 @@ from inferlab.tune.space import Point
 from inferlab.tune.spec import UNIT
 
 TEMPLATES = Path(__file__).parent / "templates"
+ENSEMBLE_NOTE = ("Co-located ensembles, measured in one trial on the same loaded sessions: every member alone, the "
+                 "members one after another, then at the same time (the trial's own figures). Interference is a "
+                 "member's median latency in the ensemble over its median alone; the gain is the throughput at the "
+                 "same time over one after another.")
 
 
 @dataclass
@@ -298,6 +309,10 @@ def render_tables(runs: Sequence[RunData], environments: dict[str, dict[str, Any
     if members:
         out += ["## Multi-device members", "", "Each member device's part of the measured window, under the trial's "
                 "total.", "", *_markdown_table(MEMBER_COLUMNS, members, MEMBER_NUMERIC), ""]
+    ensembles = ensemble_rows(results)
+    if ensembles:
+        out += ["## Ensembles", "", ENSEMBLE_NOTE, "", *_markdown_table(ENSEMBLE_COLUMNS, ensembles, ENSEMBLE_NUMERIC),
+                ""]
     roofs = roofline_rows(results)
     if roofs:
         out += ["## Roofline", "", "Each trial's work per sample, where it sits under its device's roofs (measured "
@@ -356,4 +371,6 @@ def render(runs: Sequence[RunData], environments: dict[str, dict[str, Any] | Non
         layer_runs=layer_sections(runs, output), hot=HOT, hot_columns=HOT_COLUMNS,
         roofline_charts=_roofline_charts(results, styles), roofline_columns=ROOFLINE_COLUMNS,
         roofline_numeric=ROOFLINE_NUMERIC, roofline_rows=roofline_rows(results), member_columns=MEMBER_COLUMNS,
-        member_numeric=MEMBER_NUMERIC, member_rows=member_rows(results), plotly_js=get_plotlyjs())
+        member_numeric=MEMBER_NUMERIC, member_rows=member_rows(results), ensemble_columns=ENSEMBLE_COLUMNS,
+        ensemble_numeric=ENSEMBLE_NUMERIC, ensemble_rows=ensemble_rows(results), ensemble_note=ENSEMBLE_NOTE,
+        plotly_js=get_plotlyjs())

@@ -18,7 +18,7 @@ import secrets
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from inferlab.errors import StoreError, StoreFull
 from inferlab.optimize.lineage import Lineage
 from inferlab.records.analysis import LayerRecord, Peaks
-from inferlab.records.trial import TrialResult, TrialSpec, utc_now
+from inferlab.records.trial import MemberResult, TrialResult, TrialSpec, utc_now
 from inferlab.store.schema import (
     ArtifactRow,
     EnvironmentRow,
@@ -321,9 +321,9 @@ class Store:
                                    device=x.device) for i, x in enumerate(result.layers.layers))
             if result.members:
                 s.flush()
-                s.add_all(MemberRow(result_id=row.id, position=i, device=m.device, requests=m.requests, share=m.share,
-                                    throughput_sps=m.throughput_sps, latency_median_ms=m.latency_median_ms,
-                                    latency_p99_ms=m.latency_p99_ms) for i, m in enumerate(result.members))
+                s.add_all(MemberRow(result_id=row.id, position=m.member, **{k: v for k, v in asdict(m).items()
+                                                                           if k != "member"})
+                          for m in result.members)
             if result.roofline is not None and result.environment_id is not None:
                 self._keep_peaks(s, result.roofline.peaks, result.environment_id)
             if result.accuracy is not None:
@@ -507,9 +507,8 @@ class Store:
                                                                                     MemberRow.position)
         for m in s.scalars(q):
             out.setdefault(m.result_id, []).append(
-                {"device": m.device, "member": m.position, "requests": m.requests, "share": m.share,
-                 "throughput_sps": m.throughput_sps, "latency_median_ms": m.latency_median_ms,
-                 "latency_p99_ms": m.latency_p99_ms})
+                {"member": m.position, **{f.name: getattr(m, f.name) for f in fields(MemberResult)
+                                          if f.name != "member"}})
         return out
 
     # device peaks (the roofline's roofs) ---------------------------------------------------------------

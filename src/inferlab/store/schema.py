@@ -156,8 +156,8 @@ class PeaksRow(Base):
 
 
 class MemberRow(Base):
-    """One member of a multi-device trial's result (`multi:A,B`): its device and its own figures, for queries
-    across runs; the result's record keeps them too."""
+    """One member of a multi-device trial's result (`multi:A,B`: a device) or of an ensemble's (a model), with
+    its own figures, for queries across runs."""
 
     __tablename__ = "members"
     __table_args__ = (UniqueConstraint("result_id", "position"),)
@@ -170,3 +170,8 @@ class MemberRow(Base):
     throughput_sps: Mapped[float | None] = mapped_column(Float, nullable=True)
     latency_median_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     latency_p99_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    model: Mapped[str | None] = mapped_column(String(200), nullable=True)       # an ensemble's member
+    alone_throughput_sps: Mapped[float | None] = mapped_column(Float, nullable=True)
+    alone_latency_median_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    interference: Mapped[float | None] = mapped_column(Float, nullable=True)
+    accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
