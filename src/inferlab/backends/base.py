@@ -320,6 +320,7 @@ class Backend:
     formats: ClassVar[tuple[ModelFormat, ...]]
     distribution: ClassVar[str]  # the pip distribution whose version is reported
     can_profile: ClassVar[bool] = False  # whether `load(..., profile=True)` gives a per-layer profile
+    can_split: ClassVar[bool] = False    # whether `hetero:A,B` splits one model across devices (`load_split`)
 
     def available(self) -> bool:
         raise NotImplementedError
@@ -382,6 +383,16 @@ class Backend:
         mode keeps several in flight (`is_async`). `profile` turns the runtime's per-layer profiler on (only
         where `can_profile`): such a session is never the one measured."""
         raise NotImplementedError
+
+    def load_split(self, model: Artifact, devices: Sequence[str], params: Mapping[str, Scalar],
+                   inputs: list[TensorSpec] | None, mode: str, affinity: Sequence[tuple[str, str]]) -> Session:
+        """Load `model` split across `devices` (`hetero:A,B`): every op on the first device unless a rule of
+        `affinity` (pattern, device) sends it to another (only where `can_split`)."""
+        raise BackendError(f"{self.name} cannot split a model across devices")
+
+    def check_split(self, model: Artifact, affinity: Sequence[tuple[str, str]], inputs: list[TensorSpec]) -> None:
+        """Raise naming a rule of `affinity` that matches no layer of `model` (at planning, before any trial)."""
+        return None
 
     def mode_defaults(self, device: str, mode: str) -> dict[str, Scalar]:
         """Knob values that replace a knob's declared default in `mode` when the user left the knob out

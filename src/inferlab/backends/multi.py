@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from inferlab.backends.base import Backend, DoneCallback, Session, SessionInfo, usable_cores
+from inferlab.backends.split import hetero_members
 from inferlab.models.artifact import Artifact
 from inferlab.models.tensors import TensorSpec
 from inferlab.records.trial import MemberResult, Scalar
@@ -29,17 +30,25 @@ def members_of(device: str) -> list[str] | None:
     return [d.strip() for d in device[len(PREFIX):].split(",") if d.strip()]
 
 
+def compound(device: str) -> list[str] | None:
+    """The member devices of a multi-device or a split (`hetero:A,B`), or None for one device."""
+    return members_of(device) or hetero_members(device)
+
+
 def accepts(backend: Backend, device: str) -> bool:
-    """Whether `backend` can name `device`: a multi-device when it can name every member."""
-    members = members_of(device)
+    """Whether `backend` can name `device`: a multi-device when it can name every member; a split when it can
+    also split a model."""
+    members = compound(device)
     if members is None:
         return backend.accepts_device(device)
-    return len(members) >= 2 and all(backend.accepts_device(m) and members_of(m) is None for m in members)
+    if hetero_members(device) is not None and not backend.can_split:
+        return False
+    return len(members) >= 2 and all(backend.accepts_device(m) and compound(m) is None for m in members)
 
 
 def knob_device(device: str) -> str:
-    """The device whose knobs a trial's params are checked against: a multi-device's first member."""
-    members = members_of(device)
+    """The device whose knobs a trial's params are checked against: a compound device's first member."""
+    members = compound(device)
     return members[0] if members else device
 
 
@@ -158,9 +167,12 @@ class MultiSession(Session):
 
 
 def open_session(backend: Backend, model: Artifact, device: str, params: Mapping[str, Scalar],
-                 inputs: list[TensorSpec] | None, mode: str) -> Session:
-    """The trial's session: the runtime's own for a single device, a MultiSession for `multi:A,B`. Members
-    on the CPU split its cores evenly (`Backend.cpu_share`), less one core per accelerator member."""
+                 inputs: list[TensorSpec] | None, mode: str, affinity: Sequence[tuple[str, str]] = ()) -> Session:
+    """The trial's session: the runtime's own for a single device, the model split by `affinity` for
+    `hetero:A,B`, a MultiSession for `multi:A,B`. Members on the CPU split its cores evenly
+    (`Backend.cpu_share`), less one core per accelerator member."""
+    if (split_over := hetero_members(device)) is not None:
+        return backend.load_split(model, split_over, params, inputs, mode, affinity)
     members = members_of(device)
     if members is None:
         return backend.load(model, device, params, inputs, mode=mode)

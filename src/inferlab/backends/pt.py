@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,9 +27,11 @@ from inferlab.backends.base import (
     split_cores,
     usable_cores,
 )
+from inferlab.backends.split import CROSSING, Placement, check_rules, split
 from inferlab.errors import BackendError
 from inferlab.models.artifact import Artifact, ModelFormat
-from inferlab.models.convert import load_torch_module
+from inferlab.models.convert import load_exported, load_torch_module
+from inferlab.models.inputs import make_pool
 from inferlab.models.tensors import TensorSpec
 
 _CUDA = re.compile(r"^cuda(:\d+)?$")
@@ -327,6 +329,7 @@ class TorchBackend(Backend):
     formats = (ModelFormat.TORCH_EXPORT, ModelFormat.TORCH_FACTORY)
     distribution = "torch"
     can_profile = True
+    can_split = True
 
     def available(self) -> bool:
         return importlib.util.find_spec("torch") is not None
@@ -405,11 +408,28 @@ class TorchBackend(Backend):
 
     def load(self, model: Artifact, device: str, params: Mapping[str, Scalar],
              inputs: list[TensorSpec] | None = None, mode: str = "latency", profile: bool = False) -> Session:
+        return self._load(model, device, params, inputs, mode, profile)
+
+    def check_split(self, model: Artifact, affinity: Sequence[tuple[str, str]], inputs: list[TensorSpec]) -> None:
+        if affinity:
+            check_rules(_graph_module(model, inputs), affinity, model.name)
+
+    def load_split(self, model: Artifact, devices: Sequence[str], params: Mapping[str, Scalar],
+                   inputs: list[TensorSpec] | None, mode: str, affinity: Sequence[tuple[str, str]]) -> Session:
+        return self._load(model, f"hetero:{','.join(devices)}", params, inputs, mode, False, (devices, affinity))
+
+    def _load(self, model: Artifact, device: str, params: Mapping[str, Scalar], inputs: list[TensorSpec] | None,
+              mode: str, profile: bool,
+              split_over: tuple[Sequence[str], Sequence[tuple[str, str]]] | None = None) -> Session:
         import torch
 
         global _default_threads
-        if device != "cpu" and not torch.cuda.is_available():
+        members = list(split_over[0]) if split_over else [device]
+        if any(d != "cpu" for d in members) and not torch.cuda.is_available():
             raise BackendError(f"device '{device}': this torch build sees no CUDA device; use device cpu")
+        if split_over and (params.get("compile") not in (None, "off") or params.get("cuda_graphs")):
+            raise BackendError(f"device '{device}': a model split across devices runs eagerly; set compile off "
+                               "and cuda_graphs false")
         if _default_threads is None:
             _default_threads = torch.get_num_threads()
         compile_mode = str(params.get("compile") or "off")
@@ -432,8 +452,13 @@ class TorchBackend(Backend):
         dtype = getattr(torch, str(params.get("dtype") or "float32"))
         if dtype is torch.float16 and device == "cpu":
             raise BackendError("torch dtype float16 is not supported on cpu here; use bfloat16 or float32")
-        module = load_torch_module(model)
-        module = module.to(device=device, dtype=dtype)
+        placement = None
+        if split_over:
+            module = _graph_module(model, list(inputs or [])).to(dtype=dtype)
+            placement = split(module, members, split_over[1])
+            device = members[0]  # where inputs go in
+        else:
+            module = load_torch_module(model).to(device=device, dtype=dtype)
         channels_last = bool(params.get("channels_last"))
         if channels_last:
             module = module.to(memory_format=torch.channels_last)
@@ -446,9 +471,15 @@ class TorchBackend(Backend):
             raise BackendError("cuda_graphs: one captured graph replays into shared buffers, so it cannot "
                                "serve several requests in flight; use in_flight 0 or 1 with it")
         runtime: dict[str, Scalar] = {"torch": torch.__version__, "device": device}
-        if device != "cpu":
-            runtime["device_name"] = torch.cuda.get_device_name(torch.device(device))
+        gpu = next((d for d in members if d != "cpu"), None)
+        if gpu is not None:
+            runtime["device_name"] = torch.cuda.get_device_name(torch.device(gpu))
             runtime["cuda"] = torch.version.cuda
+        if placement is not None:
+            runtime["device"] = f"hetero:{','.join(members)}"
+            runtime["placement"] = placement.summary()
+            runtime["layers_per_device"] = ", ".join(
+                f"{d}: {sum(1 for v in placement.layers.values() if v == d)}" for d in placement.ops)
         notes: list[str] = []
         if is_async(mode) and in_flight > 1:
             where = ("each on its own CUDA stream" if device != "cpu"
@@ -471,5 +502,50 @@ class TorchBackend(Backend):
         if profile:
             return ProfiledTorchSession(module, device, dtype, channels_last, bool(params.get("inference_mode", True)),
                                         list(inputs or []), info, in_flight, layers)
+        if placement is not None:
+            return SplitTorchSession(module, members, dtype, channels_last, bool(params.get("inference_mode", True)),
+                                     list(inputs or []), info, in_flight, placement)
         return TorchSession(module, device, dtype, channels_last, cuda_graphs,
                             bool(params.get("inference_mode", True)), list(inputs or []), info, in_flight)
+
+
+def _graph_module(model: Artifact, inputs: list[TensorSpec]) -> Any:
+    """The model as a torch.export graph module on the CPU: a .pt2's own program, a factory's exported at the
+    trial's input shapes."""
+    import torch
+
+    if model.format is ModelFormat.TORCH_EXPORT:
+        return load_exported(model).module()
+    example = tuple(torch.from_numpy(feeds) for feeds in make_pool(inputs, 1, 0)[0].values())
+    return torch.export.export(load_torch_module(model), example).module()
+
+
+class SplitTorchSession(TorchSession):
+    """A model split across devices (`hetero:A,B`): inputs go to the first device, and a run waits for every
+    CUDA device of the split. The bytes that cross devices per inference are counted and recorded at close."""
+
+    def __init__(self, module: Any, devices: Sequence[str], dtype: Any, channels_last: bool, inference_mode: bool,
+                 inputs: list[TensorSpec], info: SessionInfo, in_flight: int, placement: Placement) -> None:
+        super().__init__(module, devices[0], dtype, channels_last, False, inference_mode, inputs, info, in_flight)
+        self._gpus = [self._torch.device(d) for d in dict.fromkeys(devices) if d != "cpu"]
+        self._runs = 0
+        self.placement = placement
+
+    def run(self, prepared: Any) -> Any:
+        with self._grad_ctx():
+            out = self._module(*prepared)
+        for d in self._gpus:
+            self._torch.cuda.synchronize(d)
+        self._runs += 1
+        return out
+
+    def crossing_bytes(self) -> float | None:
+        """Bytes copied between devices per inference, over the runs so far."""
+        counter = getattr(self._module, CROSSING, None)
+        return counter.bytes / self._runs if counter is not None and self._runs else None
+
+    def close(self) -> None:
+        per = self.crossing_bytes()
+        if per is not None:
+            self.info.runtime["crossing_mb_per_inference"] = round(per / 2**20, 3)
+        super().close()

@@ -14,7 +14,8 @@ from typing import Any
 from inferlab import backends
 from inferlab.accuracy.datasets import open_dataset
 from inferlab.backends.base import Backend, refusal, word
-from inferlab.backends.multi import accepts, knob_device, members_of
+from inferlab.backends.multi import accepts, compound, knob_device
+from inferlab.backends.split import hetero_members
 from inferlab.config.ensembles import Ensemble, check_same_inputs, ensemble_spec, ensembles, members_in_ensembles
 from inferlab.config.schema import Experiment, InputOverride, LoadGenConfig, ModelEntry, Rule
 from inferlab.config.words import Where
@@ -166,7 +167,7 @@ def _axis(hint: InputHint, inferred: int | None) -> int | None:
 def _present(backend: Backend, device: str) -> bool:
     """Whether a device this backend can name is here: a multi-device when each member is (other compound
     devices are the runtime's to check)."""
-    members = members_of(device)
+    members = compound(device)
     if members is not None:
         return all(_present(backend, m) for m in members)
     if device == "cpu" or (":" in device and not device.startswith("cuda")):  # every runtime has a cpu
@@ -291,11 +292,15 @@ def plan(exp: Experiment, devices_here: bool = True) -> Plan:
         present: dict[str, bool] = {}
         devices_field = f"backends[{bi}].devices" if own_devices else "devices"
         for device in entry.devices or exp.devices:
-            if exp.profiles() and (members_of(device) is not None or groups):
-                what = f"a multi-device ({device})" if members_of(device) is not None else "an ensemble"
+            if exp.profiles() and (compound(device) is not None or groups):
+                what = f"a compound device ({device})" if compound(device) is not None else "an ensemble"
                 raise BackendError(f"{where('profile')}: {what} has no profile of its own; profile each member on "
                                    "its own trial")
             if not accepts(backend, device):
+                if hetero_members(device) is not None and not backend.can_split:
+                    splitters = ", ".join(n for n in backends.names() if backends.get(n).can_split)
+                    raise BackendError(f"{where(devices_field)}: '{device}': backend '{backend.name}' cannot split "
+                                       f"a model across devices; hetero: devices are for {splitters}")
                 if own_devices or where.cli:
                     raise BackendError(f"{where(devices_field)}: '{device}' is not a device backend "
                                        f"'{backend.name}' can use; see `inferlab backends`")
@@ -310,7 +315,7 @@ def plan(exp: Experiment, devices_here: bool = True) -> Plan:
                     if lacking is not None:
                         skipped.append(f"ensemble '{unit.entry.display_name()}': {cannot_load(backend, lacking)}")
                         continue
-                    if members_of(device) is not None:
+                    if compound(device) is not None:
                         skipped.append(f"ensemble '{unit.entry.display_name()}' runs on one device, not on {device}")
                         continue
                     members = [a for a in chosen if a is not None]
@@ -331,6 +336,7 @@ def plan(exp: Experiment, devices_here: bool = True) -> Plan:
                 if isinstance(unit, Ensemble):
                     for b in batches:
                         check_same_inputs(exp, unit, members, b, where)
+                affinity = _affinity(backend, entry.affinity, device, members, bi, where)
                 for mode, lg, measure in runs:
                     if ensemble is not None and is_scenario(mode):
                         note = f"ensemble '{ensemble.name}' runs with inferlab's drivers; {mode} (LoadGen) is skipped"
@@ -350,7 +356,7 @@ def plan(exp: Experiment, devices_here: bool = True) -> Plan:
                         specs.append(TrialSpec(artifact, backend.name, device, frozen_params(params), batch, mode,
                                                measure, rep, lg, accuracy_spec(exp, exp.models[mi], data, mode),
                                                exp.profiles() if mode in ("latency", "throughput") else (),
-                                               ensemble))
+                                               ensemble, affinity))
     if exp.include:
         specs = [s for s in specs if any(_matches(r, s) for r in exp.include)]
     before_rules = len(specs)
@@ -363,6 +369,28 @@ def plan(exp: Experiment, devices_here: bool = True) -> Plan:
             why = "; ".join(skipped) or "none planned"
         raise ConfigError(f"{where.prefix()}no trials left to run: {why}")
     return Plan(unique, skipped)
+
+
+def _affinity(backend: Backend, rules: dict[str, str], device: str, members: list[Artifact], index: int,
+              where: Where) -> tuple[tuple[str, str], ...]:
+    """A split's affinity rules, checked: each names a device of the split and matches a layer of the model."""
+    split_over = hetero_members(device)
+    if split_over is None:
+        return ()
+    field = where(f"backends[{index}].affinity")
+    for pattern, target in rules.items():
+        if target not in split_over:
+            raise BackendError(f"{field}.{pattern}: '{target}' is not a device of {device}; send layers to one of "
+                               f"{', '.join(split_over)}")
+    rules_t = tuple(rules.items())
+    for m in members:
+        declared = declared_inputs(m)
+        assert declared is not None
+        try:
+            backend.check_split(m, rules_t, merge(declared, m.inputs, 1, m.name))
+        except BackendError as exc:
+            raise BackendError(f"{field}: {exc}") from None
+    return rules_t
 
 
 def _profilers() -> list[str]:

@@ -107,6 +107,9 @@ class BackendEntry(_Strict):
                                       description="devices for this backend (default: the top-level list)")
     params: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict,
                                                      description="knobs; a list is swept")
+    affinity: dict[str, str] = Field(default_factory=dict, description="hetero:A,B devices: layer -> device rules, "
+                                     "first match wins: a layer name glob (stages.3*), a layer type (Conv2d) or an "
+                                     "op (conv2d); the rest runs on the list's first device")
 
     @field_validator("params")
     @classmethod

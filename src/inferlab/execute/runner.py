@@ -128,7 +128,7 @@ def run(spec: TrialSpec, events: Events, log_dir: Path | None = None) -> TrialRe
     events.phase("load")
     t0 = time.perf_counter_ns()
     session = (ensemble.open_ensemble(backend, spec, params, each) if spec.ensemble is not None
-               else open_session(backend, spec.model, spec.device, params, inputs, spec.mode))
+               else open_session(backend, spec.model, spec.device, params, inputs, spec.mode, spec.affinity))
     load_s = (time.perf_counter_ns() - t0) / 1e9
     try:
         ds = reopen(spec.accuracy.dataset) if spec.accuracy is not None else None  # read and checked once

@@ -67,6 +67,7 @@ class TrialSpec:
     accuracy: AccuracySpec | None = None    # the accuracy mode, or a speed trial that also checks accuracy
     profile: tuple[str, ...] = ()           # analyses after the measured window: "layers", "roofline"
     ensemble: EnsembleSpec | None = None    # a co-located ensemble: its members (`model` is named after it)
+    affinity: tuple[tuple[str, str], ...] = ()  # hetero:A,B: (layer pattern, device) rules, first match wins
 
     @property
     def dataset(self) -> str | None:
@@ -89,6 +90,8 @@ class TrialSpec:
             out["profile"] = list(self.profile)
         if self.ensemble is not None:
             out["ensemble"] = self.ensemble.to_json()
+        if self.affinity:
+            out["affinity"] = [list(rule) for rule in self.affinity]
         return out
 
     @staticmethod
@@ -100,7 +103,8 @@ class TrialSpec:
                          MeasureSettings(**d["measure"]), int(d.get("repeat", 0)),
                          LoadGenSettings.from_json(lg) if lg else None,
                          AccuracySpec.from_json(acc) if acc else None, tuple(d.get("profile") or ()),
-                         EnsembleSpec.from_json(ens) if ens else None)
+                         EnsembleSpec.from_json(ens) if ens else None,
+                         tuple((str(p), str(d)) for p, d in d.get("affinity") or ()))
 
     def identity(self) -> dict[str, Any]:
         """The spec as its key sees it: portable, so the same trial has the same key on every host. Files are
