@@ -67,9 +67,9 @@ def _leaf(node: Any) -> tuple[str, str]:
 
 
 def _op(node: Any) -> str:
-    """aten.conv2d.default -> conv2d."""
+    """aten.conv2d.default -> conv2d; an in-place op by its plain name (aten.add_.Tensor -> add)."""
     name = getattr(node.target, "__name__", str(node.target))
-    return name.split(".")[0]
+    return name.split(".")[0].rstrip("_")
 
 
 def _matches(rule: str, node: Any) -> bool:
