@@ -70,10 +70,13 @@ def test_schema_is_versioned_by_alembic(tmp_path: Path) -> None:
     path = tmp_path / "v.db"
     Store(str(path))
     con = sqlite3.connect(path)
-    assert con.execute("select version_num from alembic_version").fetchone() == ("0005",)
+    assert con.execute("select version_num from alembic_version").fetchone() == ("0006",)
     tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
     assert {"runs", "trials", "results", "environments", "metrics", "artifacts", "studies", "study_trials", "layers",
             "peaks", "members"} <= tables
+    columns = {r[1] for r in con.execute("pragma table_info(members)")}
+    assert {"device", "share", "model", "alone_throughput_sps", "alone_latency_median_ms", "interference",
+            "accuracy"} <= columns
     con.close()
     Store(str(path))  # opening again is a no-op migration
 

@@ -14,7 +14,7 @@ from typing import Any
 from inferlab import backends
 from inferlab.accuracy.datasets import open_dataset
 from inferlab.backends.base import Backend, refusal, word
-from inferlab.backends.multi import accepts, compound, knob_device
+from inferlab.backends.multi import accepts, compound, knob_device, members_of
 from inferlab.backends.split import hetero_members
 from inferlab.config.ensembles import Ensemble, check_same_inputs, ensemble_spec, ensembles, members_in_ensembles
 from inferlab.config.schema import Experiment, InputOverride, LoadGenConfig, ModelEntry, Rule
@@ -293,7 +293,8 @@ def plan(exp: Experiment, devices_here: bool = True) -> Plan:
         devices_field = f"backends[{bi}].devices" if own_devices else "devices"
         for device in entry.devices or exp.devices:
             if exp.profiles() and (compound(device) is not None or groups):
-                what = f"a compound device ({device})" if compound(device) is not None else "an ensemble"
+                what = (f"a multi-device ({device})" if members_of(device) is not None else
+                        f"a split ({device})" if hetero_members(device) is not None else "an ensemble")
                 raise BackendError(f"{where('profile')}: {what} has no profile of its own; profile each member on "
                                    "its own trial")
             if not accepts(backend, device):

@@ -109,6 +109,9 @@ def _member_rows(a: TrialResult, b: TrialResult) -> list[Row]:
         if i >= len(r.members):
             return ""
         m = r.members[i]
+        if m.model is not None:  # an ensemble's member: its figures in the ensemble, and alone
+            return (f"{m.model}: {numbers.fps(m.throughput_sps)} /s, p50 {numbers.ms(m.latency_median_ms)} ms "
+                    f"(alone {numbers.ms(m.alone_latency_median_ms)} ms)")
         return (f"{m.device}: {m.share:.0%}, {numbers.fps(m.throughput_sps)} /s, "
                 f"p50 {numbers.ms(m.latency_median_ms)} ms")
 
