@@ -26,13 +26,15 @@ def node_cache() -> Path:
 
 
 def spec_paths(spec: TrialSpec) -> list[Path]:
-    """The host paths a trial reads: its model file, dataset path, labels and annotations, input data files,
-    a user.conf. Each becomes one bundle."""
+    """The host paths a trial reads: its model file (an ensemble's: each member's), dataset path, labels and
+    annotations, input data files, a user.conf. Each becomes one bundle."""
     out: list[Path] = [] if spec.model.format.value == "torch-factory" else [spec.model.path]
     if spec.accuracy is not None:
         config = spec.accuracy.dataset.config
         out += [Path(p) for p in (config.path, config.labels, config.annotations) if p]
     out += [Path(h.data) for h in spec.model.inputs if h.data]
+    for m in spec.ensemble.members if spec.ensemble is not None else ():  # every member's file, not just the first
+        out += ([] if m.format.value == "torch-factory" else [m.path]) + [Path(h.data) for h in m.inputs if h.data]
     if spec.loadgen is not None and spec.loadgen.user_conf:
         out.append(Path(spec.loadgen.user_conf))
     return [p for p in dict.fromkeys(out) if p.exists()]
