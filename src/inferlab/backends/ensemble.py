@@ -1,5 +1,6 @@
-"""A co-located ensemble behind the Session interface: one session per member model on the same device, each
-member on its own thread (on a GPU, its own CUDA stream), every request fed to every member. The members run
+"""A co-located ensemble behind the Session interface: one session per member model on the same device, every
+request fed to every member. At the same time, each member runs on its own thread (on a GPU, its own CUDA
+stream); one after another, they run in turn on the thread that sent the request. The members run
 at the same time (`concurrent`), one after another (`sequential`), or one member alone, switched between
 measurement windows on the same loaded sessions, so that all three are measured in one trial."""
 
@@ -62,9 +63,9 @@ class EnsembleSession(Session):
 
     def run(self, prepared: Any) -> Any:
         raws: list[Any] = [None] * len(self.sessions)
-        if self.schedule == "sequential":
+        if self.schedule == "sequential":  # on the calling thread: no hand-off between members
             for i in self.active:
-                raws[i] = self._workers[i].submit(self._timed, i, prepared[i]).result()
+                raws[i] = self._timed(i, prepared[i])
         else:
             futures = [(i, self._workers[i].submit(self._timed, i, prepared[i])) for i in self.active]
             for i, f in futures:
@@ -86,13 +87,6 @@ class EnsembleSession(Session):
         # members one after another keep one request at a time: with more, a member would start the next
         # request while another member works on the last one, which is co-location again
         super().start_async(depth if self.schedule == "concurrent" else 1)
-
-    def member_latency(self, i: int) -> tuple[int, float | None, float | None]:
-        """Member i's requests since `use`, and their median and p99 latency in ms."""
-        lats = np.array([lat for _, lat in self._log[i]], dtype=np.int64)
-        if not lats.size:
-            return 0, None, None
-        return int(lats.size), float(np.median(lats)) / 1e6, float(np.percentile(lats, 99)) / 1e6
 
     def member_figures(self, requests: int, window_s: float, batch: int) -> tuple[MemberResult, ...]:
         """Each active member's part of the last `requests` requests: every member serves every request."""

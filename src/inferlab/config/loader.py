@@ -27,13 +27,15 @@ MAX_DEPTH = 32               # nesting of mappings and lists (a real config is a
 def _loc(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
-        if isinstance(part, str) and _UNION_TAG.match(part):
+        if isinstance(part, str) and (_UNION_TAG.match(part) or part in _BRANCHES):
             continue  # pydantic names the member of a union it tried ("literal[...]", "list[...]"): not a field
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
 
 
 _UNION_TAG = re.compile(r"^(literal|list|dict|tuple|function-\w+|union|nullable|str|int|float|bool|none)(\[.*\])?$")
+# the schema's classes: pydantic names a union's model branch by its class (ensemble.EnsembleEntry.members)
+_BRANCHES = frozenset({"EnsembleEntry"})
 
 
 def _model_at(cls: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -43,6 +45,9 @@ def _model_at(cls: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | N
     for part in loc:
         if containers:
             containers -= 1
+            continue
+        if isinstance(part, str) and (part in _BRANCHES or _UNION_TAG.match(part)):  # a union's branch
+            containers += part.startswith(("list[", "dict["))
             continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
             return None
@@ -55,6 +60,17 @@ def _model_at(cls: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | N
             models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
             current = models[0] if models else (args[-1] if args else None)
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+# "this branch of a union does not take that shape": noise beside the error of the branch that fits the input
+_WRONG_BRANCH = frozenset({"list_type", "dict_type", "model_type", "model_attributes_type"})
+
+
+def _relevant(errors: list[Any]) -> list[Any]:
+    """The errors worth reporting: a field that takes one value or a list of them (`ensemble`, `batch`) fails
+    in both branches; the branch that does not fit the input's shape only says so."""
+    fitting = [e for e in errors if e.get("type") not in _WRONG_BRANCH]
+    return fitting or errors
 
 
 def _message(err: dict[str, Any], source: str, command: str | None) -> str:
@@ -77,6 +93,10 @@ def _message(err: dict[str, Any], source: str, command: str | None) -> str:
     if err.get("type") == "missing":
         return f"{source}: {where} is required"
     if err.get("type") == "too_short":
+        least = int(err.get("ctx", {}).get("min_length") or 1)
+        if least > 1:
+            n = len(err.get("input") or ())
+            return f"{source}: {where}: {n} item{'s' * (n != 1)}; give at least {least}"
         return f"{source}: {where}: an empty list; give at least one value"
     if err.get("type") == "too_long":  # a list over its own limit
         limit, n = err.get("ctx", {}).get("max_length"), len(err.get("input") or ())
@@ -175,7 +195,7 @@ def from_data(data: Any, source: str = "<config>", command: str | None = None) -
     try:
         exp = Experiment.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors()
+        errors = _relevant(exc.errors())
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ConfigError(_message(dict(errors[0]), source, command) + more) from None
     except (TypeError, ValueError) as exc:  # non-string keys and other shapes pydantic refuses outright

@@ -89,7 +89,9 @@ def speed(spec: TrialSpec, session: EnsembleSession, inputs: Sequence[list[Tenso
     for i in range(k):
         events.phase(f"alone {session.names[i]}")
         w = _window(spec, session, prepared, events, [i], "sequential")
-        alone.append((w["throughput_sps"], w["latency"].p50_ms))
+        # its latency as the session times it, as in the ensemble below: the member's own run, nothing around it
+        (own,) = session.member_figures(int(w["requests"]), float(w["duration_s"]), spec.batch)
+        alone.append((w["throughput_sps"], own.latency_median_ms))
     events.phase("one after another")
     seq = _window(spec, session, prepared, events, range(k), "sequential")
     events.phase("at the same time")

@@ -334,3 +334,25 @@ def roofline(key: RoofKey, results: Sequence[TrialResult], styles: Styles) -> go
             name=styles.name(series), text=[_roof_hover(r) for r in rs], hovertemplate="%{text}<extra></extra>",
             marker=styles.marker(series, size=11)))
     return fig
+
+
+def ensemble(r: TrialResult) -> go.Figure | None:
+    """One ensemble trial: each member's median latency alone and in the ensemble (its interference), beside
+    the whole ensemble's latency one after another and at the same time (co-location's gain)."""
+    if r.spec.ensemble is None or not r.members or r.latency is None:
+        return None
+    names = [m.model or f"#{m.member}" for m in r.members]
+    alone = [m.alone_latency_median_ms for m in r.members]
+    together = [m.latency_median_ms for m in r.members]
+    if r.ensemble is not None:
+        names.append("whole ensemble")
+        alone.append(r.ensemble.sequential_latency_median_ms)
+        together.append(r.latency.p50_ms)
+    fig = go.Figure(layout=_layout(f"Ensemble {row_name(r)}", "", "median latency (ms)", barmode="group"))
+    fig.add_trace(go.Bar(x=names, y=alone, name="alone (whole ensemble: one after another)",
+                         hovertemplate="%{x}: %{y:.3g} ms<extra>alone / one after another</extra>"))
+    fig.add_trace(go.Bar(x=names, y=together, name="at the same time",
+                         text=[f"{m.interference:.2f}×" if m.interference else "" for m in r.members]
+                         + ([f"gain {r.ensemble.gain:.2f}×" if r.ensemble.gain else ""] if r.ensemble else []),
+                         textposition="outside", hovertemplate="%{x}: %{y:.3g} ms<extra>at the same time</extra>"))
+    return fig

@@ -371,6 +371,8 @@ def render(runs: Sequence[RunData], environments: dict[str, dict[str, Any] | Non
         layer_runs=layer_sections(runs, output), hot=HOT, hot_columns=HOT_COLUMNS,
         roofline_charts=_roofline_charts(results, styles), roofline_columns=ROOFLINE_COLUMNS,
         roofline_numeric=ROOFLINE_NUMERIC, roofline_rows=roofline_rows(results), member_columns=MEMBER_COLUMNS,
-        member_numeric=MEMBER_NUMERIC, member_rows=member_rows(results), ensemble_columns=ENSEMBLE_COLUMNS,
+        member_numeric=MEMBER_NUMERIC, member_rows=member_rows(results), ensemble_charts=_charts("ensemble", {
+            row_name(r): (charts.ensemble(r), None) for r in results if r.spec.ensemble is not None}),
+        ensemble_columns=ENSEMBLE_COLUMNS,
         ensemble_numeric=ENSEMBLE_NUMERIC, ensemble_rows=ensemble_rows(results), ensemble_note=ENSEMBLE_NOTE,
         plotly_js=get_plotlyjs())
