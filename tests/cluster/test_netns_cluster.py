@@ -56,6 +56,19 @@ def _interval(sleep_s: float) -> tuple[float, float]:
 
 
 @ray.remote
+def _meet(folder: str, others: int) -> bool:
+    """Say it started (a file in `folder`), then wait up to 60 s for `others` more to start: True when they
+    did, so two of these both returning True ran at the same time however slowly their workers started."""
+    Path(folder, str(os.getpid())).touch()
+    deadline = time.monotonic() + 60
+    while len(list(Path(folder).iterdir())) < others + 1:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@ray.remote
 def _hold(flag: str) -> None:
     Path(flag).touch()  # the namespaces share the file system
     time.sleep(600)
@@ -101,17 +114,18 @@ def test_label_selector_places_task_on_the_labelled_node(ray_cluster: Cluster, r
     assert got["ray_ip"] == ray_cluster.node("w2").ip
 
 
-def test_trial_resource_serialises_tasks_on_a_node(ray_cluster: Cluster, ray_driver: Any) -> None:
+def test_trial_resource_serialises_tasks_on_a_node(ray_cluster: Cluster, ray_driver: Any, tmp_path: Path) -> None:
     w1, w2 = ray_cluster.node("w1"), ray_cluster.node("w2")
-    # num_cpus=0 so that the trial resource alone decides; the control on w2 asks for nothing and does overlap.
+    # num_cpus=0 so that the trial resource alone decides; the control on w2 asks for nothing and does overlap
+    # (each waits for the other to start: a worker that starts slowly on a busy machine still meets the other).
     serial = [_interval.options(resources=TRIAL, num_cpus=0, scheduling_strategy=_pinned(w1.node_id)).remote(0.7)
               for _ in range(3)]
-    control = [_interval.options(num_cpus=0, scheduling_strategy=_pinned(w2.node_id)).remote(3.0) for _ in range(2)]
+    control = [_meet.options(num_cpus=0, scheduling_strategy=_pinned(w2.node_id)).remote(str(tmp_path), 1)
+               for _ in range(2)]
     spans = sorted(ray_driver.get(serial, timeout=60))
     for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end, f"trial tasks overlapped on one node: {spans}"
-    free = sorted(ray_driver.get(control, timeout=60))
-    assert free[1][0] < free[0][1], f"control tasks without the resource did not overlap: {free}"
+    assert ray_driver.get(control, timeout=90) == [True, True], "control tasks without the resource did not overlap"
 
 
 def test_killed_node_is_marked_dead_and_its_tasks_fail(

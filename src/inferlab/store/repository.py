@@ -150,7 +150,10 @@ class Store:
                 raise StoreError(f"{path.parent}: cannot create the default database folder ({exc.strerror}); "
                                  "set INFERLAB_DB or pass --db to store results elsewhere") from None
         try:
-            self.engine: Engine = create_engine(self.url)
+            # SQLite: wait up to 30 s for another process's write (the driver's default is 5 s, too short for a
+            # migration on a loaded two-core machine)
+            args = {"timeout": 30} if self.url.startswith("sqlite") else {}
+            self.engine: Engine = create_engine(self.url, connect_args=args)
         except (ArgumentError, ImportError) as exc:
             raise StoreError(f"--db '{url}': not a usable database URL ({exc}); "
                              "use a file path or e.g. postgresql://user@host/db") from None
@@ -181,10 +184,13 @@ class Store:
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))  # ConfigParser: % interpolates
         try:
-            with self._migration_lock(), self.engine.begin() as conn:
-                _lock_server_migration(conn)
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+            with self._migration_lock():
+                if self._at_head():  # another process migrated it while this one waited for the lock
+                    return
+                with self.engine.begin() as conn:
+                    _lock_server_migration(conn)
+                    cfg.attributes["connection"] = conn
+                    command.upgrade(cfg, "head")
         except DatabaseError as exc:
             raise StoreError(f"database {self.where}: cannot open ({str(exc.orig).strip()}); check the path "
                              "and permissions") from None
