@@ -8,4 +8,4 @@ scripts/setup.sh
 .venv/bin/ruff check src tests examples benchmarks
 .venv/bin/mypy
 .venv/bin/lint-imports
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 "$@"
