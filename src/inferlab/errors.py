@@ -36,6 +36,13 @@ class Interrupted(InferlabError):
     exit_code = 130
 
 
+class Cancelled(InferlabError):
+    """A run was cancelled while it ran (from the workbench): the trial running was stopped, the finished
+    trials are stored and the run can be resumed."""
+
+    exit_code = 130
+
+
 class StoreFull(StoreError):
     """The database's disk (or its size limit) is full; what was committed before stays."""
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import logging
 import shlex
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inferlab.errors import ArtifactsError, Interrupted, RunStopped, StoreError
+from inferlab.errors import ArtifactsError, Cancelled, ClusterError, Interrupted, RunStopped, StoreError
 from inferlab.execute import environment
 from inferlab.execute.base import Executor, Reporter
 from inferlab.execute.local import LocalExecutor
@@ -44,12 +45,16 @@ def mark(store: Store, run_id: str, status: str) -> bool:
 
 
 def make_executor(cluster: str | None, reporter: Reporter | None, env_id: str,
-                  register: Callable[[dict[str, Any]], str], labels: dict[str, str] | None = None) -> Executor:
+                  register: Callable[[dict[str, Any]], str], labels: dict[str, str] | None = None,
+                  stop: threading.Event | None = None) -> Executor:
     """This host's executor, or a Ray cluster's at `cluster` (an address, or "local" for a throwaway one).
     `register` stores a node's environment and returns its id (each result carries its node's); `labels`: the
-    node labels a cluster node must have to take trials."""
+    node labels a cluster node must have to take trials; `stop`: set from another thread, it cancels the run
+    (this host's executor only)."""
     if cluster is None:
-        return LocalExecutor(reporter, env_id)
+        return LocalExecutor(reporter, env_id, stop=stop)
+    if stop is not None:
+        raise ClusterError("a run on a cluster cannot be cancelled from another thread yet; run it on this host")
     from inferlab.execute.cluster import RayExecutor  # Ray is imported only when a cluster is asked for
 
     return RayExecutor(cluster, reporter, register, labels=labels)
@@ -111,9 +116,10 @@ class lifecycle:
 
     def __init__(self, opening: Opening, db: str | None, resume: str | None, reporter: Reporter | None,
                  resume_command: str | None = None, cluster: str | None = None,
-                 before_create: Callable[[Store], None] | None = None) -> None:
+                 before_create: Callable[[Store], None] | None = None, stop: threading.Event | None = None) -> None:
         self.opening, self.db, self.resume_id, self.reporter = opening, db, resume, reporter
         self.resume_command, self.cluster, self.before_create = resume_command, cluster, before_create
+        self.stop = stop
         self.session: RunSession | None = None
         self.store: Store | None = None
 
@@ -128,7 +134,7 @@ class lifecycle:
             def register(node_env: dict[str, Any]) -> str:
                 return store.ensure_environment(environment.fingerprint(node_env), node_env)
 
-            executor = make_executor(self.cluster, self.reporter, env_id, register, self.opening.labels)
+            executor = make_executor(self.cluster, self.reporter, env_id, register, self.opening.labels, self.stop)
             try:
                 executor.check(self.opening.specs)  # a trial no host can run is refused before the run exists
             except BaseException:
@@ -166,6 +172,10 @@ class lifecycle:
                 mark(self.store, s.run_id, "interrupted")
                 stored = "its trials are stored" if s.verb == "tune" else "finished trials are stored"
                 raise Interrupted(f"{what} {s.run_id} interrupted; {stored}; {s.hint}") from None
+            if isinstance(exc, Cancelled):
+                s.end("cancelled")
+                mark(self.store, s.run_id, "cancelled")
+                raise Cancelled(f"{what} {s.run_id} cancelled; finished trials are stored; {s.hint}") from None
             if isinstance(exc, StoreError | ArtifactsError):  # the environment failed under the run
                 s.end("stopped")
                 raise stopped(self.store, what, s.run_id, exc, s.resumed + s.saved, s.total, s.hint) from None

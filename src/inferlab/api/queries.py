@@ -5,6 +5,7 @@ opens the store or the executor itself."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from inferlab import backends as registry
@@ -14,9 +15,10 @@ from inferlab.execute import environment as host
 from inferlab.records.trial import Scalar, TrialResult
 from inferlab.report.mlperf import mlperf_rows as mlperf_table_rows
 from inferlab.store import RunInfo, Store
+from inferlab.store.repository import data_dir, resolve_url, sqlite_path
 
-__all__ = ["BackendInfo", "RunInfo", "StoredRun", "backend_catalogue", "host_environment", "mlperf_rows",
-           "runs", "stored_run"]
+__all__ = ["BackendInfo", "RunInfo", "RunSummary", "StoredRun", "backend_catalogue", "host_environment", "mlperf_rows",
+           "run_info", "run_summaries", "runs", "stored_run", "workbench_dir"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,46 @@ def runs(db: str | None = None) -> list[RunInfo]:
     store = Store(db)
     try:
         return store.runs()
+    finally:
+        store.close()
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A stored run with what its trials cover (for lists that filter runs by model, backend or device)."""
+
+    info: RunInfo
+    models: list[str]
+    backends: list[str]
+    devices: list[str]
+
+
+def run_summaries(db: str | None = None) -> list[RunSummary]:
+    """Every stored run, newest first, with the models, backends and devices of its trials."""
+    store = Store(db)
+    try:
+        out = []
+        for info in reversed(store.runs()):
+            specs = store.specs(info.id)
+            out.append(RunSummary(info, sorted({s.model.name for s in specs}), sorted({s.backend for s in specs}),
+                                  sorted({s.device for s in specs})))
+        return out
+    finally:
+        store.close()
+
+
+def workbench_dir(db: str | None = None) -> Path:
+    """Where the workbench keeps what it imports (models, datasets, configs): beside an SQLite database, else
+    in the per-user data folder, as runs keep their files."""
+    path = sqlite_path(resolve_url(db))
+    return (path.parent if path is not None else data_dir()) / "inferlab-workbench"
+
+
+def run_info(ref: str | None = None, db: str | None = None) -> RunInfo:
+    """A stored run's status and counts (trials planned, results stored), by id or 'latest'."""
+    store = Store(db)
+    try:
+        return store.run_info(ref)
     finally:
         store.close()
 

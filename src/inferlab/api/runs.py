@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,13 +53,16 @@ log = logging.getLogger(__name__)
 
 def execute(exp: Experiment, db: str | None = None, resume: str | None = None,
             reporter: Reporter | None = None, on_plan: Callable[[Plan], None] | None = None,
-            resume_command: str | None = None, cluster: str | None = None) -> Run:
+            resume_command: str | None = None, cluster: str | None = None,
+            stop: threading.Event | None = None, on_run: Callable[[str], None] | None = None) -> Run:
     """Plan (resolve) the experiment, store the run, run every pending trial, store each result.
 
     `resume_command`: the command line that started the run, without --resume (e.g. "inferlab run x.yaml
     --db r.db"); an interrupted or stopped run names it, plus `--resume RUN`, as the way to continue. `cluster`:
-    a Ray address (or "local") whose nodes run the trials. Raises Interrupted on Ctrl-C and RunStopped when the
-    database or the artifacts folder fails mid-run; finished trials stay stored either way."""
+    a Ray address (or "local") whose nodes run the trials. `stop`: set from another thread, it cancels the run
+    (the trial running is killed; Cancelled is raised); `on_run` is told the run's id once it is stored.
+    Raises Interrupted on Ctrl-C and RunStopped when the database or the artifacts folder fails mid-run;
+    finished trials stay stored either way."""
     environment.collect_soon()  # this host's fingerprint, while the experiment is planned
     plan = cfg.plan(exp, devices_here=cluster is None)
     if on_plan is not None:
@@ -84,7 +88,10 @@ def execute(exp: Experiment, db: str | None = None, resume: str | None = None,
 
     opening = Opening("run", exp.source, create, resume_run, len(plan.specs), plan.specs, exp.nodes)
     with lifecycle(opening, db, resume, reporter, resume_command, cluster,
-                   before_create=lambda store: check_artifacts(store.artifacts_root(), plan.specs)) as session:
+                   before_create=lambda store: check_artifacts(store.artifacts_root(), plan.specs),
+                   stop=stop) as session:
+        if on_run is not None:
+            on_run(session.run_id)
         for _ in session.measure(todo):
             pass
         session.finish()

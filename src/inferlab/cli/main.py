@@ -526,9 +526,9 @@ def _start_trial_process(args: list[str]) -> None:
 def _register_commands() -> None:
     """Commands that live in modules of their own (they import cli.app, never this module); imported here, not
     at the top, because they import the API."""
-    from inferlab.cli import analysis, graph, tuning
+    from inferlab.cli import analysis, graph, serve, tuning
 
-    for command in (tuning.tune, graph.graph, analysis.analyze):
+    for command in (tuning.tune, graph.graph, analysis.analyze, serve.serve):
         if not any(c.callback is command for c in app.registered_commands):
             app.command()(command)
 

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from inferlab.errors import Cancelled
 from inferlab.execute.base import Reporter
 from inferlab.execute.trial_process import TrialProcess
 from inferlab.records.trial import TrialResult, TrialSpec
@@ -16,8 +18,10 @@ class LocalExecutor:
     slots = 1
 
     def __init__(self, reporter: Reporter | None = None, environment_id: str | None = None,
-                 artifacts: Path | None = None, owner: str = "an inferlab run") -> None:
+                 artifacts: Path | None = None, owner: str = "an inferlab run",
+                 stop: threading.Event | None = None) -> None:
         self.process = TrialProcess(reporter, environment_id, artifacts, owner)
+        self.process.stop = self.stop = stop  # set from another thread: the run stops, its trial killed
         self.reporter = self.process.reporter
         self.queue: deque[TrialSpec] = deque()
         self.total = 0
@@ -40,8 +44,11 @@ class LocalExecutor:
         self.total += len(specs)
 
     def results(self) -> Iterator[TrialResult]:
-        """Runs the queued trials here, in order; Ctrl-C (or SIGTERM turned into it) kills the trial running."""
+        """Runs the queued trials here, in order; Ctrl-C (or SIGTERM turned into it) kills the trial running, and
+        so does `stop` when it is set (raising Cancelled)."""
         while self.queue and not self.cancelled:
+            if self.stop is not None and self.stop.is_set():
+                raise Cancelled("run cancelled")
             spec = self.queue.popleft()
             self.reporter.trial_started(self.started, self.fixed_total or self.total, spec)
             self.started += 1

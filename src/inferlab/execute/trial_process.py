@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from inferlab import backends
-from inferlab.errors import ArtifactsError
+from inferlab.errors import ArtifactsError, Cancelled
 from inferlab.execute.base import QuietReporter, Reporter
 from inferlab.execute.child import SCRATCH_PREFIX, Child, trial_environment
 from inferlab.execute.child import take as early_child
@@ -173,6 +174,7 @@ class TrialProcess:
         self.artifacts = artifacts
         self.compiled: Path | None = None  # where runtimes keep what they compile for later trials (a tuning)
         self.owner = owner
+        self.stop: threading.Event | None = None  # set from another thread: the trial running is stopped
         self.rapl = Rapl()
         self.nvml = Nvml()
         sweep_scratch()
@@ -229,6 +231,8 @@ class TrialProcess:
         outcome = _Outcome(monitor)
         eof = False
         while not eof:
+            if self.stop is not None and self.stop.is_set():
+                raise Cancelled(f"trial {spec.label()} cancelled")  # the caller kills the trial's process
             over = limit is not None and monitor.rss / 2**20 > limit
             if over or time.monotonic() > deadline:
                 with contextlib.suppress(ProcessLookupError):

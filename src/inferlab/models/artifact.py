@@ -132,6 +132,9 @@ def _factory_source(ref: str) -> Path:
         raise ModelError(f"{ref}: module '{module_name}' cannot be found; check the name and PYTHONPATH")
     if not attr.isidentifier():
         raise ModelError(f"{ref}: '{attr}' is not a factory name; write 'package.module:factory'")
+    if not Path(spec.origin).is_file():  # built in or frozen ('os.path'): no source of a model
+        raise ModelError(f"{ref}: module '{module_name}' has no source file ({spec.origin}); a factory lives in "
+                         "a module of your own")
     return Path(spec.origin)
 
 

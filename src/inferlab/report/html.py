@@ -331,6 +331,17 @@ def render_tables(runs: Sequence[RunData], environments: dict[str, dict[str, Any
 def render(runs: Sequence[RunData], environments: dict[str, dict[str, Any] | None],
            threshold_ms: float | None = None, percentile: str | None = None, output: Path | None = None) -> str:
     """The HTML report. `output`: where it goes, so links to trial files (optimised graphs) are relative to it."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    return env.get_template("report.html.j2").render(report_context(runs, environments, threshold_ms, percentile,
+                                                                    output), plotly_js=get_plotlyjs())
+
+
+def report_context(runs: Sequence[RunData], environments: dict[str, dict[str, Any] | None],
+                   threshold_ms: float | None = None, percentile: str | None = None,
+                   output: Path | None = None) -> dict[str, Any]:
+    """What the report's template shows (the workbench renders the same with its own page around it), without
+    plotly.js itself."""
     results = [r for run in runs for r in run.results]
     studies = [run.study for run in runs if run.study is not None]
     threshold = threshold_ms if threshold_ms is not None else next(
@@ -359,10 +370,8 @@ def render(runs: Sequence[RunData], environments: dict[str, dict[str, Any] | Non
     ]
     metric_names, acc_rows = accuracy_rows(results)
     rows, footnotes = trial_rows(results)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
     failed = [(row_name(r), r.status, r.reason or "") for r in results if r.status in ("failed", "timeout")]
-    return env.get_template("report.html.j2").render(
+    return dict(
         title="inferlab report: " + ", ".join(run.name for run in runs), runs=runs,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), table=table, levels=LEVELS,
         groups=table.header_groups(), sections=sections, metric_names=metric_names, acc_rows=acc_rows,
@@ -374,5 +383,4 @@ def render(runs: Sequence[RunData], environments: dict[str, dict[str, Any] | Non
         member_numeric=MEMBER_NUMERIC, member_rows=member_rows(results), ensemble_charts=_charts("ensemble", {
             row_name(r): (charts.ensemble(r), None) for r in results if r.spec.ensemble is not None}),
         ensemble_columns=ENSEMBLE_COLUMNS,
-        ensemble_numeric=ENSEMBLE_NUMERIC, ensemble_rows=ensemble_rows(results), ensemble_note=ENSEMBLE_NOTE,
-        plotly_js=get_plotlyjs())
+        ensemble_numeric=ENSEMBLE_NUMERIC, ensemble_rows=ensemble_rows(results), ensemble_note=ENSEMBLE_NOTE)

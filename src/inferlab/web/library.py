@@ -1,0 +1,126 @@
+"""The server's data folder: models imported by upload, each kept under `models/<hash>/` (its content hash,
+never a name the upload chose), with the name it was uploaded under kept as data. Uploads are streamed to a
+scratch file with a size limit, hashed, checked by the model reader of inferlab (no Python is imported from
+them), then moved into place."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from inferlab.errors import ModelError
+from inferlab.models.artifact import resolve
+from inferlab.web.problems import Problem
+
+SUFFIXES = {".onnx": "onnx", ".xml": "openvino", ".pt2": "torch-export"}
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    hash: str
+    name: str            # the uploaded file's stem, for people (never a path)
+    format: str
+    path: str            # relative to the data folder: what a config names
+    size: int
+    parent: str | None = None   # the model it was derived from (hash), for lineage
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def display_name(filename: str | None) -> str:
+    stem = Path(filename or "model").stem
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:80] or "model"
+
+
+def _save(upload: BinaryIO, target: Path, limit: int, what: str) -> str:
+    """Stream an upload to `target` (a scratch file), stopping at `limit` bytes; return its sha256."""
+    h = hashlib.sha256()
+    size = 0
+    with target.open("wb") as out:
+        while chunk := upload.read(CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise Problem(413, f"{what} is larger than this server's limit of {limit / 2**20:g} MB "
+                                   "(inferlab serve --max-upload-mb raises it)")
+            h.update(chunk)
+            out.write(chunk)
+    if size == 0:
+        raise Problem(422, f"{what} is empty")
+    return h.hexdigest()
+
+
+class Library:
+    def __init__(self, data_dir: Path, limit: int) -> None:
+        self.root = data_dir
+        self.limit = limit
+        self.models_dir = data_dir / "models"
+
+    def _scratch(self) -> Path:
+        (self.root / "incoming").mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=self.root / "incoming"))
+
+    def import_model(self, name: str | None, main: BinaryIO, weights: BinaryIO | None = None) -> StoredModel:
+        """Import an .onnx, a .pt2, or an OpenVINO .xml with its .bin (`weights`)."""
+        suffix = Path(name or "").suffix.lower()
+        if suffix not in SUFFIXES:
+            raise Problem(415, f"file '{display_name(name)}{suffix}': import an .onnx, an OpenVINO .xml with its "
+                               ".bin, or a torch.export .pt2 (Python modules and factories are not accepted)")
+        if suffix == ".xml" and weights is None:
+            raise Problem(422, "an OpenVINO model needs its .bin weights: upload the .xml and the .bin together")
+        scratch = self._scratch()
+        try:
+            main_path = scratch / f"model{suffix}"
+            digest = _save(main, main_path, self.limit, "the model file")
+            h = hashlib.sha256(digest.encode())
+            if suffix == ".xml":
+                assert weights is not None
+                h.update(_save(weights, scratch / "model.bin", self.limit, "the .bin weights").encode())
+            elif weights is not None:
+                raise Problem(422, f"only an OpenVINO .xml takes a weights file; a {suffix} model is one file")
+            key = h.hexdigest()[:16]
+            try:
+                resolve(display_name(name), str(main_path))  # parsed as a model, never imported
+            except ModelError as exc:
+                raise Problem(422, f"file '{display_name(name)}{suffix}': "
+                                   f"{str(exc).split(': ', 1)[-1]}") from None
+            folder = self.models_dir / key
+            if not folder.exists():
+                folder.parent.mkdir(parents=True, exist_ok=True)
+                scratch.rename(folder)
+            model = StoredModel(key, display_name(name), SUFFIXES[suffix], f"models/{key}/model{suffix}",
+                                sum(f.stat().st_size for f in folder.glob("model.*")))
+            meta = folder / "meta.json"
+            if not meta.exists():
+                meta.write_text(json.dumps(model.to_json()))
+            return self.model(key)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def models(self) -> list[StoredModel]:
+        if not self.models_dir.is_dir():
+            return []
+        out = [self._read(p) for p in sorted(self.models_dir.iterdir()) if (p / "meta.json").is_file()]
+        return sorted(out, key=lambda m: m.name)
+
+    def model(self, key: str) -> StoredModel:
+        if not re.fullmatch(r"[0-9a-f]{16}", key):
+            raise Problem(404, f"model '{key[:40]}': no such model; the Models page lists them")
+        folder = self.models_dir / key
+        if not (folder / "meta.json").is_file():
+            raise Problem(404, f"model '{key}': no such model; the Models page lists them")
+        return self._read(folder)
+
+    @staticmethod
+    def _read(folder: Path) -> StoredModel:
+        return StoredModel(**json.loads((folder / "meta.json").read_text()))
+
+    def file(self, model: StoredModel) -> Path:
+        return self.root / model.path
