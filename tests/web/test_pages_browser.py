@@ -1,0 +1,124 @@
+"""The workbench's pages in a real browser (Playwright driving Debian's chromium) against `inferlab serve`
+in its own process: import the digits CNN on the Models page, run a sweep from the New-experiment page and
+watch its live progress, read the run's report, compare two of its trials. Screenshots of each page go to
+examples/workbench/ when INFERLAB_SCREENSHOTS is set (how the committed ones were taken)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.web.conftest import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [pytest.mark.slow, pytest.mark.browser,
+              pytest.mark.skipif(shutil.which(CHROMIUM) is None,
+                                 reason=f"{CHROMIUM} is absent; install Debian's chromium (apt-get install chromium)")]
+SHOTS = ROOT / "examples" / "workbench"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("serve")
+    proc = subprocess.Popen([sys.executable, "-m", "inferlab.cli.main", "serve", "--db", str(tmp / "r.db"),
+                             "--data", str(tmp / "data"), "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        url = None
+        deadline = time.monotonic() + 120
+        while url is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line or proc.poll() is None, "inferlab serve exited"
+            m = re.match(r"(http://127\.0\.0\.1:\d+/)", line.strip())
+            url = m.group(1) if m else None
+        assert url is not None, "inferlab serve printed no address"
+        yield url.rstrip("/")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _shot(page: object, name: str) -> None:
+    if os.environ.get("INFERLAB_SCREENSHOTS"):
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_a_session_import_run_follow_report_compare(server: str, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    digits = ROOT / "examples" / "models" / "digits_cnn.onnx"
+    if not digits.is_file():
+        pytest.skip("examples/models/digits_cnn.onnx is not built; run examples/train_digits.py")
+    errors: list[str] = []
+    outside: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(server) else None)
+
+            page.goto(f"{server}/models")
+            page.set_input_files("#model-upload input[name=file]", str(digits))
+            page.click("#model-upload button[type=submit]")
+            page.wait_for_url(re.compile(r".*/models/[0-9a-f]{16}$"), timeout=30_000)
+            assert "digits_cnn" in page.inner_text("h1")
+            assert page.locator("#complexity").inner_text().count("parameters") == 1
+            _shot(page, "models")
+
+            page.click("text=benchmark it")
+            page.wait_for_selector("#config")
+            config = page.input_value("#config")
+            assert "models/" in config and "digits_cnn" in config
+            page.fill("#config", config.replace("batch: [1, 8]", "batch: [1, 4, 16]").replace(
+                "mode: [latency, throughput]", "mode: [latency]").replace(
+                "measure: {min_duration_s: 1, max_duration_s: 5}",
+                "measure: {min_duration_s: 0.3, max_duration_s: 2, min_iterations: 5}"))
+            _shot(page, "new-experiment")
+            page.click("#new-experiment button[type=submit]")
+            page.wait_for_url(re.compile(r".*/runs/[A-Za-z0-9_-]+$"), timeout=60_000)
+            run_id = page.url.rsplit("/", 1)[1]
+            if page.locator("#progress").count():  # still running: the live view fills in, then the page reloads
+                page.wait_for_selector("#progress-log li.trial-done", timeout=120_000)
+                _shot(page, "run-live")
+                page.wait_for_selector("#run-status:text('finished')", timeout=180_000)
+            page.wait_for_load_state("load")
+            page.wait_for_selector("#published-table", timeout=30_000)
+            page.wait_for_function("document.querySelector('#run-status').textContent.trim() === 'finished'",
+                                   timeout=60_000)
+            page.reload()
+            page.wait_for_selector("div.chart .main-svg", timeout=30_000)
+            assert page.locator("#run-trials tbody tr").count() == 3
+            _shot(page, "run")
+
+            page.goto(f"{server}/runs")
+            assert page.locator(f"#runs-table tr[data-run='{run_id}']").count() == 1
+            page.select_option("select[data-filter=backend]", "onnxruntime")
+            page.click("#filters button[type=submit]")
+            assert page.locator("#runs-table tbody tr").count() == 1
+            _shot(page, "runs")
+
+            page.goto(f"{server}/compare?run={run_id}&trial={run_id}:1&trial={run_id}:3")
+            page.wait_for_selector("table.comparison")
+            verdict = page.locator("table.comparison tr:has-text('median latency') td.verdict").first.inner_text()
+            assert "speed-up" in verdict
+            assert page.locator("[data-role=sweet-spot]").count() == 1
+            page.wait_for_selector("div.chart .main-svg", timeout=30_000)
+            _shot(page, "compare")
+        finally:
+            browser.close()
+    assert errors == [], errors
+    assert outside == [], outside  # everything from the server itself: no CDN
