@@ -53,12 +53,13 @@ def _shot(page: object, name: str) -> None:
         page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
 
 
-def test_a_session_import_run_follow_report_compare(server: str, tmp_path: Path) -> None:
+def test_a_session_import_run_follow_report_compare(server: str, tmp_path: Path,
+                                                    tiny_models: dict[str, str]) -> None:
     from playwright.sync_api import sync_playwright
 
+    # the digits CNN where it was trained (examples/train_digits.py, as the screenshots show), else the tiny model
     digits = ROOT / "examples" / "models" / "digits_cnn.onnx"
-    if not digits.is_file():
-        pytest.skip("examples/models/digits_cnn.onnx is not built; run examples/train_digits.py")
+    model = digits if digits.is_file() else Path(tiny_models["tiny.onnx"])
     errors: list[str] = []
     outside: list[str] = []
     with sync_playwright() as p:
@@ -72,17 +73,17 @@ def test_a_session_import_run_follow_report_compare(server: str, tmp_path: Path)
             page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(server) else None)
 
             page.goto(f"{server}/models")
-            page.set_input_files("#model-upload input[name=file]", str(digits))
+            page.set_input_files("#model-upload input[name=file]", str(model))
             page.click("#model-upload button[type=submit]")
             page.wait_for_url(re.compile(r".*/models/[0-9a-f]{16}$"), timeout=30_000)
-            assert "digits_cnn" in page.inner_text("h1")
+            assert model.stem in page.inner_text("h1")
             assert page.locator("#complexity").inner_text().count("parameters") == 1
             _shot(page, "models")
 
             page.click("text=benchmark it")
             page.wait_for_selector("#config")
             config = page.input_value("#config")
-            assert "models/" in config and "digits_cnn" in config
+            assert "models/" in config and model.stem in config
             page.fill("#config", config.replace("batch: [1, 8]", "batch: [1, 4, 16]").replace(
                 "mode: [latency, throughput]", "mode: [latency]").replace(
                 "measure: {min_duration_s: 1, max_duration_s: 5}",
