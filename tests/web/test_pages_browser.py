@@ -80,6 +80,22 @@ def test_a_session_import_run_follow_report_compare(server: str, tmp_path: Path,
             assert page.locator("#complexity").inner_text().count("parameters") == 1
             _shot(page, "models")
 
+            # the digits test split as an archive in ImageNet class folders (examples/make_digits_archive.py)
+            sys.path.insert(0, str(ROOT / "examples"))
+            from make_digits_archive import write
+
+            archive = write(tmp_path / "digits-test.zip")
+            page.goto(f"{server}/datasets")
+            page.set_input_files("#dataset-upload input[name=file]", str(archive))
+            page.click("#dataset-upload button[type=submit]")
+            page.wait_for_url(re.compile(r".*/datasets/[0-9a-f]{16}$"), timeout=60_000)
+            info = page.inner_text("#dataset-info")
+            assert "imagenet" in info and "540" in info
+            page.wait_for_function("Array.from(document.querySelectorAll('.wb-previews img'))"
+                                   ".every(i => i.complete && i.naturalWidth === 8)", timeout=20_000)
+            _shot(page, "dataset")
+
+            page.goto(f"{server}/models")
             page.click("text=benchmark it")
             page.wait_for_selector("#config")
             config = page.input_value("#config")

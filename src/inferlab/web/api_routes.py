@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi import Path as PathParam
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
@@ -24,7 +24,7 @@ from inferlab.report.compare import compare
 from inferlab.report.rows import flatten
 from inferlab.web import confine
 from inferlab.web.jobs import Jobs
-from inferlab.web.library import Library, StoredModel
+from inferlab.web.library import Datasets, Library, StoredModel
 from inferlab.web.problems import Problem
 from inferlab.web.settings import Settings
 
@@ -45,6 +45,24 @@ def _jobs(request: Request) -> Jobs:
 
 def _library(request: Request) -> Library:
     return request.app.state.library
+
+
+def _datasets(request: Request) -> Datasets:
+    return request.app.state.datasets
+
+
+class DatasetOut(BaseModel):
+    hash: str
+    name: str
+    format: str
+    path: str
+    labels: str | None
+    samples: int
+    classes: int
+    class_names: list[str]
+    size: int
+    content_hash: str
+    previews: list[str]
 
 
 class RunOut(BaseModel):
@@ -256,6 +274,36 @@ def analyze_model(request: Request, key: Annotated[str, PathParam(pattern=r"^[0-
     except InferlabError as exc:
         raise Problem(422, f"model {m.name}: {str(exc).splitlines()[0]}") from None
     return JSONResponse(json.loads(json.dumps(c.to_json(), default=str)))
+
+
+@router.get("/datasets", response_model=list[DatasetOut])
+def list_datasets(request: Request) -> list[DatasetOut]:
+    """Datasets imported into this workbench (by content hash)."""
+    return [DatasetOut(**d.to_json()) for d in _datasets(request).datasets()]
+
+
+@router.post("/datasets", response_model=DatasetOut, status_code=201)
+def import_dataset(request: Request,
+                   file: Annotated[UploadFile, File(description="a .zip, .tar, .tar.gz or .tgz archive in ImageNet "
+                                                                "class-folder, VOC or COCO layout")]) -> DatasetOut:
+    """Import a dataset archive: unpacked safely under the data folder, opened and checked as an accuracy check
+    would, kept by its content hash."""
+    return DatasetOut(**_datasets(request).import_archive(file.filename, file.file).to_json())
+
+
+@router.get("/datasets/{key}", response_model=DatasetOut)
+def get_dataset(request: Request, key: Annotated[str, PathParam(pattern=r"^[0-9a-f]{16}$")]) -> DatasetOut:
+    return DatasetOut(**_datasets(request).dataset(key).to_json())
+
+
+@router.get("/datasets/{key}/previews/{index}", response_class=FileResponse)
+def dataset_preview(request: Request, key: Annotated[str, PathParam(pattern=r"^[0-9a-f]{16}$")],
+                    index: Annotated[int, PathParam(ge=0, le=1000)]) -> FileResponse:
+    """One of the dataset's first images, as stored."""
+    path = _datasets(request).preview(key, index)
+    kind = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".bmp": "image/bmp",
+            ".webp": "image/webp"}.get(path.suffix.lower(), "application/octet-stream")
+    return FileResponse(path, media_type=kind)
 
 
 @router.get("/backends")

@@ -15,7 +15,7 @@ from fastapi.responses import Response
 
 from inferlab.web import api_routes, pages, problems
 from inferlab.web.jobs import Jobs
-from inferlab.web.library import Library
+from inferlab.web.library import Datasets, Library
 from inferlab.web.security import Guard
 from inferlab.web.settings import Settings
 
@@ -54,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.jobs = jobs
     app.state.library = Library(settings.data_dir, settings.max_upload_bytes)
+    app.state.datasets = Datasets(settings.data_dir, settings.max_upload_bytes, int(settings.max_archive_mb * 2**20))
     problems.install(app)
     app.include_router(api_routes.router)
     app.include_router(pages.router)

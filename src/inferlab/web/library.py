@@ -124,3 +124,98 @@ class Library:
 
     def file(self, model: StoredModel) -> Path:
         return self.root / model.path
+
+
+@dataclass(frozen=True)
+class StoredDataset:
+    hash: str            # the first 16 hex digits of the dataset's content hash (samples and annotations)
+    name: str            # the archive's stem, for people
+    format: str          # imagenet, voc or coco
+    path: str            # relative to the data folder: what a config's dataset.path names
+    labels: str | None   # the class-names file (relative), when the archive has one
+    samples: int
+    classes: int
+    class_names: list[str]
+    size: int            # bytes unpacked
+    content_hash: str
+    previews: list[str]  # the first samples' images (relative)
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class Datasets:
+    """Dataset archives imported into the data folder, each under `datasets/<content hash>/`."""
+
+    def __init__(self, data_dir: Path, upload_limit: int, unpacked_limit: int) -> None:
+        self.root = data_dir
+        self.folder = data_dir / "datasets"
+        self.upload_limit, self.unpacked_limit = upload_limit, unpacked_limit
+
+    def import_archive(self, name: str | None, upload: BinaryIO) -> StoredDataset:
+        from inferlab.api.datasets import describe_dataset
+        from inferlab.errors import DatasetError
+        from inferlab.web.archives import unpack
+
+        filename = Path(name or "dataset").name
+        if not filename.lower().endswith((".zip", ".tar", ".tar.gz", ".tgz")):
+            raise Problem(415, f"file '{display_name(filename)}': import a dataset as a .zip, .tar, .tar.gz or "
+                               ".tgz archive")
+        (self.root / "incoming").mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(dir=self.root / "incoming"))
+        try:
+            archive = scratch / "archive"
+            _save(upload, archive, self.upload_limit, "the archive")
+            unpacked = scratch / "data"
+            unpacked.mkdir()
+            unpack(archive, filename, unpacked, self.unpacked_limit)
+            archive.unlink()
+            top = [p for p in unpacked.iterdir() if not p.name.startswith(("__MACOSX", "."))]
+            root = top[0] if len(top) == 1 and top[0].is_dir() else unpacked
+            labels = root / "labels.txt" if (root / "labels.txt").is_file() else None
+            try:
+                info = describe_dataset(root, labels)
+            except DatasetError as exc:
+                where = str(exc).replace(str(unpacked) + "/", "").replace(str(unpacked), filename)
+                raise Problem(422, f"{filename}: {where.splitlines()[0]}") from None
+            key = info.hash[:16]
+            folder = self.folder / key
+            rel = root.relative_to(scratch)
+            if not folder.exists():
+                folder.parent.mkdir(parents=True, exist_ok=True)
+                scratch.rename(folder)
+                base = folder / rel
+
+                def inside(p: str) -> str:
+                    return str((base / Path(p).relative_to(root)).relative_to(self.root))
+
+                size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+                ds = StoredDataset(key, display_name(filename.split(".")[0]), info.format,
+                                   str(base.relative_to(self.root)),
+                                   inside(str(labels)) if labels else None, info.samples, len(info.classes),
+                                   list(info.classes[:50]), size, info.hash, [inside(f) for f in info.sample_files])
+                (folder / "meta.json").write_text(json.dumps(ds.to_json()))
+            return self.dataset(key)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def datasets(self) -> list[StoredDataset]:
+        if not self.folder.is_dir():
+            return []
+        return sorted((self._read(p) for p in self.folder.iterdir() if (p / "meta.json").is_file()),
+                      key=lambda d: d.name)
+
+    def dataset(self, key: str) -> StoredDataset:
+        if not re.fullmatch(r"[0-9a-f]{16}", key) or not (self.folder / key / "meta.json").is_file():
+            raise Problem(404, f"dataset '{key[:40]}': no such dataset; the Datasets page lists them")
+        return self._read(self.folder / key)
+
+    @staticmethod
+    def _read(folder: Path) -> StoredDataset:
+        return StoredDataset(**json.loads((folder / "meta.json").read_text()))
+
+    def preview(self, key: str, index: int) -> Path:
+        ds = self.dataset(key)
+        if not 0 <= index < len(ds.previews):
+            raise Problem(404, f"dataset {ds.name}: preview {index} does not exist (0..{len(ds.previews) - 1})")
+        return self.root / ds.previews[index]

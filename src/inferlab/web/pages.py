@@ -136,6 +136,17 @@ def model_page(request: Request, key: str, batch: Annotated[int, Query(ge=1, le=
                 else (), error=error, batch=batch)
 
 
+@router.get("/datasets", response_class=HTMLResponse)
+def datasets_page(request: Request) -> HTMLResponse:
+    return page("datasets.html.j2", title="Datasets", datasets=request.app.state.datasets.datasets())
+
+
+@router.get("/datasets/{key}", response_class=HTMLResponse)
+def dataset_page(request: Request, key: str) -> HTMLResponse:
+    d = request.app.state.datasets.dataset(key)
+    return page("dataset.html.j2", title=f"Dataset {d.name}", dataset=d)
+
+
 @router.get("/experiments/new", response_class=HTMLResponse)
 def new_experiment(request: Request, model: Annotated[str, Query(max_length=16)] = "") -> HTMLResponse:
     lib = _library(request)

@@ -38,6 +38,16 @@
     });
   }
 
+  var archive = document.getElementById("dataset-upload");
+  if (archive) {
+    archive.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      say("Importing: the archive is unpacked and every image checked…", true);
+      send(archive.dataset.post, new FormData(archive)).then(function (d) { window.location.href = "/datasets/" + d.hash; })
+        .catch(function (e) { say(e.message); });
+    });
+  }
+
   var upload = document.getElementById("model-upload");
   if (upload) {
     upload.addEventListener("submit", function (ev) {
