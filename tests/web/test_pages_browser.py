@@ -97,13 +97,20 @@ def test_a_session_import_run_follow_report_compare(server: str, tmp_path: Path,
 
             page.goto(f"{server}/models")
             page.click("text=benchmark it")
-            page.wait_for_selector("#config")
+            page.wait_for_selector("#schema-form[data-ready=true]", timeout=30_000)
+            # the form follows the schema: a field for each of the config's top-level properties
+            schema = page.evaluate("fetch('/api/schema/experiment').then(r => r.json())")
+            for name in schema["properties"]:
+                assert page.locator(f"#schema-form [data-field={name}]").count() >= 1, name
+            page.fill("#schema-form [data-field=name] input", "web-sweep")
+            page.fill("#schema-form [data-field=batch] input", "1, 4, 16")
+            page.check("#schema-form [data-field=mode] input[value=latency]")
+            for knob, value in (("min_duration_s", "0.3"), ("max_duration_s", "2"), ("min_iterations", "5")):
+                page.fill(f"#schema-form [data-field=measure] [data-field={knob}] input", value)
             config = page.input_value("#config")
-            assert "models/" in config and model.stem in config
-            page.fill("#config", config.replace("batch: [1, 8]", "batch: [1, 4, 16]").replace(
-                "mode: [latency, throughput]", "mode: [latency]").replace(
-                "measure: {min_duration_s: 1, max_duration_s: 5}",
-                "measure: {min_duration_s: 0.3, max_duration_s: 2, min_iterations: 5}"))
+            assert "models/" in config and model.stem in config, config
+            assert "batch: [1, 4, 16]" in config and "mode: latency" in config and "name: onnxruntime" in config
+            assert "measure: {min_iterations: 5, min_duration_s: 0.3, max_duration_s: 2}" in config, config
             _shot(page, "new-experiment")
             page.click("#new-experiment button[type=submit]")
             page.wait_for_url(re.compile(r".*/runs/[A-Za-z0-9_-]+$"), timeout=60_000)
