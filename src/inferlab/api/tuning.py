@@ -4,6 +4,7 @@ run the tuner over the executor, storing every trial and the study (so that it c
 from __future__ import annotations
 
 import contextlib
+import threading
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -106,14 +107,16 @@ def _tune_models(exp: Experiment, tc: TuneConfig, mode: str, store: Store,
 
 def tune(exp: Experiment, db: str | None = None, resume: str | None = None, reporter: Reporter | None = None,
          events: TuneEvents | None = None, note: Callable[[str], None] | None = None,
-         resume_command: str | None = None, cluster: str | None = None) -> TuneRun:
+         resume_command: str | None = None, cluster: str | None = None, stop: threading.Event | None = None,
+         on_run: Callable[[str], None] | None = None) -> TuneRun:
     """Search the experiment's space for the best configuration under its `tune` constraints. Every trial runs
     isolated through the executor and is stored; the study is stored too, so `resume` continues it.
 
     `resume_command`: the command line that started the tuning, without --resume (default: `inferlab tune
     CONFIG [--db DB]`), named with `--resume RUN` when it is interrupted (Interrupted) or its database or
     artifacts folder fails (RunStopped). `cluster`: a Ray address whose nodes run the trials, several at once
-    (the tuner then asks for as many proposals as there are free nodes)."""
+    (the tuner then asks for as many proposals as there are free nodes). `stop` and `on_run`: as for
+    `api.execute` (a tuning started from the workbench, cancelled from it)."""
     tc = exp.tune or TuneConfig()
     mode = _tune_checks(exp, tc)
     if exp.dataset is not None:  # trials check accuracy on the session they measured
@@ -158,8 +161,11 @@ def tune(exp: Experiment, db: str | None = None, resume: str | None = None, repo
 
     # the trials of a study reuse what the runtimes compiled for earlier ones (inductor's and OpenVINO's caches)
     opening = Opening("tune", exp.source, create, resume_study, labels=exp.nodes, compiled=True)
-    with lifecycle(opening, db, resume, reporter, resume_command, cluster, before_create=writable) as session:
+    with lifecycle(opening, db, resume, reporter, resume_command, cluster, before_create=writable,
+                   stop=stop) as session:
         run_id, store = session.run_id, session.store
+        if on_run is not None:
+            on_run(run_id)
         session.on_end.append(lambda status: _mark_study(store, run_id, status))
         session.executor.show_progress(session.resumed, tc.max_trials)
 

@@ -10,9 +10,10 @@ import math
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import yaml
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
@@ -177,6 +178,20 @@ def cancel_run(request: Request, run_id: Annotated[str, PathParam(pattern=RUN_ID
         raise Problem(409, f"run {info.id} is not running here ({info.status}); only a run started from this "
                            "workbench and still running can be cancelled")
     return Cancelled(id=info.id, cancelled=True)
+
+
+@router.get("/runs/{run_id}/winner.yaml", response_class=PlainTextResponse)
+def winner_config(request: Request, run_id: Annotated[str, PathParam(pattern=RUN_ID)]) -> PlainTextResponse:
+    """A finished tuning's winner as a config snippet (what `inferlab tune` prints), to run or deploy."""
+    runs, _ = api.report_runs([run_id], _settings(request).db)
+    study = runs[0].study
+    snippet = study.best.get("snippet") if study is not None else None
+    if not snippet:
+        raise Problem(404, f"run {runs[0].id} has no winner to download (not a tuning, or none met its "
+                           "constraints yet)")
+    text = snippet if isinstance(snippet, str) else yaml.safe_dump(snippet, sort_keys=False)
+    text = text.replace(str(_settings(request).data_dir) + "/", "")  # imported files by the names a config uses
+    return PlainTextResponse(text, media_type="application/yaml")
 
 
 @router.get("/runs/{run_id}/events")

@@ -89,7 +89,10 @@ class Jobs:
 
         def work() -> None:
             try:
-                api.execute(exp, db=self.db, reporter=JobReporter(job), stop=job.stop, on_run=on_run)
+                if exp.tune is not None:  # a tuning: the study is stored with the run
+                    api.tune(exp, db=self.db, reporter=JobReporter(job), stop=job.stop, on_run=on_run)
+                else:
+                    api.execute(exp, db=self.db, reporter=JobReporter(job), stop=job.stop, on_run=on_run)
                 job.outcome = "finished"
             except Cancelled:
                 job.outcome = "cancelled"

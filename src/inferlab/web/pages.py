@@ -19,7 +19,7 @@ from inferlab.errors import InferlabError, first_line
 from inferlab.report import charts
 from inferlab.report.compare import compare
 from inferlab.report.html import TEMPLATES as REPORT_TEMPLATES
-from inferlab.report.html import RunData, report_context
+from inferlab.report.html import report_context
 from inferlab.report.numbers import fps, ms
 from inferlab.web.api_routes import _jobs, _library, _settings
 from inferlab.web.problems import Problem
@@ -66,11 +66,14 @@ def run_page(request: Request, run_id: str) -> HTMLResponse:
     db = _settings(request).db
     stored = queries.stored_run(_run_id(run_id), db)
     info = stored.info
-    context = report_context([RunData(info.id, info.name, stored.results)], stored.environments)
+    runs, envs = api.report_runs([info.id], db)  # with its tuning study, when it is one
+    context = report_context(runs, envs)
+    study = runs[0].study
     job = _jobs(request).get(info.id)
     trials = [(f"{info.id}:{i + 1}", r.spec.label(), r.status, fps(r.throughput_sps),
                ms(r.latency.median_3sigma_ms) if r.latency else "—") for i, r in enumerate(stored.results)]
-    return page("run.html.j2", **context, plotly_js="", run=info, live=info.status == "running",
+    winner = bool(study is not None and study.best.get("snippet"))
+    return page("run.html.j2", **context, plotly_js="", run=info, live=info.status == "running", winner=winner,
                 cancellable=job is not None and not job.done, trials=trials, page_title=f"Run {info.id}")
 
 
