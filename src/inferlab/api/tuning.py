@@ -4,8 +4,8 @@ run the tuner over the executor, storing every trial and the study (so that it c
 from __future__ import annotations
 
 import contextlib
-import threading
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
