@@ -79,6 +79,11 @@ def test_a_session_import_run_follow_report_compare(server: str, tmp_path: Path,
             assert model.stem in page.inner_text("h1")
             assert page.locator("#complexity").inner_text().count("parameters") == 1
             _shot(page, "models")
+            model_page = page.url
+            page.click("#graph-link")  # Netron, served by the workbench itself
+            page.locator("#canvas g.node").nth(2).wait_for(state="attached", timeout=60_000)
+            _shot(page, "graph")
+            page.goto(model_page)
 
             # the digits test split as an archive in ImageNet class folders (examples/make_digits_archive.py)
             sys.path.insert(0, str(ROOT / "examples"))

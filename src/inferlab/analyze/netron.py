@@ -63,14 +63,14 @@ def companions(path: Path) -> list[str]:
 # ---- serving it in Netron -------------------------------------------------------------------------------------
 
 # What netron's own server sends for its web app's files; anything else is not served.
-_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css", ".png": "image/png",
+TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css", ".png": "image/png",
           ".gif": "image/gif", ".jpg": "image/jpeg", ".ico": "image/x-icon", ".json": "application/json",
           ".pb": "application/octet-stream", ".ttf": "font/truetype", ".otf": "font/opentype",
           ".eot": "application/vnd.ms-fontobject", ".woff": "font/woff", ".woff2": "font/woff2",
           ".svg": "image/svg+xml"}
 # Belt and braces for a local viewer: the page may fetch from this server only.
-_CSP = "connect-src 'self' data: blob:"
-_CONSENT_MAX_AGE_S = 30 * 24 * 3600  # what Netron gives its own consent cookie
+CSP = "connect-src 'self' data: blob:"
+CONSENT_MAX_AGE_S = 30 * 24 * 3600  # what Netron gives its own consent cookie
 
 
 def netron_app() -> Path:
@@ -85,16 +85,17 @@ def netron_app() -> Path:
     return app
 
 
-def index_page(app: Path, shown: str) -> bytes:
+def index_page(app: Path, shown: str, data: str = "/data/") -> bytes:
     """Netron's index.html set up as its Python server does (the model to open) with three changes, so that the
     view works offline and keeps working: version 0.0.0 marks an unpackaged build, whose page reports no usage
     to Google Analytics; the build date goes, so that the page never stops with "Please update to the newest
     version" 180 days after the release; and (in the response) the consent cookie is set, so that it neither
-    asks ipinfo.io for the country nor holds the model behind a cookie notice."""
+    asks ipinfo.io for the country nor holds the model behind a cookie notice. `data`: the address the model
+    is served under (the workbench serves one per model)."""
     text = (app / "index.html").read_text("utf-8")
     quoted, shown_attr = urllib.parse.quote(shown), html.escape(shown, quote=True)
     meta = "\n".join(['<meta name="type" content="Python">', '<meta name="version" content="0.0.0">',
-                      f'<meta name="file" content="/data/{quoted}">', f'<meta name="name" content="{shown_attr}">',
+                      f'<meta name="file" content="{data}{quoted}">', f'<meta name="name" content="{shown_attr}">',
                       f'<meta name="identifier" content="{shown_attr}">'])
     text, found = re.subn(r'<meta name="version" content="[^"]*">', lambda _: meta, text)
     if found != 1:
@@ -132,8 +133,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
         if path in ("/", "/index.html"):
-            cookie = f"consent={int(time.time() * 1000)}; Path=/; Max-Age={_CONSENT_MAX_AGE_S}; SameSite=Strict"
-            self._send(200, _TYPES[".html"], self.server.index, body, {"Set-Cookie": cookie,
+            cookie = f"consent={int(time.time() * 1000)}; Path=/; Max-Age={CONSENT_MAX_AGE_S}; SameSite=Strict"
+            self._send(200, TYPES[".html"], self.server.index, body, {"Set-Cookie": cookie,
                                                                       "Cache-Control": "no-store"})
         elif path.startswith("/data/"):
             model_file = self.server.files.get(path[len("/data/"):])
@@ -144,16 +145,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             app = self.server.app
             asset = (app / path.lstrip("/")).resolve()
-            if asset.parent != app.resolve() or asset.suffix not in _TYPES or not asset.is_file():
+            if asset.parent != app.resolve() or asset.suffix not in TYPES or not asset.is_file():
                 self._send(404, "text/plain", b"not found", body)
                 return
-            self._send_file(asset, _TYPES[asset.suffix], body)
+            self._send_file(asset, TYPES[asset.suffix], body)
 
     def _headers(self, status: int, kind: str, length: int, extra: Mapping[str, str]) -> None:
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(length))
-        self.send_header("Content-Security-Policy", _CSP)
+        self.send_header("Content-Security-Policy", CSP)
         for key, value in extra.items():
             self.send_header(key, value)
         self.end_headers()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from inferlab.api.analysis import Complexity, analyze
     from inferlab.api.derivation import QuantizeOutcome, calibration_set, derive_model, exact_params, quantize
-    from inferlab.api.graph import GraphServer, graph, serve_graph
+    from inferlab.api.graph import GraphServer, NetronPage, graph, netron_asset, netron_page, serve_graph
     from inferlab.api.reports import report, report_runs
     from inferlab.api.runs import DataOptions, Run, bench_experiment, benchmark, execute, lineage, run, trial
     from inferlab.api.tuning import TuneRun, tune
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 _WHERE = {
     "inferlab.api.analysis": ("Complexity", "analyze"),
     "inferlab.api.derivation": ("QuantizeOutcome", "calibration_set", "derive_model", "exact_params", "quantize"),
-    "inferlab.api.graph": ("GraphServer", "graph", "serve_graph"),
+    "inferlab.api.graph": ("GraphServer", "NetronPage", "graph", "netron_asset", "netron_page", "serve_graph"),
     "inferlab.api.reports": ("report", "report_runs"),
     "inferlab.api.runs": ("DataOptions", "Run", "bench_experiment", "benchmark", "execute", "lineage", "run",
                           "trial"),
@@ -31,9 +31,10 @@ _WHERE = {
 }
 _MODULE = {name: module for module, names in _WHERE.items() for name in names}
 
-__all__ = ["Complexity", "DataOptions", "GraphServer", "QuantizeOutcome", "Run", "TuneRun", "analyze",
+__all__ = ["Complexity", "DataOptions", "GraphServer", "NetronPage", "QuantizeOutcome", "Run", "TuneRun", "analyze",
            "bench_experiment", "benchmark", "calibration_set", "derive_model", "exact_params", "execute", "graph",
-           "lineage", "quantize", "report", "report_runs", "run", "serve_graph", "trial", "tune"]
+           "lineage", "netron_asset", "netron_page", "quantize", "report", "report_runs", "run", "serve_graph",
+           "trial", "tune"]
 
 
 def __getattr__(name: str) -> Any:

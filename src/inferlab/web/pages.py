@@ -6,12 +6,13 @@ experiment (its YAML, checked against the config's schema before it runs)."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import jinja2
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from inferlab import api
 from inferlab.api import queries
@@ -137,6 +138,39 @@ def model_page(request: Request, key: str, batch: Annotated[int, Query(ge=1, le=
         ("layers", str(len(analysis.layers)))]
     return page("model.html.j2", title=f"Model {m.name}", model=m, rows=rows, notes=analysis.notes if analysis
                 else (), error=error, batch=batch)
+
+
+@router.get("/models/{key}/graph/", response_class=HTMLResponse)
+def graph_page(request: Request, key: str) -> Response:
+    """The model in Netron (its bundled web app, served by this server; nothing fetched from elsewhere)."""
+    lib = _library(request)
+    m = lib.model(key)
+    view = api.netron_page(lib.file(m), "data/")  # Netron fetches it relative to its page
+    response = Response(view.html, media_type="text/html; charset=utf-8",
+                        headers={"content-security-policy": view.csp, "cache-control": "no-store"})
+    response.set_cookie("consent", str(int(time.time() * 1000)), max_age=view.consent_max_age_s,
+                        path=f"/models/{m.hash}/graph/", samesite="strict")
+    return response
+
+
+@router.get("/models/{key}/graph/data/{name}")
+def graph_data(request: Request, key: str, name: str) -> Response:
+    lib = _library(request)
+    m = lib.model(key)
+    path = api.netron_page(lib.file(m), "").files.get(name)
+    if path is None or not path.is_file():
+        raise Problem(404, f"model {m.name}: no file '{name[:80]}' beside it")
+    return FileResponse(path, media_type="application/octet-stream", headers={"cache-control": "no-store"})
+
+
+@router.get("/models/{key}/graph/{name}")
+def graph_asset(request: Request, key: str, name: str) -> Response:
+    _library(request).model(key)
+    found = api.netron_asset(name)
+    if found is None:
+        raise Problem(404, f"/models/{key[:16]}/graph/{name[:80]}: no such file of Netron's")
+    path, kind = found
+    return FileResponse(path, media_type=kind, headers={"cache-control": "public, max-age=3600"})
 
 
 @router.get("/datasets", response_class=HTMLResponse)
