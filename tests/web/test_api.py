@@ -191,6 +191,8 @@ tune: {{max_trials: 3, confirm: 1, precision: [fp32, int8], max_accuracy_drop: 0
     assert "Tuning history" in page and "Pareto front" in page and 'id="winner"' in page
     winner = client.get(f"/api/runs/{run_id}/winner.yaml")
     assert winner.status_code == 200 and "onnxruntime" in winner.text
+    model_page = client.get(f"/models/{m['hash']}").text  # the INT8 model the tuning derived, with its lineage
+    assert 'id="derived"' in model_page and "int8" in model_page
     plain = client.post("/api/runs", json={"config": config.replace("tune:", "tune_not:")}, headers=CHANGE)
     assert plain.status_code == 422 and "tune_not" in plain.json()["detail"]
     other = client.get("/api/runs").json()

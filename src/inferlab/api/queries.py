@@ -12,13 +12,27 @@ from inferlab import backends as registry
 from inferlab.backends.base import Constraint, Knob, word
 from inferlab.errors import ConfigError
 from inferlab.execute import environment as host
+from inferlab.optimize.lineage import Lineage
 from inferlab.records.trial import Scalar, TrialResult
 from inferlab.report.mlperf import mlperf_rows as mlperf_table_rows
 from inferlab.store import RunInfo, Store
 from inferlab.store.repository import data_dir, resolve_url, sqlite_path
 
-__all__ = ["BackendInfo", "RunInfo", "RunSummary", "StoredRun", "backend_catalogue", "host_environment", "mlperf_rows",
-           "run_info", "run_summaries", "runs", "stored_run", "workbench_dir"]
+__all__ = [
+    "BackendInfo",
+    "RunInfo",
+    "RunSummary",
+    "StoredRun",
+    "backend_catalogue",
+    "derived_from",
+    "host_environment",
+    "mlperf_rows",
+    "run_info",
+    "run_summaries",
+    "runs",
+    "stored_run",
+    "workbench_dir",
+]
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,22 @@ def run_summaries(db: str | None = None) -> list[RunSummary]:
         return out
     finally:
         store.close()
+
+
+def derived_from(content_hash: str, db: str | None = None) -> list[Lineage]:
+    """Every model inferlab derived from the model with this content hash, and from those in turn, oldest first."""
+    store = Store(db)
+    try:
+        every = store.artifacts()
+    finally:
+        store.close()
+    found: list[Lineage] = []
+    parents = {content_hash}
+    for a in every:  # oldest first: a parent is recorded before what was derived from it
+        if a.parent_hash in parents:
+            found.append(a)
+            parents.add(a.hash)
+    return found
 
 
 def workbench_dir(db: str | None = None) -> Path:

@@ -30,6 +30,7 @@ class StoredModel:
     path: str            # relative to the data folder: what a config names
     size: int
     parent: str | None = None   # the model it was derived from (hash), for lineage
+    content_hash: str | None = None  # the model's identity in results and lineage (sha256 of its files)
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -87,7 +88,7 @@ class Library:
                 raise Problem(422, f"only an OpenVINO .xml takes a weights file; a {suffix} model is one file")
             key = h.hexdigest()[:16]
             try:
-                resolve(display_name(name), str(main_path))  # parsed as a model, never imported
+                artifact = resolve(display_name(name), str(main_path))  # parsed as a model, never imported
             except ModelError as exc:
                 raise Problem(422, f"file '{display_name(name)}{suffix}': "
                                    f"{str(exc).split(': ', 1)[-1]}") from None
@@ -96,7 +97,7 @@ class Library:
                 folder.parent.mkdir(parents=True, exist_ok=True)
                 scratch.rename(folder)
             model = StoredModel(key, display_name(name), SUFFIXES[suffix], f"models/{key}/model{suffix}",
-                                sum(f.stat().st_size for f in folder.glob("model.*")))
+                                sum(f.stat().st_size for f in folder.glob("model.*")), content_hash=artifact.hash)
             meta = folder / "meta.json"
             if not meta.exists():
                 meta.write_text(json.dumps(model.to_json()))

@@ -136,8 +136,9 @@ def model_page(request: Request, key: str, batch: Annotated[int, Query(ge=1, le=
         ("parameters", f"{analysis.params / 1e6:.3f} M"), ("weights", f"{analysis.weight_bytes / 2**20:.2f} MiB"),
         ("peak activations", f"{analysis.peak_activation_bytes / 2**20:.2f} MiB"),
         ("layers", str(len(analysis.layers)))]
+    derived = queries.derived_from(m.content_hash, _settings(request).db) if m.content_hash else []
     return page("model.html.j2", title=f"Model {m.name}", model=m, rows=rows, notes=analysis.notes if analysis
-                else (), error=error, batch=batch)
+                else (), error=error, batch=batch, derived=derived)
 
 
 @router.get("/models/{key}/graph/", response_class=HTMLResponse)
