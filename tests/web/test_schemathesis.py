@@ -35,3 +35,11 @@ def test_no_request_ends_in_a_server_error(case: Any, record_property: Any) -> N
         assert response.headers["content-type"][0].startswith("application/problem+json")
         assert isinstance(body["detail"], str) and "\n" not in body["detail"]
         assert "Traceback" not in response.text
+
+
+def test_the_generated_requests_were_many(record_property: Any) -> None:
+    """Runs after the operations above (file order): schemathesis sent a real number of requests, none failed."""
+    record_property("requests", len(SENT))
+    print(f"\nschemathesis: {len(SENT)} requests, {sum(s >= 500 for s in SENT)} server errors, "
+          f"statuses {sorted(set(SENT))}")
+    assert len(SENT) >= 100 and all(s < 500 for s in SENT)
