@@ -30,7 +30,6 @@ def panel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-FULL = {"vad"}  # every mode on one model; the others once, in throughput mode
 # The same lines at smaller images than the benchmark's, so the suite stays quick on two cores.
 SMALL = {"detector": "--shape images=1x3x64x64", "ocr_det": "--shape x=1x3x64x64", "ocr_rec": "--shape x=1x3x48x64"}
 
@@ -42,7 +41,7 @@ def test_panel_model_from_flags_alone(panel_dir: Path, tmp_path: Path, name: str
     monkeypatch.setattr(panel, "PANEL_DIR", panel_dir)
     monkeypatch.setitem(panel.FLAGS, name, SMALL.get(name, panel.FLAGS[name]))
     db = str(tmp_path / "r.db")
-    modes = panel.MODES if name in FULL else ("--mode", "throughput")
+    modes = ("--mode", "throughput")  # each model once; the modes are covered by tests/e2e/test_experiment.py
     lines = panel.commands(name, 0.3, db, modes)
     assert len(lines) == (1 if name in panel.NO_PT2 else 2)
     for cmd in lines:
@@ -56,7 +55,7 @@ def test_panel_model_from_flags_alone(panel_dir: Path, tmp_path: Path, name: str
         store.close()
     backends = {"onnxruntime", "openvino"} | (set() if name in panel.NO_PT2 else {"torch"})
     assert {r.spec.backend for r in results} == backends
-    assert len(results) == (3 if name in FULL else 1) * len(backends)
+    assert len(results) == len(backends)
     for r in results:
         assert r.status == "ok", (r.spec.label(), r.reason)
         assert r.throughput_sps and r.throughput_sps > 0

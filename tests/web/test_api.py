@@ -162,38 +162,3 @@ def test_problems_are_json_with_one_line(client: TestClient) -> None:
         body = r.json()
         assert body["status"] == status and body["detail"] and "\n" not in body["detail"]
 
-
-def test_a_tuning_with_an_accuracy_budget_from_the_web(client: TestClient, tmp_path: Path) -> None:
-    """fp32 and INT8 (derived and calibrated on the data) searched within a 5-point accuracy drop; the study,
-    its history and Pareto front on the run's page, and the winner's config to download."""
-    from tests.fixtures.datasets import centroid_classifier
-
-    m = upload(client, centroid_classifier(tmp_path / "centroids.onnx"))
-    config = f"""name: web-tune
-models: [{{name: centroids, path: {m['path']}}}]
-backends:
-  - {{name: onnxruntime, params: {{intra_op_threads: 1, inter_op_threads: 0, execution_mode: sequential,
-      graph_optimization_level: all, spinning: true, in_flight: 0, cpus: 0}}}}
-mode: latency
-batch: 1
-dataset: {{format: digits, split: test, subset: 200}}
-{FAST}
-tune: {{max_trials: 3, confirm: 1, precision: [fp32, int8], max_accuracy_drop: 0.05, sampler: grid,
-        baseline: false}}
-"""
-    r = client.post("/api/runs", json={"config": config}, headers=CHANGE)
-    assert r.status_code == 201, r.text
-    run_id = r.json()["id"]
-    events = _events(client, run_id, 300)
-    assert events[-1][1]["outcome"] == "finished", events[-1]
-    assert [k for k, _, _ in events].count("trial-finished") >= 3  # the FP32 reference, then the search
-    page = client.get(f"/runs/{run_id}").text
-    assert "Tuning history" in page and "Pareto front" in page and 'id="winner"' in page
-    winner = client.get(f"/api/runs/{run_id}/winner.yaml")
-    assert winner.status_code == 200 and "onnxruntime" in winner.text
-    model_page = client.get(f"/models/{m['hash']}").text  # the INT8 model the tuning derived, with its lineage
-    assert 'id="derived"' in model_page and "int8" in model_page
-    plain = client.post("/api/runs", json={"config": config.replace("tune:", "tune_not:")}, headers=CHANGE)
-    assert plain.status_code == 422 and "tune_not" in plain.json()["detail"]
-    other = client.get("/api/runs").json()
-    assert [x["id"] for x in other] == [run_id]

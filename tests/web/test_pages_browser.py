@@ -151,3 +151,56 @@ def test_a_session_import_run_follow_report_compare(server: str, tmp_path: Path,
             browser.close()
     assert errors == [], errors
     assert outside == [], outside  # everything from the server itself: no CDN
+
+
+def test_a_tuning_with_an_accuracy_budget_in_the_browser(server: str, tmp_path: Path) -> None:
+    """A tuning over fp32 and INT8 within a 5-point accuracy drop, written as YAML on the new-experiment page:
+    its page shows the history, the Pareto front and the winner, whose config downloads."""
+    import httpx
+    from playwright.sync_api import sync_playwright
+
+    from tests.fixtures.datasets import centroid_classifier
+
+    model = centroid_classifier(tmp_path / "centroids.onnx")
+    m = httpx.post(f"{server}/api/models", files={"file": (model.name, model.read_bytes())},
+                   headers={"X-Inferlab": "1"}, timeout=60).json()
+    config = f"""name: web-tune
+models: [{{name: centroids, path: {m['path']}}}]
+backends:
+  - {{name: onnxruntime, params: {{intra_op_threads: 1, inter_op_threads: 0, execution_mode: sequential,
+      graph_optimization_level: all, spinning: true, in_flight: 0, cpus: 0}}}}
+mode: latency
+batch: 1
+dataset: {{format: digits, split: test, subset: 200}}
+measure: {{warmup_iterations: 1, min_iterations: 5, min_duration_s: 0.2, max_duration_s: 2, timeout_s: 60}}
+tune: {{max_trials: 3, confirm: 1, precision: [fp32, int8], max_accuracy_drop: 0.05, sampler: grid, baseline: false}}
+"""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{server}/experiments/new")
+            page.wait_for_selector("#schema-form[data-ready=true]", timeout=30_000)
+            page.fill("#config", config)
+            page.click("#new-experiment button[type=submit]")
+            page.wait_for_url(re.compile(r".*/runs/[A-Za-z0-9_-]+$"), timeout=60_000)
+            page.wait_for_function("document.querySelector('#run-status').textContent.trim() === 'finished'",
+                                   timeout=240_000)
+            page.reload()
+            page.wait_for_selector("#winner", timeout=30_000)
+            page.wait_for_selector("div.chart .main-svg", timeout=30_000)
+            assert page.locator("h2", has_text="Tuning history").count() == 1
+            assert page.locator("h2", has_text="Pareto front").count() == 1
+            _shot(page, "tune")
+            with page.expect_download() as download:
+                page.click("#winner")
+            assert "onnxruntime" in Path(download.value.path()).read_text()
+            # the INT8 model the tuning derived is listed on its parent's page, with its lineage
+            page.goto(f"{server}/models/{m['hash']}")
+            assert page.locator("#derived tbody tr", has_text="int8").count() >= 1
+            _shot(page, "lineage")
+            assert errors == [], errors
+        finally:
+            browser.close()
