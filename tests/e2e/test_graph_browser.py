@@ -169,7 +169,7 @@ def test_netron_renders_resnet_s_offline(tmp_path: Path, record_property: pytest
     assert r.nodes == 37 + 2  # the ONNX graph's 37 nodes, its input and its output
     assert r.of_type == 12
     _offline(r)
-    assert shot.stat().st_size > 20_000
+    assert shot.stat().st_size > 10_000  # a drawn graph; a blank page of this size is a few KB
     _keep(shot)
 
 
@@ -186,5 +186,5 @@ def test_netron_renders_the_openvino_executed_graph(tmp_path: Path, record_prope
     _offline(r)
     # The first convolution's properties: the original layers it absorbed, and the precision it ran in.
     assert "Relu" in sidebar and "f32" in sidebar, sidebar
-    assert shot.stat().st_size > 20_000
+    assert shot.stat().st_size > 10_000  # a drawn graph; a blank page of this size is a few KB
     _keep(shot)
