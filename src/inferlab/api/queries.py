@@ -96,6 +96,12 @@ class RunSummary:
     backends: list[str]
     devices: list[str]
 
+    def matches(self, model: str | None = None, backend: str | None = None, device: str | None = None,
+                status: str | None = None) -> bool:
+        """Whether the run has a trial of each given model, backend and device, and the given status."""
+        return (not model or model in self.models) and (not backend or backend in self.backends) and \
+            (not device or device in self.devices) and (not status or status == self.info.status)
+
 
 def run_summaries(db: str | None = None) -> list[RunSummary]:
     """Every stored run, newest first, with the models, backends and devices of its trials."""

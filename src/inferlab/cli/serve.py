@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -52,7 +53,7 @@ def serve(
     if settings.token:
         console.print("[dim]every request needs the token (the address above sets it in the browser)[/]")
     console.print(f"[dim]data folder {escape(str(settings.data_dir))}; Ctrl-C stops[/]")
-    app = create_app(Settings.make(db, settings.data_dir, host, bound, settings.token, max_upload_mb=max_upload_mb))
+    app = create_app(dataclasses.replace(settings, port=bound))
     config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the way to stop serving: exit 0

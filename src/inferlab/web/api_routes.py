@@ -8,6 +8,7 @@ import asyncio
 import json
 import math
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import yaml
@@ -66,7 +67,7 @@ class DatasetOut(BaseModel):
     previews: list[str]
 
 
-class RunOut(BaseModel):
+class RunOut(BaseModel):  # a RunInfo (its other fields, server paths among them, left out) and what it covers
     id: str
     name: str
     status: str
@@ -139,16 +140,8 @@ def list_runs(request: Request,
               device: Annotated[str | None, Query(max_length=100)] = None,
               status: Annotated[str | None, Query(max_length=40)] = None) -> list[RunOut]:
     """Stored runs, newest first; each filter keeps the runs with a trial that matches it."""
-    out = []
-    for s in queries.run_summaries(_settings(request).db):
-        i = s.info
-        if (model and model not in s.models) or (backend and backend not in s.backends) or \
-                (device and device not in s.devices) or (status and status != i.status):
-            continue
-        out.append(RunOut(id=i.id, name=i.name, status=i.status, created_at=i.created_at,
-                          finished_at=i.finished_at, trials=i.trials, done=i.done, models=s.models,
-                          backends=s.backends, devices=s.devices))
-    return out
+    return [RunOut(**asdict(s.info), models=s.models, backends=s.backends, devices=s.devices)
+            for s in queries.run_summaries(_settings(request).db) if s.matches(model, backend, device, status)]
 
 
 @router.get("/runs/{run_id}", response_model=RunDetail)

@@ -53,8 +53,7 @@ def runs_page(request: Request, model: Annotated[str, Query(max_length=200)] = "
               backend: Annotated[str, Query(max_length=100)] = "", device: Annotated[str, Query(max_length=100)] = "",
               status: Annotated[str, Query(max_length=40)] = "") -> HTMLResponse:
     summaries = queries.run_summaries(_settings(request).db)
-    shown = [s for s in summaries if (not model or model in s.models) and (not backend or backend in s.backends)
-             and (not device or device in s.devices) and (not status or s.info.status == status)]
+    shown = [s for s in summaries if s.matches(model, backend, device, status)]
     choices = {"model": sorted({m for s in summaries for m in s.models}),
                "backend": sorted({b for s in summaries for b in s.backends}),
                "device": sorted({d for s in summaries for d in s.devices}), "status": list(STATUSES)}
@@ -65,14 +64,13 @@ def runs_page(request: Request, model: Annotated[str, Query(max_length=200)] = "
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(request: Request, run_id: str) -> HTMLResponse:
     db = _settings(request).db
-    stored = queries.stored_run(_run_id(run_id), db)
-    info = stored.info
-    runs, envs = api.report_runs([info.id], db)  # with its tuning study, when it is one
+    info = queries.run_info(_run_id(run_id), db)
+    runs, envs = api.report_runs([info.id], db)  # its results once, with its tuning study when it is one
     context = report_context(runs, envs)
     study = runs[0].study
     job = _jobs(request).get(info.id)
     trials = [(f"{info.id}:{i + 1}", r.spec.label(), r.status, fps(r.throughput_sps),
-               ms(r.latency.median_3sigma_ms) if r.latency else "—") for i, r in enumerate(stored.results)]
+               ms(r.latency.median_3sigma_ms) if r.latency else "—") for i, r in enumerate(runs[0].results)]
     winner = bool(study is not None and study.best.get("snippet"))
     return page("run.html.j2", **context, plotly_js="", run=info, live=info.status == "running", winner=winner,
                 cancellable=job is not None and not job.done, trials=trials, page_title=f"Run {info.id}")
@@ -86,19 +84,18 @@ def compare_page(request: Request, run: Annotated[list[str] | None, Query(max_le
     chosen = list(dict.fromkeys(trial or []))
     comparisons: list[dict[str, Any]] = []
     error = None
+    picked = []
     if len(chosen) >= 2:
         try:
-            first = api.trial(chosen[0], db)
-            for ref in chosen[1:]:
-                rows, notes = compare(first, api.trial(ref, db))
+            picked = [api.trial(ref, db) for ref in chosen]  # each trial read once
+            for ref, b in zip(chosen[1:], picked[1:], strict=True):
+                rows, notes = compare(picked[0], b)
                 comparisons.append({"a": chosen[0], "b": ref, "rows": rows, "notes": notes})
         except InferlabError as exc:
             error = first_line(exc, 300)
     elif trial:
         error = "choose two trials or more: the first is A, each other is compared with it"
-    results = [r for s in runs for r in s.results]
-    if not runs and len(chosen) >= 2 and error is None:
-        results = [api.trial(ref, db) for ref in chosen]
+    results = [r for s in runs for r in s.results] or picked
     figures: list[dict[str, Any]] = []
     styles = charts.Styles(results)
     for model, rs in charts.by_model(results).items():
