@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+from tests.browser import NEEDS_CHROMIUM, launch
+
 pytestmark = [pytest.mark.slow, pytest.mark.browser,
-              pytest.mark.skipif(shutil.which(CHROMIUM) is None,
-                                 reason=f"{CHROMIUM} is absent; install Debian's chromium (apt-get install chromium)")]
+              NEEDS_CHROMIUM]
 
 ROOT = Path(__file__).resolve().parents[2]
 RESNET = "examples/models/resnet_s.onnx"
@@ -110,9 +110,7 @@ def _open(url: str, min_nodes: int, shot: Path, op_type: str, click: bool = Fals
             route.abort()
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = launch(p)
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
             context.route("**/*", only_here)

@@ -4,20 +4,18 @@ offline, every chart renders, nothing logs an error, and the published table mar
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
 from inferlab.store import Store
+from tests.browser import NEEDS_CHROMIUM, launch
 from tests.cli.test_cli import cli
 from tests.conftest import FAST_MEASURE
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.slow, pytest.mark.browser,
-              pytest.mark.skipif(shutil.which(CHROMIUM) is None,
-                                 reason=f"{CHROMIUM} is absent; install Debian's chromium (apt-get install chromium)")]
+              NEEDS_CHROMIUM]
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +63,7 @@ def test_report_renders_in_chromium_without_errors(report: tuple[Path, Path], tm
     errors: list[str] = []
     requests: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1300, "height": 900})
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -16,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import NEEDS_CHROMIUM, launch
 from tests.web.conftest import ROOT
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.slow, pytest.mark.browser,
-              pytest.mark.skipif(shutil.which(CHROMIUM) is None,
-                                 reason=f"{CHROMIUM} is absent; install Debian's chromium (apt-get install chromium)")]
+              NEEDS_CHROMIUM]
 SHOTS = ROOT / "examples" / "workbench"
 
 
@@ -63,9 +61,7 @@ def test_a_session_import_run_follow_report_compare(server: str, tmp_path: Path,
     errors: list[str] = []
     outside: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1300, "height": 900})
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -176,7 +172,7 @@ measure: {{warmup_iterations: 1, min_iterations: 5, min_duration_s: 0.2, max_dur
 tune: {{max_trials: 3, confirm: 1, precision: [fp32, int8], max_accuracy_drop: 0.05, sampler: grid, baseline: false}}
 """
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1300, "height": 900})
             errors: list[str] = []

@@ -58,15 +58,18 @@ def _save(upload: BinaryIO, target: Path, limit: int, what: str) -> str:
     return h.hexdigest()
 
 
+def scratch_folder(data_dir: Path) -> Path:
+    """A new folder under the data folder's `incoming/` where an upload lands until it is checked."""
+    (data_dir / "incoming").mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=data_dir / "incoming"))
+
+
 class Library:
     def __init__(self, data_dir: Path, limit: int) -> None:
         self.root = data_dir
         self.limit = limit
         self.models_dir = data_dir / "models"
 
-    def _scratch(self) -> Path:
-        (self.root / "incoming").mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(dir=self.root / "incoming"))
 
     def import_model(self, name: str | None, main: BinaryIO, weights: BinaryIO | None = None) -> StoredModel:
         """Import an .onnx, a .pt2, or an OpenVINO .xml with its .bin (`weights`)."""
@@ -76,7 +79,7 @@ class Library:
                                ".bin, or a torch.export .pt2 (Python modules and factories are not accepted)")
         if suffix == ".xml" and weights is None:
             raise Problem(422, "an OpenVINO model needs its .bin weights: upload the .xml and the .bin together")
-        scratch = self._scratch()
+        scratch = scratch_folder(self.root)
         try:
             main_path = scratch / f"model{suffix}"
             digest = _save(main, main_path, self.limit, "the model file")
@@ -162,8 +165,7 @@ class Datasets:
         if not filename.lower().endswith((".zip", ".tar", ".tar.gz", ".tgz")):
             raise Problem(415, f"file '{display_name(filename)}': import a dataset as a .zip, .tar, .tar.gz or "
                                ".tgz archive")
-        (self.root / "incoming").mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(dir=self.root / "incoming"))
+        scratch = scratch_folder(self.root)
         try:
             archive = scratch / "archive"
             _save(upload, archive, self.upload_limit, "the archive")
