@@ -194,6 +194,25 @@ def test_a_calibrated_hint_too_far_off_is_retried_once(tmp_path: Path) -> None:
     assert not run._retry_hint(ts, valid, {"expected_qps"})
 
 
+def test_a_server_target_inferlab_chose_that_broke_the_bound_is_halved_once(tmp_path: Path) -> None:
+    from inferlab.backends.null import NullSession
+    from inferlab.measure.budget import QuietEvents
+    from inferlab.measure.mlperf.driver import ScenarioRun
+    from inferlab.records.mlperf import ScenarioResult
+
+    spec = [TensorSpec("x", (1, 4), "float32")]
+    run = ScenarioRun(NullSession(spec), "Server", LoadGenSettings(), spec, 1, None, 2, 0, "m", 1.0, tmp_path,
+                      QuietEvents())
+    ts, open_ = build_test_settings(lg, "Server", LoadGenSettings(), "m", 1.0)
+    assert open_ == {"target_qps"}
+    ts.server_target_qps = 800.0
+    late = ScenarioResult("Server", "PerformanceOnly", "INVALID", "completed_samples_per_sec", 790.0, "samples/s",
+                          False, criteria={"performance constraints": False, "min duration": True})
+    assert run._retry_hint(ts, late, open_)
+    assert ts.server_target_qps == pytest.approx(400.0)
+    assert not run._retry_hint(ts, late, set())  # the user's target: LoadGen's verdict stands
+
+
 def test_bounds_where_nothing_set_them(tmp_path: Path) -> None:
     """LoadGen's max_duration and Server's max_async_queries are 0 (infinite) unless set: inferlab bounds them
     from the calibration, and leaves alone what a config or user.conf set, and accuracy runs."""

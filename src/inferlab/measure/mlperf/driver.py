@@ -20,6 +20,7 @@ from inferlab.measure.budget import Events, gc_paused
 from inferlab.measure.mlperf.library import SampleLibrary
 from inferlab.measure.mlperf.logs import parse, read_detail
 from inferlab.measure.mlperf.settings import (
+    AUTO_SERVER_LOAD,
     OFFLINE_QUERY_SLACK,
     Hints,
     LoadGenSettings,
@@ -308,8 +309,14 @@ class ScenarioRun:
         return best or probe, history
 
     def _retry_hint(self, ts: Any, res: ScenarioResult, open_: set[str]) -> bool:
-        """When a hint inferlab calibrated was too far off for LoadGen to fill the min duration, set it from
-        LoadGen's own measurement (once): what a person would do on reading LoadGen's recommendation."""
+        """When a hint inferlab calibrated was too far off, retry once with what a person would do on reading
+        LoadGen's recommendation: for a min duration not filled, the hint set from LoadGen's own measurement;
+        for a Server target QPS inferlab chose that broke the latency bound (a busy machine's hiccup at half
+        the calibrated capacity), half that target."""
+        if ("target_qps" in open_ and self.scenario == "Server" and not res.valid
+                and not res.criteria.get("performance constraints", True) and ts.server_target_qps >= 2):
+            ts.server_target_qps = round(AUTO_SERVER_LOAD * ts.server_target_qps, 1)
+            return True
         retry = open_ & {"expected_qps", "expected_latency"}
         if res.valid or res.criteria.get("min duration", True) or not retry:
             return False
@@ -348,6 +355,8 @@ class ScenarioRun:
                     if self._retry_hint(ts, probe.result, open_):
                         calibrated["retried"] = (f"first run {probe.result.verdict_reason()}; "
                                                  "its logs are in attempt-1/")
+                        if "target_qps" in calibrated:
+                            calibrated["target_qps"] = ts.server_target_qps
                         attempt = self.log_dir / "attempt-1"
                         attempt.mkdir()
                         for f in self.log_dir.glob("mlperf_log_*"):
