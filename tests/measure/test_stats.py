@@ -192,3 +192,25 @@ def test_records_without_the_3sigma_ci_still_read() -> None:
     old = TrialResult.from_json(record)
     assert isinstance(old.latency, LatencyStats)
     assert old.latency.median_3sigma_ci_low_ms is None and old.latency.median_3sigma_ms == pytest.approx(50.5)
+
+
+def test_the_throughput_ci_is_scipys_percentile_bootstrap_of_the_mean_rate() -> None:
+    """The trial computes it in numpy (no scipy.stats import in the trial process); scipy's bootstrap of the
+    same block rates, same method, agrees within the resampling noise, and the CI holds the throughput."""
+    from scipy import stats as sps
+
+    from inferlab.measure.stats import CI_BLOCKS, throughput_ci
+
+    rng = np.random.default_rng(3)
+    window_ns = 2_000_000_000
+    completions = np.sort(rng.uniform(0, window_ns, 4000) ** 1.02 / window_ns ** 0.02)  # a drifting rate
+    ci = throughput_ci(completions, window_ns, 2)
+    assert ci is not None
+    counts, _ = np.histogram(completions, bins=np.linspace(0, window_ns, CI_BLOCKS + 1))
+    rates = counts * 2 / (window_ns / CI_BLOCKS / 1e9)
+    ref = sps.bootstrap((rates,), np.mean, confidence_level=0.95, n_resamples=20_000, method="percentile",
+                        random_state=np.random.default_rng(0)).confidence_interval
+    width = ref.high - ref.low
+    assert abs(ci[0] - ref.low) < 0.1 * width and abs(ci[1] - ref.high) < 0.1 * width
+    assert ci[0] < rates.mean() < ci[1]
+    assert throughput_ci(completions[:10], window_ns, 2) is None  # too few completions for a CI

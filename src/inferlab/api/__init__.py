@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from inferlab.api.graph import GraphServer, NetronPage, graph, netron_asset, netron_page, serve_graph
     from inferlab.api.reports import report, report_runs
     from inferlab.api.runs import DataOptions, Run, bench_experiment, benchmark, execute, lineage, run, trial
-    from inferlab.api.tuning import TuneRun, tune
+    from inferlab.api.tuning import TuneRun, tune, winner_config
 
 _WHERE = {
     "inferlab.api.analysis": ("Complexity", "analyze"),
@@ -27,14 +27,14 @@ _WHERE = {
     "inferlab.api.reports": ("report", "report_runs"),
     "inferlab.api.runs": ("DataOptions", "Run", "bench_experiment", "benchmark", "execute", "lineage", "run",
                           "trial"),
-    "inferlab.api.tuning": ("TuneRun", "tune"),
+    "inferlab.api.tuning": ("TuneRun", "tune", "winner_config"),
 }
 _MODULE = {name: module for module, names in _WHERE.items() for name in names}
 
 __all__ = ["Complexity", "DataOptions", "GraphServer", "NetronPage", "QuantizeOutcome", "Run", "TuneRun", "analyze",
            "bench_experiment", "benchmark", "calibration_set", "derive_model", "exact_params", "execute", "graph",
            "lineage", "netron_asset", "netron_page", "quantize", "report", "report_runs", "run", "serve_graph",
-           "trial", "tune"]
+           "trial", "tune", "winner_config"]
 
 
 def __getattr__(name: str) -> Any:

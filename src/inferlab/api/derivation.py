@@ -3,24 +3,20 @@ and the derived model side by side)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from inferlab import config as cfg
 from inferlab.accuracy.datasets import open_dataset
+from inferlab.api.runs import DataOptions, Run, bench_experiment, execute
 from inferlab.execute.base import Reporter
 from inferlab.optimize.derive import Method, Request, derive
 from inferlab.optimize.lineage import Lineage
 from inferlab.records.accuracy import AccuracySpec
 from inferlab.store import Store
-
-if TYPE_CHECKING:
-    pass
-
-
-from inferlab.api.runs import DataOptions, Run, bench_experiment, execute
 
 
 @dataclass
@@ -68,12 +64,15 @@ def derive_model(model: str, backend: str, data: DataOptions, method: Method = "
 def quantize(model: str, backend: str, data: DataOptions, method: Method = "int8", max_drop: float | None = None,
              calibration_size: int = 300, calibration_split: str | None = None, batch: int = 1,
              measure: dict[str, Any] | None = None, db: str | None = None, reporter: Reporter | None = None,
-             note: Callable[[str], None] | None = None, output_dir: Path | None = None) -> QuantizeOutcome:
+             note: Callable[[str], None] | None = None, output_dir: Path | None = None,
+             stop: threading.Event | None = None, on_run: Callable[[str], None] | None = None,
+             name: str | None = None) -> QuantizeOutcome:
     """Derive a model (see derive_model), then measure the original and the derived model side by side:
-    latency and accuracy on the same sessions, each trial in its own process."""
+    latency and accuracy on the same sessions, each trial in its own process (`stop` and `on_run` as in
+    execute, for the measurement; `name`: the original's name in results, the derived one's gets its method)."""
     lineage = derive_model(model, backend, data, method, max_drop, calibration_size, calibration_split, batch, db,
                            note, output_dir)
     exp = bench_experiment([str(lineage.parent_path), lineage.path], [backend], ["cpu"], [batch], ["latency"],
-                           exact_params(backend), measure, name=f"quantize {Path(model).name} {lineage.method}",
-                           data=data, with_speed=True)
-    return QuantizeOutcome(lineage, execute(exp, db=db, reporter=reporter))
+                           exact_params(backend), measure, name=f"quantize {name or Path(model).name} {lineage.method}",
+                           data=data, with_speed=True, names=[name, f"{name}.{lineage.method}"] if name else None)
+    return QuantizeOutcome(lineage, execute(exp, db=db, reporter=reporter, stop=stop, on_run=on_run))

@@ -12,7 +12,7 @@ from inferlab import backends as registry
 from inferlab.backends.base import Constraint, Knob, word
 from inferlab.errors import ConfigError
 from inferlab.execute import environment as host
-from inferlab.optimize.lineage import Lineage
+from inferlab.optimize.lineage import Lineage as Lineage  # re-exported: the workbench lists lineages
 from inferlab.records.trial import Scalar, TrialResult
 from inferlab.report.mlperf import mlperf_rows as mlperf_table_rows
 from inferlab.store import RunInfo, Store
@@ -117,13 +117,19 @@ def run_summaries(db: str | None = None) -> list[RunSummary]:
         store.close()
 
 
-def derived_from(content_hash: str, db: str | None = None) -> list[Lineage]:
-    """Every model inferlab derived from the model with this content hash, and from those in turn, oldest first."""
+def lineages(db: str | None = None) -> list[Lineage]:
+    """Every derived model's lineage, oldest first."""
     store = Store(db)
     try:
-        every = store.artifacts()
+        return store.artifacts()
     finally:
         store.close()
+
+
+def derived_from(content_hash: str, db: str | None = None, every: list[Lineage] | None = None) -> list[Lineage]:
+    """Every model inferlab derived from the model with this content hash, and from those in turn, oldest first
+    (from `every` lineage when given, else from the store's)."""
+    every = lineages(db) if every is None else every
     found: list[Lineage] = []
     parents = {content_hash}
     for a in every:  # oldest first: a parent is recorded before what was derived from it

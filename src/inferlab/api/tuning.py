@@ -236,3 +236,19 @@ def _reference(exp: Experiment, models: dict[tuple[str, str], Artifact], acc: Ac
                           "check the dataset and the model's pre/post-processing")
     return value, TrialRecord(position, "reference", "complete", None, spec.key(), accuracy=value,
                               note=f"FP32 reference on {backend}")
+
+
+def winner_config(run_id: str, db: str | None = None, base: Path | None = None) -> tuple[str, str | None]:
+    """A stored tuning's winner as a ready config (YAML, its files named relative to `base`, default the
+    current folder): (the run's id, the text), the text None when the run is no tuning or none has won yet."""
+    store = Store(db)
+    try:
+        info = store.run_info(run_id)
+        try:
+            _, _, _, best, _ = store.study(info.id)
+        except StoreError:
+            return info.id, None
+    finally:
+        store.close()
+    snippet = (best or {}).get("snippet")
+    return info.id, emit.text(snippet, base or Path.cwd()) if snippet else None

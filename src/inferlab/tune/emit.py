@@ -41,16 +41,24 @@ def snippet(exp: Experiment, artifact: Artifact, point: Point, mode: str, values
     return out
 
 
-def write(path: Path, data: dict[str, Any]) -> None:
-    """Write the snippet as YAML; what it achieved goes in a comment, so the file loads as a config."""
+def text(data: dict[str, Any], base: Path) -> str:
+    """The snippet as YAML, its files named relative to `base` (the folder the config will be read from, as
+    configs resolve them); what it achieved goes in a comment, so the text loads as a config."""
     data = dict(data)
     tuned = data.pop("_tuned", {})
-    models = []
-    for m in data.get("models", []):  # paths relative to the file, as configs read them
-        ref = Path(m["path"])
-        models.append({**m, "path": os.path.relpath(ref, path.resolve().parent)} if ref.is_absolute() else m)
-    data["models"] = models
+    data["models"] = [{**m, "path": _relative(m["path"], base)} for m in data.get("models", [])]
+    if data.get("dataset"):
+        data["dataset"] = {k: _relative(v, base) if k in ("path", "labels", "annotations") and v else v
+                           for k, v in data["dataset"].items()}
     head = "# the best configuration inferlab tune found"
     if tuned:
         head += ": " + ", ".join(f"{k} {v}" for k, v in tuned.items())
-    path.write_text(head + "\n" + yaml.safe_dump(data, sort_keys=False))
+    return head + "\n" + yaml.safe_dump(data, sort_keys=False)
+
+
+def _relative(path: str, base: Path) -> str:
+    return os.path.relpath(path, base.resolve()) if Path(path).is_absolute() else path
+
+
+def write(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(text(data, path.resolve().parent))

@@ -7,11 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-import yaml
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
@@ -22,10 +21,11 @@ from inferlab import api
 from inferlab.api import queries
 from inferlab.config.schema import Experiment
 from inferlab.errors import InferlabError
+from inferlab.records.accuracy import Preprocess
 from inferlab.report.compare import compare
 from inferlab.report.rows import flatten
 from inferlab.web import confine
-from inferlab.web.jobs import Jobs
+from inferlab.web.jobs import Job, JobReporter, Jobs
 from inferlab.web.library import Datasets, Library, StoredModel
 from inferlab.web.problems import Problem
 from inferlab.web.settings import Settings
@@ -35,6 +35,7 @@ POLL_S = 0.1           # a run started here: how often the event stream looks fo
 STORE_POLL_S = 0.5     # a run started elsewhere: how often it reads the store
 RUN_ID = r"^[A-Za-z0-9_-]{1,64}$"
 TRIAL_REF = r"^[A-Za-z0-9_-]{1,64}:[0-9]{1,6}$"
+QUANTIZE_WAIT_S = 900  # a quantization answers once its model is derived (accuracy-aware INT8 takes longest)
 
 
 def _settings(request: Request) -> Settings:
@@ -175,15 +176,12 @@ def cancel_run(request: Request, run_id: Annotated[str, PathParam(pattern=RUN_ID
 
 @router.get("/runs/{run_id}/winner.yaml", response_class=PlainTextResponse)
 def winner_config(request: Request, run_id: Annotated[str, PathParam(pattern=RUN_ID)]) -> PlainTextResponse:
-    """A finished tuning's winner as a config snippet (what `inferlab tune` prints), to run or deploy."""
-    runs, _ = api.report_runs([run_id], _settings(request).db)
-    study = runs[0].study
-    snippet = study.best.get("snippet") if study is not None else None
-    if not snippet:
-        raise Problem(404, f"run {runs[0].id} has no winner to download (not a tuning, or none met its "
-                           "constraints yet)")
-    text = snippet if isinstance(snippet, str) else yaml.safe_dump(snippet, sort_keys=False)
-    text = text.replace(str(_settings(request).data_dir) + "/", "")  # imported files by the names a config uses
+    """A finished tuning's winner as a ready config (what `inferlab tune --emit` writes), its files named as
+    the workbench's configs name them, so it runs here as it is."""
+    settings = _settings(request)
+    found, text = api.winner_config(run_id, settings.db, settings.data_dir)
+    if text is None:
+        raise Problem(404, f"run {found} has no winner to download (not a tuning, or none met its constraints yet)")
     return PlainTextResponse(text, media_type="application/yaml")
 
 
@@ -282,6 +280,48 @@ def analyze_model(request: Request, key: Annotated[str, PathParam(pattern=r"^[0-
     except InferlabError as exc:
         raise Problem(422, f"model {m.name}: {str(exc).splitlines()[0]}") from None
     return JSONResponse(json.loads(json.dumps(c.to_json(), default=str)))
+
+
+class QuantizeIn(BaseModel):
+    backend: Literal["onnxruntime", "openvino"] = "onnxruntime"
+    precision: Literal["int8", "fp16"] = "int8"
+    dataset: str = Field("digits", pattern=r"^(digits|[0-9a-f]{16})$",
+                         description="an imported dataset's key, or digits (scikit-learn's, built in)")
+    preprocess: Preprocess = Field(default_factory=Preprocess,
+                                   description="how the model reads a sample: a config's models[].preprocess")
+    max_drop: float | None = Field(None, ge=0, le=1, description="INT8 within this drop of the first metric, "
+                                                                   "absolute in its unit (0.01 = 1 pp of top-1)")
+    calibration: int = Field(300, ge=1, le=10_000, description="calibration samples (a seeded random subset)")
+    batch: int = Field(1, ge=1, le=256)
+    time_s: float = Field(2.0, gt=0, le=60, description="seconds of latency measurement per model")
+
+
+@router.post("/models/{key}/quantize", response_model=Started, status_code=201)
+def quantize_model(request: Request, key: Annotated[str, PathParam(pattern=r"^[0-9a-f]{16}$")],
+                   body: QuantizeIn) -> Started:
+    """Derive an INT8 model (within a maximum accuracy drop) or an FP16 one, keep it with its lineage, then
+    measure it beside the original (accuracy and latency, each trial in its own process). Answers once the
+    derived model exists and its measurement has started; the run's page follows it."""
+    settings, lib = _settings(request), _library(request)
+    m = lib.model(key)
+    if body.dataset == "digits":
+        dataset: dict[str, Any] = {"format": "digits", "split": "test"}
+    else:
+        ds = _datasets(request).dataset(body.dataset)
+        dataset = {"format": ds.format, "path": str(settings.data_dir / ds.path)}
+        if ds.labels:
+            dataset["labels"] = str(settings.data_dir / ds.labels)
+    data = api.DataOptions(dataset, body.preprocess.model_dump(exclude_defaults=True))
+    model = lib.file(m)
+
+    def work(job: Job, on_run: Callable[[str], None]) -> None:
+        api.quantize(str(model), body.backend, data, body.precision, body.max_drop, body.calibration, None,
+                     body.batch, {"min_duration_s": body.time_s}, settings.db, JobReporter(job),
+                     note=lambda text: job.add("note", text=text), output_dir=model.parent / "inferlab-derived",
+                     stop=job.stop, on_run=on_run, name=m.name)
+
+    run_id = _jobs(request).launch(work, wait_s=QUANTIZE_WAIT_S)
+    return Started(id=run_id, url=f"/runs/{run_id}")
 
 
 @router.get("/datasets", response_model=list[DatasetOut])

@@ -53,7 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
                   redoc_url=None, openapi_url="/api/openapi.json")
     app.state.settings = settings
     app.state.jobs = jobs
-    app.state.library = Library(settings.data_dir, settings.max_upload_bytes)
+    app.state.library = Library(settings.data_dir, settings.max_upload_bytes, settings.db)
     app.state.datasets = Datasets(settings.data_dir, settings.max_upload_bytes, int(settings.max_archive_mb * 2**20))
     problems.install(app)
     app.include_router(api_routes.router)

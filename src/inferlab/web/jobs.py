@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,15 @@ class Jobs:
     def start(self, exp: Experiment, wait_s: float = 300.0) -> str:
         """Plan and store the run, then run it in a thread; returns the run's id once it is stored. A config
         the plan refuses raises its InferlabError here, before anything is stored."""
+        if exp.tune is not None:  # a tuning: the study is stored with the run
+            return self.launch(lambda job, on_run: api.tune(exp, db=self.db, reporter=JobReporter(job),
+                                                            stop=job.stop, on_run=on_run), wait_s)
+        return self.launch(lambda job, on_run: api.execute(exp, db=self.db, reporter=JobReporter(job),
+                                                           stop=job.stop, on_run=on_run), wait_s)
+
+    def launch(self, body: Callable[[Job, Callable[[str], None]], object], wait_s: float = 300.0) -> str:
+        """Run `body(job, on_run)` in a thread (it calls `on_run` with the run's id once the run is stored) and
+        return that id; an InferlabError raised before then is raised here."""
         job = Job()
         created = threading.Event()
         error: list[BaseException] = []
@@ -89,10 +99,7 @@ class Jobs:
 
         def work() -> None:
             try:
-                if exp.tune is not None:  # a tuning: the study is stored with the run
-                    api.tune(exp, db=self.db, reporter=JobReporter(job), stop=job.stop, on_run=on_run)
-                else:
-                    api.execute(exp, db=self.db, reporter=JobReporter(job), stop=job.stop, on_run=on_run)
+                body(job, on_run)
                 job.outcome = "finished"
             except Cancelled:
                 job.outcome = "cancelled"

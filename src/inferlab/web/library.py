@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from inferlab.api import queries
+from inferlab.api.queries import Lineage
 from inferlab.errors import ModelError
 from inferlab.models.artifact import resolve
 from inferlab.web.problems import Problem
@@ -65,9 +67,13 @@ def scratch_folder(data_dir: Path) -> Path:
 
 
 class Library:
-    def __init__(self, data_dir: Path, limit: int) -> None:
+    """Models imported by upload, and the models inferlab derived from them (a tuning's INT8, a quantization)
+    whose files it wrote into the data folder, listed with their parent's key."""
+
+    def __init__(self, data_dir: Path, limit: int, db: str | None) -> None:
         self.root = data_dir
         self.limit = limit
+        self.db = db
         self.models_dir = data_dir / "models"
 
 
@@ -109,6 +115,12 @@ class Library:
             shutil.rmtree(scratch, ignore_errors=True)
 
     def models(self) -> list[StoredModel]:
+        listed = self._listed()
+        if self._adopt(listed, queries.lineages(self.db)):
+            listed = self._listed()
+        return listed
+
+    def _listed(self) -> list[StoredModel]:
         if not self.models_dir.is_dir():
             return []
         out = [self._read(p) for p in sorted(self.models_dir.iterdir()) if (p / "meta.json").is_file()]
@@ -128,6 +140,26 @@ class Library:
 
     def file(self, model: StoredModel) -> Path:
         return self.root / model.path
+
+    def _adopt(self, listed: list[StoredModel], every: list[Lineage]) -> bool:
+        """List the models inferlab derived from models here, and from those in turn, when their files lie in
+        the data folder: each by its content hash, with its parent's key. True when one was added."""
+        keys = {m.content_hash: m for m in listed if m.content_hash}
+        root = self.root.resolve()
+        added = False
+        for lin in every:  # oldest first: a parent is adopted before what was derived from it
+            parent = keys.get(lin.parent_hash or "")
+            path = Path(lin.path).resolve()
+            if parent is None or lin.hash in keys or not path.is_relative_to(root) or not path.is_file():
+                continue
+            name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{parent.name}.{lin.method}")
+            model = StoredModel(lin.hash[:16], name, lin.format, str(path.relative_to(root)), lin.size_bytes,
+                                parent.hash, lin.hash)
+            (self.models_dir / model.hash).mkdir(parents=True, exist_ok=True)
+            (self.models_dir / model.hash / "meta.json").write_text(json.dumps(model.to_json()))
+            keys[lin.hash] = model
+            added = True
+        return added
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from inferlab.report.compare import compare
 from inferlab.report.html import TEMPLATES as REPORT_TEMPLATES
 from inferlab.report.html import report_context
 from inferlab.report.numbers import fps, ms
-from inferlab.web.api_routes import _jobs, _library, _settings
+from inferlab.web.api_routes import _datasets, _jobs, _library, _settings
 from inferlab.web.problems import Problem
 
 router = APIRouter(include_in_schema=False)
@@ -134,8 +134,10 @@ def model_page(request: Request, key: str, batch: Annotated[int, Query(ge=1, le=
         ("peak activations", f"{analysis.peak_activation_bytes / 2**20:.2f} MiB"),
         ("layers", str(len(analysis.layers)))]
     derived = queries.derived_from(m.content_hash, _settings(request).db) if m.content_hash else []
+    listed = {x.hash: x for x in lib.models()}
     return page("model.html.j2", title=f"Model {m.name}", model=m, rows=rows, notes=analysis.notes if analysis
-                else (), error=error, batch=batch, derived=derived)
+                else (), error=error, batch=batch, derived=derived, listed=listed,
+                datasets=_datasets(request).datasets())
 
 
 @router.get("/models/{key}/graph/", response_class=HTMLResponse)

@@ -60,6 +60,32 @@
     });
   }
 
+  var quantize = document.getElementById("quantize");
+  if (quantize) {
+    var numbers = function (text) {
+      return text.split(",").map(function (v) { return v.trim(); }).filter(Boolean).map(Number);
+    };
+    quantize.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var f = quantize.elements, pre = {layout: f.layout.value};
+      if (f.color.value) { pre.color = f.color.value; }
+      if (f.resize.value.trim()) { pre.resize = numbers(f.resize.value); }
+      if (f.scale.value) { pre.scale = Number(f.scale.value); }
+      if (f.mean.value.trim()) { pre.mean = numbers(f.mean.value); }
+      if (f.std.value.trim()) { pre.std = numbers(f.std.value); }
+      var body = {precision: f.precision.value, backend: f.backend.value, dataset: f.dataset.value,
+                  calibration: Number(f.calibration.value), time_s: Number(f.time_s.value), preprocess: pre};
+      if (f.max_drop.value) { body.max_drop = Number(f.max_drop.value); }
+      quantize.querySelector("button").disabled = true;
+      say("Deriving the " + body.precision.toUpperCase() + " model (calibrating" +
+          (body.max_drop !== undefined ? ", then searching within the accuracy drop" : "") +
+          "); its measurement beside this model follows on the run's page…", true);
+      // (getAttribute: the form's field named "dataset" hides form.dataset)
+      send(quantize.getAttribute("data-post"), body).then(function (r) { window.location.href = r.url; })
+        .catch(function (e) { quantize.querySelector("button").disabled = false; say(e.message); });
+    });
+  }
+
   var experiment = document.getElementById("new-experiment");
   if (experiment) {
     var text = document.getElementById("config");
