@@ -30,6 +30,10 @@ class StoreError(InferlabError):
     """The result database cannot be opened or does not hold what was asked for."""
 
 
+class NotFound(StoreError):
+    """The database holds no run, trial, study or derived model by the name asked for."""
+
+
 class Interrupted(InferlabError):
     """The user stopped a run (Ctrl-C); finished trials are stored and the run can be resumed."""
 

@@ -162,3 +162,21 @@ def test_problems_are_json_with_one_line(client: TestClient) -> None:
         body = r.json()
         assert body["status"] == status and body["detail"] and "\n" not in body["detail"]
 
+
+
+def test_a_quantization_the_workbench_cannot_do_is_one_line_and_stores_nothing(
+        client: TestClient, tiny_models: dict[str, str]) -> None:
+    pt2 = upload(client, Path(tiny_models["tiny.pt2"]))
+    onnx = upload(client, Path(tiny_models["tiny.onnx"]))
+    before = client.get("/api/runs").json()
+    cases = [(pt2["hash"], {}, 422, "onnx"),                                           # a .pt2: nothing to quantize
+             (onnx["hash"], {"dataset": "0123456789abcdef"}, 404, "no such dataset"),  # not imported
+             (onnx["hash"], {"preprocess": {"color": "purple"}}, 422, "preprocess.color"),
+             (onnx["hash"], {"max_drop": 3}, 422, "max_drop"),
+             ("0123456789abcdef", {}, 404, "no such model")]
+    for key, body, status, words in cases:
+        r = client.post(f"/api/models/{key}/quantize", json=body, headers=CHANGE)
+        assert r.status_code == status, (body, r.text)
+        detail = r.json()["detail"]
+        assert words in detail and "\n" not in detail, detail
+    assert client.get("/api/runs").json() == before

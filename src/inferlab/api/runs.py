@@ -13,7 +13,7 @@ from inferlab import config as cfg
 from inferlab.api.lifecycle import Opening, lifecycle
 from inferlab.config.plan import Plan
 from inferlab.config.schema import Experiment
-from inferlab.errors import ConfigError, StoreError
+from inferlab.errors import ConfigError, NotFound
 from inferlab.execute import environment
 from inferlab.execute.base import Reporter
 from inferlab.execute.trial_process import check_artifacts
@@ -198,7 +198,7 @@ def trial(ref: str, db: str | None = None) -> TrialResult:
         store.close()
     n = int(index)
     if not 1 <= n <= len(results):
-        raise StoreError(f"'{ref}': run {info.id} has {len(results)} results; N is 1..{len(results)}")
+        raise NotFound(f"'{ref}': run {info.id} has {len(results)} results; N is 1..{len(results)}")
     return results[n - 1]
 
 
@@ -211,7 +211,7 @@ def lineage(ref: str, db: str | None = None) -> list[Lineage]:
     finally:
         store.close()
     if not chain:
-        raise StoreError(f"'{ref}': no derived model with that path or hash; `inferlab quantize` records them")
+        raise NotFound(f"'{ref}': no derived model with that path or hash; `inferlab quantize` records them")
     return chain
 
 

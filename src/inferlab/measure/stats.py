@@ -39,9 +39,9 @@ def median_ci(x: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
         return float(s[0]), float(s[0])
     r = (n + 1) // 2
     k = np.arange(1, n + 1)
-    from scipy import stats as sps  # lazily: 0.8 s of imports that the CLI's parent never needs
+    from scipy import special  # lazily: the CLI's parent never needs it (scipy.stats would cost 1.6 s)
 
-    cdf = sps.binom.sf(r - 1, n, k / n)
+    cdf = special.betainc(r, n - r + 1, k / n)  # = P(Binomial(n, k/n) >= r), scipy.stats.binom.sf(r - 1, ...)
     alpha = (1.0 - confidence) / 2.0
     lo = int(np.searchsorted(cdf, alpha, side="left"))
     hi = int(np.searchsorted(cdf, 1.0 - alpha, side="left"))

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from inferlab.errors import StoreError, StoreFull
+from inferlab.errors import NotFound, StoreError, StoreFull
 from inferlab.optimize.lineage import Lineage
 from inferlab.records.analysis import LayerRecord, Peaks
 from inferlab.records.trial import MemberResult, TrialResult, TrialSpec, utc_now
@@ -345,7 +345,7 @@ class Store:
         """The folder where a run's results wait when the database refused them: `<db file>.pending/RUN`
         beside an SQLite file, else `<artifacts root>/pending/RUN`. One file per trial, `<spec key>.json`."""
         if not run_id or run_id in (".", "..") or "/" in run_id or os.sep in run_id:
-            raise StoreError(f"'{run_id}' is not a run id; `inferlab results --runs` lists the runs")
+            raise NotFound(f"'{run_id}' is not a run id; `inferlab results --runs` lists the runs")
         return pending_root(self.url) / run_id
 
     def pending(self, run_id: str) -> list[Path]:
@@ -438,14 +438,14 @@ class Store:
         if run_id is None or run_id == "latest":
             row = s.scalar(select(RunRow).order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(1))
             if row is None:
-                raise StoreError(f"{self.url}: no runs stored yet; run `inferlab run CONFIG` first")
+                raise NotFound(f"{self.url}: no runs stored yet; run `inferlab run CONFIG` first")
             return row
         row = s.get(RunRow, run_id)
         if row is None:
             matches = s.scalars(select(RunRow).where(RunRow.id.like(f"%{run_id}%"))).all()
             if len(matches) == 1:
                 return matches[0]
-            raise StoreError(f"run '{run_id}' is not in {self.url}; `inferlab results --runs` lists the runs")
+            raise NotFound(f"run '{run_id}' is not in {self.url}; `inferlab results --runs` lists the runs")
         return row
 
     def run_info(self, run_id: str | None = None) -> RunInfo:
@@ -616,11 +616,11 @@ class Store:
             if run_id in (None, "latest"):
                 row = s.scalar(select(StudyRow).order_by(StudyRow.created_at.desc()).limit(1))
                 if row is None:
-                    raise StoreError(f"{self.url}: no tuning studies stored yet; run `inferlab tune CONFIG` first")
+                    raise NotFound(f"{self.url}: no tuning studies stored yet; run `inferlab tune CONFIG` first")
             else:
                 row = s.get(StudyRow, self._run(s, run_id).id)
                 if row is None:
-                    raise StoreError(f"run '{run_id}' is not a tuning run; `inferlab results --runs` lists runs")
+                    raise NotFound(f"run '{run_id}' is not a tuning run; `inferlab results --runs` lists runs")
             trials = s.scalars(select(StudyTrialRow).where(StudyTrialRow.run_id == row.run_id)
                                .order_by(StudyTrialRow.position)).all()
             return row.run_id, dict(row.data), row.status, row.best, [dict(t.record) for t in trials]

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from inferlab.errors import InferlabError, StoreError, first_line
+from inferlab.errors import InferlabError, NotFound, StoreError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +37,9 @@ def problem(status: int, detail: str, headers: dict[str, str] | None = None) -> 
 def _status(exc: InferlabError) -> int:
     """404 for a run, trial or model that is not there; 503 when the database fails; 422 for what the request
     asked that cannot be done (a config, a model, a value)."""
-    text = str(exc)
-    if isinstance(exc, StoreError):
-        return 404 if any(w in text for w in ("no run", "not found", "no trial", "is not in", "has ")) else 503
-    return 422
+    if isinstance(exc, NotFound):
+        return 404
+    return 503 if isinstance(exc, StoreError) else 422
 
 
 def _in_workbench_words(text: str, request: Request) -> str:
