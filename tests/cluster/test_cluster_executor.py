@@ -100,7 +100,7 @@ def _runner_on(cluster: Cluster, name: str) -> bool:
 def test_a_node_killed_mid_trial_has_its_trial_run_elsewhere(driver: Cluster, tiny_models: dict[str, str],
                                                              tmp_path: Path) -> None:
     node = driver.add_node("w3", labels={"inferlab-node": "w3"})
-    slow = {**MEASURE, "min_duration_s": 6.0, "max_duration_s": 10}
+    slow = {**MEASURE, "min_duration_s": 4.0, "max_duration_s": 8}
     cfg = _grid(tmp_path, tiny_models, backends=[{"name": "onnxruntime"}], batch=[1, 2, 4], mode=["latency"],
                 measure=slow)
     killed: list[float] = []
@@ -128,7 +128,7 @@ def test_a_node_killed_mid_trial_has_its_trial_run_elsewhere(driver: Cluster, ti
 def test_head_killed_mid_run_resumes_without_running_finished_trials(driver: Cluster, tiny_models: dict[str, str],
                                                                       tmp_path: Path) -> None:
     cfg = _grid(tmp_path, tiny_models, backends=[{"name": "onnxruntime"}], batch=[1, 2, 3, 4, 5, 6],
-                mode=["latency"], measure={**MEASURE, "min_duration_s": 2.0})
+                mode=["latency"], measure={**MEASURE, "min_duration_s": 1.0})
     db = tmp_path / "head.db"
     code = ("import sys; from inferlab import api; "
             "api.run(sys.argv[1], db=sys.argv[2], cluster=sys.argv[3], resume=(sys.argv[4] or None))")
@@ -167,7 +167,7 @@ def test_ctrl_c_cancels_running_trials_on_the_nodes_and_resume_continues(driver:
                                                                          tiny_models: dict[str, str],
                                                                          tmp_path: Path) -> None:
     cfg = _grid(tmp_path, tiny_models, backends=[{"name": "onnxruntime"}], batch=[1, 2, 3], mode=["latency"],
-                measure={**MEASURE, "min_duration_s": 4.0})
+                measure={**MEASURE, "min_duration_s": 3.0})
     db = tmp_path / "int.db"
     code = ("import sys; from inferlab import api; "
             "api.run(sys.argv[1], db=sys.argv[2], cluster=sys.argv[3], resume=(sys.argv[4] or None))")

@@ -64,6 +64,22 @@ def test_median_ci_matches_monte_carlo_bootstrap() -> None:
     assert abs(hi - mc_hi) <= 3 * step
 
 
+@pytest.mark.parametrize("n", [2, 3, 4, 7, 30, 301, 1000, 4096, 50_001])
+def test_median_ci_picks_the_order_statistics_scipys_binomial_gives(n: int) -> None:
+    """The exact CI sums the binomial tail itself (no SciPy in the trial process); SciPy's binom.sf over every
+    k picks the same two order statistics."""
+    from scipy import stats as sps
+
+    x = np.random.default_rng(n).lognormal(0.0, 0.4, size=n)
+    s = np.sort(x)
+    cdf = sps.binom.sf((n + 1) // 2 - 1, n, np.arange(1, n + 1) / n)
+    for confidence in (0.95, 0.99, 0.5):
+        alpha = (1 - confidence) / 2
+        lo = min(int(np.searchsorted(cdf, alpha, side="left")), n - 1)
+        hi = min(int(np.searchsorted(cdf, 1 - alpha, side="left")), n - 1)
+        assert median_ci(x, confidence) == (s[lo], s[hi]), confidence
+
+
 def test_median_ci_narrows_with_more_samples() -> None:
     rng = np.random.default_rng(2)
     small = rng.normal(10, 1, 50)

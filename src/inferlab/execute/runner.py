@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.special  # noqa: F401  (the statistics after the window need it: loaded while an early process waits)
 
 from inferlab import backends
 from inferlab.accuracy.datasets import Dataset, reopen

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -25,11 +26,31 @@ def median_3sigma(x: np.ndarray) -> tuple[float, int]:
     return float(np.median(kept)), int(x.size - kept.size)
 
 
+def _binomial_tail(n: int, r: int) -> Callable[[float], float]:
+    """p -> P(Binomial(n, p) >= r), summed exactly in log space (scipy.stats.binom.sf(r - 1, n, p) without
+    importing SciPy into every trial process)."""
+    j = np.arange(r, n + 1, dtype=np.float64)
+    steps = np.log(np.arange(n, 0, -1, dtype=np.float64)) - np.log(np.arange(1, n + 1, dtype=np.float64))
+    log_choose = np.concatenate(([0.0], np.cumsum(steps)))[r:]  # log C(n, j) for j = r..n
+
+    def tail(p: float) -> float:
+        if p >= 1.0:
+            return 1.0
+        if p <= 0.0:
+            return 0.0 if r > 0 else 1.0
+        terms = log_choose + j * math.log(p) + (n - j) * math.log1p(-p)
+        top = float(terms.max())
+        return min(1.0, math.exp(top) * float(np.exp(terms - top).sum()))
+
+    return tail
+
+
 def median_ci(x: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
     """Percentile-bootstrap CI of the median, computed exactly rather than by resampling.
 
     For the (lower) sample median of a resample, P(median* <= x_(k)) = P(Binomial(n, k/n) >= ceil(n/2)),
-    so the whole bootstrap distribution is known in O(n) and no Monte Carlo noise enters the interval.
+    so the whole bootstrap distribution is known and no Monte Carlo noise enters the interval; that
+    probability grows with k, so each bound is found by bisection over k.
     """
     s = np.sort(np.asarray(x, dtype=np.float64))
     n = s.size
@@ -37,14 +58,20 @@ def median_ci(x: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
         return math.nan, math.nan
     if n == 1:
         return float(s[0]), float(s[0])
-    r = (n + 1) // 2
-    k = np.arange(1, n + 1)
-    from scipy import special  # lazily: the CLI's parent never needs it (scipy.stats would cost 1.6 s)
-
-    cdf = special.betainc(r, n - r + 1, k / n)  # = P(Binomial(n, k/n) >= r), scipy.stats.binom.sf(r - 1, ...)
+    at_least = _binomial_tail(n, (n + 1) // 2)
     alpha = (1.0 - confidence) / 2.0
-    lo = int(np.searchsorted(cdf, alpha, side="left"))
-    hi = int(np.searchsorted(cdf, 1.0 - alpha, side="left"))
+
+    def first(level: float) -> int:  # the first 0-based k whose P(median* <= s[k]) reaches the level
+        lo, hi = 0, n - 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if at_least((mid + 1) / n) >= level:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    lo, hi = first(alpha), first(1.0 - alpha)
     return float(s[min(lo, n - 1)]), float(s[min(hi, n - 1)])
 
 
