@@ -101,3 +101,26 @@ def test_a_missing_ci_says_why() -> None:
     assert "¹ no CI: too few completions (fewer than 40); measure longer" in text
     assert "² no CI: an MLPerf scenario, judged by LoadGen's own figures" in text
     assert ci_missing_reason(few.with_(throughput_ci_low_sps=790.0, throughput_ci_high_sps=810.0)) is None
+
+
+def test_a_derived_models_drop_is_measured_from_the_model_it_came_from() -> None:
+    from inferlab.records.accuracy import AccuracyResult
+    from inferlab.report.html import accuracy_rows
+
+    def scored(name: str, digest: str, top1: float, stored: str | None) -> TrialResult:
+        art = Artifact(name, f"/{name}.onnx", ModelFormat.ONNX, digest * 64)
+        spec = TrialSpec(art, "onnxruntime", "cpu", (), 1, "latency", MeasureSettings())
+        return TrialResult(spec=spec, status="ok", runtime={"model_precision": stored} if stored else {},
+                           accuracy=AccuracyResult("digits", "d" * 64, 540, {"top1": top1}))
+
+    original = scored("digits_cnn", "a", 0.9926, None)
+    derived = scored("digits_cnn.int8-aa", "b", 0.9907, "int8")
+    again = scored("digits_cnn.int8-aa.fp16", "c", 0.9889, "f16")  # derived from the derived one
+    stranger = scored("other.int8", "e", 0.5, "int8")
+    _, rows = accuracy_rows([original, derived, again, stranger], {"b" * 64: "a" * 64, "c" * 64: "b" * 64})
+    drops = {r["model"]: r["drop"] for r in rows}
+    assert drops["digits_cnn"].startswith("+0.00")
+    assert drops["digits_cnn.int8-aa"].startswith("+0.19") and drops["digits_cnn.int8-aa.fp16"].startswith("+0.37")
+    assert drops["other.int8"] == "—"  # no lineage, no FP32 run of its own: no drop to show
+    _, plain = accuracy_rows([original, derived])  # without lineage, only a model's own FP32 run counts
+    assert [r["drop"] for r in plain][1] == "—"

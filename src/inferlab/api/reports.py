@@ -19,9 +19,10 @@ def report_runs(refs: list[str], db: str | None = None) -> tuple[list[RunData], 
     try:
         runs = []
         envs: dict[str, dict[str, Any] | None] = {}
+        parents = {a.hash: a.parent_hash for a in store.artifacts() if a.parent_hash}  # derived models
         for ref in refs or ["latest"]:
             info = store.run_info(ref)
-            run = RunData(info.id, info.name, store.results(info.id))
+            run = RunData(info.id, info.name, store.results(info.id), parents=parents)
             try:
                 _, data, status, best, records = store.study(info.id)
             except StoreError:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 import statistics
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,11 @@ class RunData:
     name: str
     results: list[TrialResult]
     study: charts.Study | None = None
+    parents: dict[str, str] = field(default_factory=dict)  # a derived model's hash -> the hash it came from
+
+
+def _parents(runs: Sequence[RunData]) -> dict[str, str]:
+    return {k: v for run in runs for k, v in run.parents.items()}
 
 
 def environment_label(env: dict[str, Any] | None, env_id: str | None) -> str:
@@ -64,19 +69,31 @@ def environment_label(env: dict[str, Any] | None, env_id: str | None) -> str:
     return f"{' '.join(cpu.split())} ×{env.get('cpu_affinity', '?')}{gpu} ({(env_id or '')[:6]})"
 
 
-def accuracy_rows(results: Sequence[TrialResult]) -> tuple[list[str], list[dict[str, Any]]]:
+def accuracy_rows(results: Sequence[TrialResult],
+                  parents: Mapping[str, str] | None = None) -> tuple[list[str], list[dict[str, Any]]]:
     """Every result with accuracy; the drop of the first metric is measured from the FP32 median of the same
-    model on the same dataset."""
+    model on the same dataset, or, for a model derived from another (`parents`: hash -> its parent's hash),
+    of the model it was derived from, when that model is among the results."""
     scored = [(r, r.accuracy) for r in results if r.accuracy is not None and r.accuracy.metrics]
     names = list(dict.fromkeys(n for _, acc in scored for n in acc.metrics))
     fp32: dict[tuple[str, str], list[float]] = {}
     for r, acc in scored:
         if precision(r) == "f32":
             fp32.setdefault((r.spec.model.name, acc.dataset_hash), []).append(next(iter(acc.metrics.values())))
+    named = {r.spec.model.hash: r.spec.model.name for r, _ in scored}
+
+    def reference(r: TrialResult, dataset_hash: str) -> list[float] | None:
+        ref, model, seen = fp32.get((r.spec.model.name, dataset_hash)), r.spec.model.hash, set()
+        while ref is None and parents and model in parents and model not in seen:
+            seen.add(model)
+            model = parents[model]
+            ref = fp32.get((named[model], dataset_hash)) if model in named else None
+        return ref
+
     rows = []
     for r, acc in scored:
         first, value = next(iter(acc.metrics.items()))
-        ref = fp32.get((r.spec.model.name, acc.dataset_hash))
+        ref = reference(r, acc.dataset_hash)
         rows.append({"model": r.spec.model.name, "backend": r.spec.backend, "device": r.spec.device,
                      "precision": precision(r), "batch": r.spec.batch, "mode": r.spec.mode,
                      "dataset": f"{acc.dataset} ({acc.samples})",
@@ -318,7 +335,7 @@ def render_tables(runs: Sequence[RunData], environments: dict[str, dict[str, Any
         out += ["## Roofline", "", "Each trial's work per sample, where it sits under its device's roofs (measured "
                 "through the same runtime and precision), and why.", "",
                 *_markdown_table(ROOFLINE_COLUMNS, roofs, ROOFLINE_NUMERIC), ""]
-    names, acc = accuracy_rows(results)
+    names, acc = accuracy_rows(results, _parents(runs))
     if acc:
         out += ["## Accuracy", "", "| model | backend | device | precision | batch | mode | dataset | "
                 + " | ".join(names) + " | drop |", "|" + "---|" * (8 + len(names))]
@@ -368,7 +385,7 @@ def report_context(runs: Sequence[RunData], environments: dict[str, dict[str, An
             **{m: (charts.front(m, rs, styles), None) for m, rs in models.items()},
             **{f"study {s.run_id}": (charts.study_front(s), None) for s in studies}})),
     ]
-    metric_names, acc_rows = accuracy_rows(results)
+    metric_names, acc_rows = accuracy_rows(results, _parents(runs))
     rows, footnotes = trial_rows(results)
     failed = [(row_name(r), r.status, r.reason or "") for r in results if r.status in ("failed", "timeout")]
     return dict(
