@@ -139,6 +139,16 @@ def derived_from(content_hash: str, db: str | None = None, every: list[Lineage] 
     return found
 
 
+def check_database(db: str | None = None) -> str:
+    """Open the database (creating and migrating it as every command does) and return its URL; a database that
+    cannot be opened raises StoreError naming it."""
+    store = Store(db)  # opening it checks (and migrates) its schema
+    try:
+        return store.url
+    finally:
+        store.close()
+
+
 def workbench_dir(db: str | None = None) -> Path:
     """Where the workbench keeps what it imports (models, datasets, configs): beside an SQLite database, else
     in the per-user data folder, as runs keep their files."""

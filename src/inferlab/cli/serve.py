@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from inferlab.api.queries import workbench_dir
+from inferlab.api.queries import check_database, workbench_dir
 from inferlab.cli.app import console
 from inferlab.errors import ConfigError
 
@@ -38,6 +39,15 @@ def serve(
     if token is not None and len(token) < 16:
         raise ConfigError(f"--token: {len(token)} characters; give at least 16 (or leave it out and one is made)")
     settings = Settings.make(db, data or workbench_dir(db), host, port, token, max_upload_mb=max_upload_mb)
+    folder = settings.data_dir
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--data {folder}: cannot create it ({exc.strerror}); give a folder you can write "
+                          "to") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"--data {folder}: not writable; give a folder you can write to")
+    check_database(db)  # a database that cannot be opened is said now, not on every page
     try:
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
