@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fixed_cost import BIN, ROOT, _codes, _env, _timed  # noqa: E402
+from fixed_cost import BIN, ROOT, _codes, _env, _timed
 
 
 def main() -> None:
