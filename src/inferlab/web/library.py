@@ -145,6 +145,7 @@ class Library:
         """List the models inferlab derived from models here, and from those in turn, when their files lie in
         the data folder: each by its content hash, with its parent's key. True when one was added."""
         keys = {m.content_hash: m for m in listed if m.content_hash}
+        names = {m.name for m in listed}
         root = self.root.resolve()
         added = False
         for lin in every:  # oldest first: a parent is adopted before what was derived from it
@@ -153,6 +154,9 @@ class Library:
             if parent is None or lin.hash in keys or not path.is_relative_to(root) or not path.is_file():
                 continue
             name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{parent.name}.{lin.method}")
+            if name in names:  # another model derived the same way (a tuning's and a quantization's INT8)
+                name = f"{name}-{lin.hash[:6]}"
+            names.add(name)
             model = StoredModel(lin.hash[:16], name, lin.format, str(path.relative_to(root)), lin.size_bytes,
                                 parent.hash, lin.hash)
             (self.models_dir / model.hash).mkdir(parents=True, exist_ok=True)
