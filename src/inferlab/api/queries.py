@@ -60,6 +60,7 @@ class BackendInfo:
     spaces: dict[str, tuple[dict[str, Knob], tuple[Constraint, ...]]] = field(default_factory=dict)
     seeds: dict[str, tuple[dict[str, Scalar], ...]] = field(default_factory=dict)  # measured first, per device
     can_profile: bool = False  # `--profile layers`: the runtime's per-layer profiler
+    install: str = ""          # what installs it, where it is not usable
 
     def seed_texts(self, device: str) -> list[str]:
         """The configurations a tuning on `device` measures first, as `knob=value` lines."""
@@ -218,5 +219,5 @@ def backend_catalogue() -> list[BackendInfo]:
         usable = b.available()
         spaces = {d: (b.knobs(d), b.constraints(d)) for d in b.device_kinds()}
         out.append(BackendInfo(name, b.version(), usable, b.devices() if usable else [], list(b.knobs("cpu").values()),
-                               spaces, {d: b.seeds(d) for d in b.device_kinds()}, b.can_profile))
+                               spaces, {d: b.seeds(d) for d in b.device_kinds()}, b.can_profile, b.install))
     return out

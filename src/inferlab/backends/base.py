@@ -322,6 +322,11 @@ class Backend:
     can_profile: ClassVar[bool] = False  # whether `load(..., profile=True)` gives a per-layer profile
     can_split: ClassVar[bool] = False    # whether `hetero:A,B` splits one model across devices (`load_split`)
 
+    @property
+    def install(self) -> str:
+        """The line that installs this runtime where `available` is false (its inferlab extra)."""
+        return f"pip install 'inferlab[{self.name}]'"
+
     def available(self) -> bool:
         raise NotImplementedError
 
@@ -389,6 +394,12 @@ class Backend:
         """Load `model` split across `devices` (`hetero:A,B`): every op on the first device unless a rule of
         `affinity` (pattern, device) sends it to another (only where `can_split`)."""
         raise BackendError(f"{self.name} cannot split a model across devices")
+
+    def preflight(self, model: Artifact, device: str, params: Sequence[Mapping[str, Scalar]],
+                  inputs: list[TensorSpec]) -> None:
+        """Raise naming the knob when `model` cannot run on `device` with any of `params` in a way only loading
+        it would otherwise find (at planning, once per model and device, before any trial)."""
+        return None
 
     def check_split(self, model: Artifact, affinity: Sequence[tuple[str, str]], inputs: list[TensorSpec]) -> None:
         """Raise naming a rule of `affinity` that matches no layer of `model` (at planning, before any trial)."""

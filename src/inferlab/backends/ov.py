@@ -27,7 +27,7 @@ from inferlab.backends.base import (
     is_async,
 )
 from inferlab.errors import BackendError, ModelError
-from inferlab.models.artifact import Artifact, ModelFormat
+from inferlab.models.artifact import TF_FORMATS, Artifact, ModelFormat
 from inferlab.models.convert import torch_to_onnx
 from inferlab.models.tensors import TensorSpec
 
@@ -221,7 +221,8 @@ def _runtime_precisions(compiled: Any) -> dict[str, str]:
 
 class OpenVinoBackend(Backend):
     name = "openvino"
-    formats = (ModelFormat.OPENVINO, ModelFormat.ONNX, ModelFormat.TORCH_EXPORT, ModelFormat.TORCH_FACTORY)
+    formats = (ModelFormat.OPENVINO, ModelFormat.ONNX, ModelFormat.TORCH_EXPORT, ModelFormat.TORCH_FACTORY,
+               ModelFormat.SAVED_MODEL, ModelFormat.KERAS, ModelFormat.TFLITE)
     distribution = "openvino"
     can_profile = True
 
@@ -282,6 +283,10 @@ class OpenVinoBackend(Backend):
             if inputs is None:
                 raise ModelError(f"{model.ref}: converting to ONNX needs the input specs")
             path = torch_to_onnx(model, inputs)
+        elif model.format in TF_FORMATS:
+            from inferlab.models.convert_tf import converted
+
+            path = converted(model, "openvino")
         try:
             ov_model = core.read_model(str(path))
         except Exception as exc:

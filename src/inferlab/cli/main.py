@@ -132,7 +132,9 @@ BatchAxisOption = Annotated[list[str] | None, typer.Option(
 
 @app.command()
 def bench(
-    model: Annotated[str, typer.Argument(help="model file (.onnx, .xml, .pt2) or package.module:factory")],
+    model: Annotated[str, typer.Argument(
+        help="model file (.onnx, .xml, .pt2, .keras, .tflite), a TensorFlow SavedModel folder, or "
+             "package.module:factory")],
     backend: Annotated[str, typer.Option(help="backend(s), comma-separated")] = "onnxruntime",
     device: Annotated[str, typer.Option(help="device(s), comma-separated; multi:A,B or hetero:A,B takes the rest "
                                               "of the list as its members")] = "cpu",
@@ -475,8 +477,8 @@ def list_backends() -> None:
     cores = len(os.sched_getaffinity(0))
     for b in queries.backend_catalogue():
         devices = ", ".join(b.devices) if b.usable else "—"
-        console.print(f"[bold]{b.name}[/] {b.version or ''}  "
-                      f"{'[green]usable[/]' if b.usable else '[red]not installed[/]'}  devices: {devices}  "
+        usable = "[green]usable[/]" if b.usable else f"[red]not installed[/] ({b.install})"
+        console.print(f"[bold]{b.name}[/] {b.version or ''}  {usable}  devices: {devices}  "
                       f"per-layer profiles: {'yes' if b.can_profile else 'no'}")
         kinds = list(b.spaces)
         t = Table("knob", "domain", "default", *(f"a tuning on {d} tries" for d in kinds), "meaning",

@@ -22,7 +22,7 @@ from inferlab.config.words import Where
 from inferlab.errors import BackendError, ConfigError, InputSpecError, ModelError
 from inferlab.models.artifact import Artifact, ModelFormat, resolve
 from inferlab.models.inputs import IMAGE_SUFFIXES, Wording, data_digest, data_files, merge
-from inferlab.models.introspect import declared_inputs
+from inferlab.models.introspect import concrete_inputs, declared_inputs
 from inferlab.models.tensors import InputHint, canonical_dtype
 from inferlab.records.accuracy import METRIC_TASK, AccuracySpec, ResolvedDataset
 from inferlab.records.mlperf import LoadGenSettings
@@ -178,7 +178,9 @@ def _present(backend: Backend, device: str) -> bool:
 
 
 _FORMAT_WORDS = {ModelFormat.ONNX: "an .onnx file", ModelFormat.OPENVINO: "an OpenVINO .xml",
-                 ModelFormat.TORCH_EXPORT: "a torch.export .pt2", ModelFormat.TORCH_FACTORY: "a module factory"}
+                 ModelFormat.TORCH_EXPORT: "a torch.export .pt2", ModelFormat.TORCH_FACTORY: "a module factory",
+                 ModelFormat.SAVED_MODEL: "a TensorFlow SavedModel", ModelFormat.KERAS: "a Keras .keras file",
+                 ModelFormat.TFLITE: "a LiteRT .tflite file"}
 
 
 def cannot_load(backend: Backend, artifacts: list[Artifact]) -> str:
@@ -285,6 +287,9 @@ def plan(exp: Experiment, devices_here: bool = True) -> Plan:
             backend = backends.get(entry.name)
         except BackendError as exc:
             raise BackendError(f"{where(f'backends[{bi}].name')}: {exc}") from None
+        if devices_here and not backend.available():
+            raise BackendError(f"{where(f'backends[{bi}].name')}: '{backend.name}' is not installed here; "
+                               f"{backend.install}, or leave it out")
         if "layers" in exp.profiles() and not backend.can_profile:
             raise BackendError(f"{where('profile')}: backend '{backend.name}' cannot profile layers; leave layers out "
                                f"for it, or use a backend that can ({', '.join(_profilers())})")
@@ -369,7 +374,26 @@ def plan(exp: Experiment, devices_here: bool = True) -> Plan:
         else:
             why = "; ".join(skipped) or "none planned"
         raise ConfigError(f"{where.prefix()}no trials left to run: {why}")
+    if devices_here:
+        _preflight(exp, unique, where)
     return Plan(unique, skipped)
+
+
+def _preflight(exp: Experiment, specs: list[TrialSpec], where: Where) -> None:
+    """Each backend's load-time checks (backend.preflight), once per model and device, before any trial."""
+    groups: dict[tuple[str, str, str], list[TrialSpec]] = {}
+    for s in specs:
+        if s.ensemble is None and compound(s.device) is None:
+            groups.setdefault((s.backend, s.model.hash, s.device), []).append(s)
+    for (name, _, device), group in groups.items():
+        first = group[0]
+        try:
+            backends.get(name).preflight(first.model, device, [s.param_dict for s in group],
+                                         concrete_inputs(first.model, first.batch))
+        except BackendError as exc:
+            bi = next(i for i, e in enumerate(exp.backends) if e.name == name)
+            knob, _, why = str(exc).partition(": ")
+            raise BackendError(f"{where(f'backends[{bi}].params.{knob}')}: {why}") from None
 
 
 def _affinity(backend: Backend, rules: dict[str, str], device: str, members: list[Artifact], index: int,

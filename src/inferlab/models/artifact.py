@@ -23,6 +23,12 @@ class ModelFormat(StrEnum):
     OPENVINO = "openvino"        # IR: .xml + .bin
     TORCH_EXPORT = "torch-export"  # torch.export.save() file (.pt2)
     TORCH_FACTORY = "torch-factory"  # "package.module:factory" returning an nn.Module
+    SAVED_MODEL = "tf-saved-model"  # a TensorFlow SavedModel folder (saved_model.pb, variables/)
+    KERAS = "keras"                 # a Keras 3 .keras archive
+    TFLITE = "tflite"               # a LiteRT (TensorFlow Lite) flatbuffer
+
+
+TF_FORMATS = (ModelFormat.SAVED_MODEL, ModelFormat.KERAS, ModelFormat.TFLITE)  # TensorFlow's own, and LiteRT's
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,8 @@ class Artifact:
         """The files that make the model (an IR's .xml and .bin); none for a factory."""
         if self.format is ModelFormat.TORCH_FACTORY:
             return []
+        if self.format is ModelFormat.SAVED_MODEL:
+            return sorted(f for f in self.path.rglob("*") if f.is_file())
         return [self.path, self.path.with_suffix(".bin")] if self.format is ModelFormat.OPENVINO else [self.path]
 
     def to_json(self) -> dict[str, object]:
@@ -83,13 +91,23 @@ def detect_format(ref: str) -> ModelFormat:
         return ModelFormat.OPENVINO
     if suffix in (".pt2", ".pt"):
         return ModelFormat.TORCH_EXPORT
+    if suffix == ".keras":
+        return ModelFormat.KERAS
+    if suffix == ".tflite":
+        return ModelFormat.TFLITE
+    if not suffix or Path(ref, "saved_model.pb").is_file():
+        return ModelFormat.SAVED_MODEL
     raise ModelError(f"{ref}: unknown model format; give an .onnx file, an OpenVINO .xml (with its .bin), "
-                     "a torch.export .pt2 file, or 'package.module:factory'")
+                     "a torch.export .pt2 file, a Keras .keras file, a .tflite file, a TensorFlow SavedModel "
+                     "folder, or 'package.module:factory'")
 
 
-def _sha256_files(paths: list[Path]) -> str:
+def _sha256_files(paths: list[Path], root: Path | None = None) -> str:
+    """The files' content hash; under `root` (a folder model), each file's path in it counts as well."""
     h = hashlib.sha256()
     for p in paths:
+        if root is not None:
+            h.update(p.relative_to(root).as_posix().encode() + b"\0")
         with p.open("rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
@@ -151,6 +169,12 @@ def resolve(name: str, ref: str, base_dir: Path | None = None,
         path = base_dir / path
     path = path.resolve()
     rel = os.path.relpath(path, base_dir.resolve()) if base_dir is not None else path.name
+    if fmt is ModelFormat.SAVED_MODEL:
+        from inferlab.models.savedmodel import check_saved_model
+
+        check_saved_model(ref, path)
+        return Artifact(name, str(path), fmt, _sha256_files(sorted(f for f in path.rglob("*") if f.is_file()), path),
+                        inputs, rel)
     if not path.is_file():
         raise ModelError(f"{ref}: model file not found (looked at {path}); check the path")
     files = [path]
@@ -160,12 +184,18 @@ def resolve(name: str, ref: str, base_dir: Path | None = None,
         files.append(_check_ir(path))
     elif fmt is ModelFormat.TORCH_EXPORT:
         _check_exported(path)
+    elif fmt is ModelFormat.KERAS:
+        _check_keras(path)
+    elif fmt is ModelFormat.TFLITE:
+        _check_tflite(path)
     return Artifact(name, str(path), fmt, _sha256_files(files), inputs, rel)
 
 
 def model_size(path: str | Path) -> int | None:
     """Bytes on disk of a model file (an IR's .xml plus its .bin); None when it is not a file."""
     p = Path(path)
+    if p.is_dir():  # a SavedModel
+        return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
     if not p.is_file():
         return None
     files = [p, p.with_suffix(".bin")] if p.suffix == ".xml" else [p]
@@ -195,6 +225,28 @@ def _check_exported(path: Path) -> None:
     else:
         kind = "a zip archive torch.export did not write"
     raise ModelError(f"{path}: {kind}, not a torch.export archive; {_EXPORT_FIX}")
+
+
+def _check_keras(path: Path) -> None:
+    """A .keras file is a zip holding the model's config.json (Keras 3); an HDF5 .h5 or a SavedModel is not."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        raise ModelError(f"{path}: not a Keras 3 .keras archive (not a zip file); save the model with "
+                         "model.save('model.keras')") from None
+    if "config.json" not in names:
+        raise ModelError(f"{path}: a zip without config.json, not a Keras .keras archive; save the model with "
+                         "model.save('model.keras')")
+
+
+def _check_tflite(path: Path) -> None:
+    """A .tflite file is a flatbuffer whose identifier, bytes 4 to 8, reads TFL3."""
+    with path.open("rb") as f:
+        head = f.read(8)
+    if head[4:8] != b"TFL3":
+        raise ModelError(f"{path}: not a LiteRT/TensorFlow Lite flatbuffer (no TFL3 identifier); convert the model "
+                         "with TensorFlow's TFLiteConverter")
 
 
 def load_factory(ref: str) -> object:

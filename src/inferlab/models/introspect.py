@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
+import zipfile
 from pathlib import Path
 
+from inferlab.errors import ModelError
 from inferlab.models.artifact import Artifact, ModelFormat
 from inferlab.models.inputs import infer_batch_axes, merge
 from inferlab.models.tensors import TensorSpec
@@ -52,12 +55,50 @@ def ir_inputs(path: Path) -> tuple[TensorSpec, ...]:
     return infer_batch_axes(specs)
 
 
+def keras_inputs(path: Path) -> tuple[TensorSpec, ...]:
+    """A .keras file's inputs from its config.json: the InputLayers of a functional or sequential model (in the
+    model's input order), else the shape a subclassed model was built with."""
+    with zipfile.ZipFile(path) as z:
+        config = json.loads(z.read("config.json"))
+    body = config.get("config") or {}
+    layers = {layer.get("name") or (layer.get("config") or {}).get("name"): layer.get("config") or {}
+              for layer in body.get("layers") or [] if layer.get("class_name") == "InputLayer"}
+    order = body.get("input_layers") or []
+    if order and isinstance(order[0], str):  # one input: [name, 0, 0]
+        order = [order]
+    names = [entry[0] for entry in order if isinstance(entry, list) and entry] or list(layers)
+    specs = []
+    for name in names:
+        cfg = layers.get(name, {})
+        shape = cfg.get("batch_shape") or cfg.get("batch_input_shape") or []
+        dtype = cfg.get("dtype")
+        dtype = dtype.get("config", {}).get("name") if isinstance(dtype, dict) else dtype
+        specs.append(TensorSpec(name, tuple(-1 if d is None else int(d) for d in shape), str(dtype or "float32")))
+    if not specs:
+        built = (config.get("build_config") or {}).get("input_shape")
+        if not built:
+            raise ModelError(f"{path}: the .keras file declares no input (a subclassed model that was never "
+                             "built); call the model on an example input before saving it, or export a SavedModel")
+        specs.append(TensorSpec("input", tuple(-1 if d is None else int(d) for d in built), "float32"))
+    return infer_batch_axes(specs)
+
+
 def declared_inputs(artifact: Artifact, cheap_only: bool = False) -> tuple[TensorSpec, ...] | None:
     """The model's own input specs. With cheap_only, None for formats that need PyTorch to read."""
     if artifact.format is ModelFormat.ONNX:
         return onnx_inputs(artifact.path)
     if artifact.format is ModelFormat.OPENVINO:
         return ir_inputs(artifact.path)
+    if artifact.format is ModelFormat.SAVED_MODEL:
+        from inferlab.models.savedmodel import saved_model_inputs
+
+        return saved_model_inputs(artifact.path)
+    if artifact.format is ModelFormat.KERAS:
+        return keras_inputs(artifact.path)
+    if artifact.format is ModelFormat.TFLITE:
+        from inferlab.models.tflite import tflite_inputs
+
+        return tflite_inputs(artifact.path)
     if cheap_only:
         return None
     from inferlab.models.convert import torch_inputs
