@@ -140,15 +140,16 @@ def bench_experiment(model: str | list[str], backends: list[str], devices: list[
                      loadgen: dict[str, Any] | None = None, data: DataOptions | None = None,
                      with_speed: bool = False, inputs: dict[str, dict[str, Any]] | None = None,
                      command: str | None = None, profile: list[str] | None = None,
-                     names: list[str] | None = None) -> Experiment:
+                     names: list[str] | None = None, framework: str | None = None) -> Experiment:
     """The experiment behind an ad-hoc `bench` (benchmark_app's role, or MLPerf's with scenarios), `accuracy`,
     `quantize` and `compare`. `batch` None: the batch the input shapes give, else 1. `inputs`: per input name,
     a config's `inputs.NAME` settings (shape, dtype, range, value, data, batch_axis). `command`: the command
     line, so that errors name its flags rather than config fields. `names`: the models' names in results
-    (default: their file names' stems)."""
+    (default: their file names' stems). `framework`: the backend of the models' source framework, the report's
+    baseline."""
     models = [model] if isinstance(model, str) else model
-    entries: list[dict[str, Any]] = [{"path": _model_ref(m), **({"inputs": inputs} if inputs else {})}
-                                     for m in models]
+    entries: list[dict[str, Any]] = [{"path": _model_ref(m), **({"inputs": inputs} if inputs else {}),
+                                      **({"framework": framework} if framework else {})} for m in models]
     for entry, given in zip(entries, names or [], strict=False):
         entry["name"] = given
     exp: dict[str, Any] = {

@@ -121,6 +121,9 @@ def _signature_fn(tf: Any, artifact: Artifact) -> tuple[Any, Any, list[str]]:
 
 def _xla_error(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
+    ops = sorted(set(re.findall(r"(\w+) \(No registered '", text)))
+    if ops:
+        return f"no XLA kernel for {', '.join(ops)}"
     m = re.search(r"unsupported operations[^:]*:?\s*(.{0,160})", text, re.IGNORECASE)
     return m.group(1) if m else text[:200]
 

@@ -160,6 +160,9 @@ def bench(
     resume: Annotated[str | None, typer.Option(help="continue run RUN_ID (same flags): skip trials already "
                                                     "stored")] = None,
     profile: ProfileOption = None,
+    framework: Annotated[str | None, typer.Option(
+        help="the backend of the framework the model comes from (e.g. tensorflow): the report gives every other "
+             "runtime's speed-up over it")] = None,
     db: DbOption = None,
     cluster: ClusterOption = None,
 ) -> None:
@@ -186,7 +189,7 @@ def bench(
                                params, measure, scenarios=_split(scenario, "scenario") if scenario else None,
                                loadgen={k: v for k, v in loadgen.items() if v is not None},
                                inputs=input_settings(shape, input, batch_axis), command=typed_command(),
-                               profile=_split(profile, "profile") if profile else None)
+                               profile=_split(profile, "profile") if profile else None, framework=framework)
     _execute(exp, db, resume, cluster)
 
 
@@ -353,8 +356,12 @@ def accuracy(
 
 @app.command()
 def quantize(
-    model: Annotated[str, typer.Argument(help="an .onnx model (or OpenVINO .xml for --backend openvino)")],
-    backend: Annotated[str, typer.Option(help="onnxruntime (QDQ INT8) or openvino (NNCF)")] = "onnxruntime",
+    model: Annotated[str, typer.Argument(
+        help="an .onnx model (an OpenVINO .xml for --backend openvino; a Keras .keras file or a SavedModel folder "
+             "for --backend litert)")],
+    backend: Annotated[str, typer.Option(
+        help="onnxruntime (QDQ INT8), openvino (NNCF) or litert (TensorFlow's converter, full-integer INT8)"),
+    ] = "onnxruntime",
     dataset: DatasetOption = None, dataset_format: DatasetFormatOption = None, split: SplitOption = "all",
     labels: LabelsOption = None, annotations: AnnotationsOption = None, subset: SubsetOption = None,
     preprocess: PreOption = None, postprocess: PostOption = None, metric: MetricOption = None,

@@ -19,7 +19,7 @@ from inferlab.backends.split import hetero_members
 from inferlab.config.ensembles import Ensemble, check_same_inputs, ensemble_spec, ensembles, members_in_ensembles
 from inferlab.config.schema import Experiment, InputOverride, LoadGenConfig, ModelEntry, Rule
 from inferlab.config.words import Where
-from inferlab.errors import BackendError, ConfigError, InputSpecError, ModelError
+from inferlab.errors import BackendError, ConfigError, InputSpecError, ModelError, did_you_mean
 from inferlab.models.artifact import Artifact, ModelFormat, resolve
 from inferlab.models.inputs import IMAGE_SUFFIXES, Wording, data_digest, data_files, merge
 from inferlab.models.introspect import concrete_inputs, declared_inputs
@@ -272,6 +272,7 @@ def plan(exp: Experiment, devices_here: bool = True) -> Plan:
     if not exp.backends:
         raise ConfigError(f"{where('backends')}: list at least one backend ({', '.join(backends.names())})")
     check_grid(exp, where)
+    _check_frameworks(exp, where)
     settings = MeasureSettings(**exp.measure.model_dump())
     skipped: list[str] = []
     runs = _runs(exp, settings, skipped)
@@ -362,7 +363,8 @@ def plan(exp: Experiment, devices_here: bool = True) -> Plan:
                         specs.append(TrialSpec(artifact, backend.name, device, frozen_params(params), batch, mode,
                                                measure, rep, lg, accuracy_spec(exp, exp.models[mi], data, mode),
                                                exp.profiles() if mode in ("latency", "throughput") else (),
-                                               ensemble, affinity))
+                                               ensemble, affinity,
+                                               None if ensemble is not None else exp.models[mi].framework))
     if exp.include:
         specs = [s for s in specs if any(_matches(r, s) for r in exp.include)]
     before_rules = len(specs)
@@ -377,6 +379,16 @@ def plan(exp: Experiment, devices_here: bool = True) -> Plan:
     if devices_here:
         _preflight(exp, unique, where)
     return Plan(unique, skipped)
+
+
+def _check_frameworks(exp: Experiment, where: Where) -> None:
+    """A model's framework must be a backend the experiment measures (its speed is the baseline)."""
+    names = [b.name for b in exp.backends]
+    for i, m in enumerate(exp.models):
+        if m.framework is not None and m.framework not in names:
+            hint = did_you_mean(m.framework, names) or f"; the experiment's backends are {', '.join(names)}"
+            raise ConfigError(f"{where(f'models[{i}].framework')}: '{m.framework}' is not one of the experiment's "
+                              f"backends, so there is nothing to compare with{hint}")
 
 
 def _preflight(exp: Experiment, specs: list[TrialSpec], where: Where) -> None:

@@ -72,13 +72,17 @@ class InputOverride(_Strict):
 
 
 class ModelEntry(_Strict):
-    path: str = Field(description="an .onnx file, an OpenVINO .xml, a .pt2 file or 'package.module:factory'")
+    path: str = Field(description="an .onnx file, an OpenVINO .xml, a .pt2 file, a Keras .keras file, a .tflite "
+                      "file, a TensorFlow SavedModel folder, or 'package.module:factory'")
     name: str | None = Field(None, max_length=MAX_NAME, description="display name (default: the file's stem)")
     alternates: list[str] = Field(default_factory=list,
                                   description="the same model in other formats, for backends that need them")
     inputs: dict[str, InputOverride] = Field(default_factory=dict)
     preprocess: Preprocess = Field(Preprocess(), description="dataset sample → input tensor (accuracy checks)")
     postprocess: Postprocess = Field(Postprocess(), description="how to read the outputs (accuracy checks)")
+    framework: str | None = Field(None, description="the backend of the framework the model comes from (tensorflow, "
+                                  "torch): the report gives every other runtime's speed-up over it, with its "
+                                  "significance; it must be one of the experiment's backends")
 
     def display_name(self) -> str:
         if self.name:

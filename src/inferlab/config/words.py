@@ -13,6 +13,7 @@ _FLAGS: tuple[tuple[str, str], ...] = (
     (r"models\[\d+\]\.inputs\.(\w+)\.batch_axis", r"--batch-axis \1"),
     (r"models\[\d+\]\.inputs\.(\w+)(\.\w+)?", r"--input \1"),
     (r"models\[\d+\]\.inputs", "--shape/--input"),
+    (r"models\[\d+\]\.framework", "--framework"),
     (r"models\[\d+\](\.path)?", "MODEL"),
     (r"backends\[\d+\]\.params\.(\w+)", r"--param \1"),
     (r"backends\[\d+\]\.params", "--param"),

@@ -23,6 +23,7 @@ import numpy as np
 from inferlab.errors import BackendError, ModelError
 from inferlab.models.artifact import Artifact, ModelFormat
 from inferlab.models.convert import cache_dir
+from inferlab.models.quiet import native_output
 
 INSTALL = "pip install 'inferlab[tensorflow]'"
 Feeds = dict[str, np.ndarray]
@@ -40,26 +41,11 @@ def import_tf() -> Any:
     for k, v in quiet_environment().items():
         os.environ.setdefault(k, v)
     try:
-        import tensorflow as tf
+        with native_output((2,)):  # its oneDNN and absl notices, printed whatever TF_CPP_MIN_LOG_LEVEL says
+            import tensorflow as tf
     except ImportError:
         raise BackendError(f"this needs TensorFlow, which is not installed; {INSTALL}") from None
     return tf
-
-
-@contextlib.contextmanager
-def _native_output_dropped() -> Iterator[None]:
-    """Drop what native code prints on the process's stdout while converting (the quantizer's
-    'fully_quantize: 0, inference_type: 6 ...' line), which Python's redirect_stdout does not reach."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 1)
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def _key(artifact: Artifact, *extra: object) -> str:
@@ -78,7 +64,8 @@ def _publish(tmp: Path, target: Path) -> Path:
 def load_keras(path: Path) -> Any:
     """A Keras model from a .keras file, called once (Keras exports only a model that has been called)."""
     import_tf()
-    import keras
+    with native_output((2,)):
+        import keras
 
     try:
         model = keras.saving.load_model(str(path), compile=False)
@@ -199,7 +186,7 @@ def to_tflite(artifact: Artifact, dst: Path | None = None, method: str = "float"
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     try:
-        with _native_output_dropped(), warnings.catch_warnings():
+        with native_output(), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the calibrator's use of TensorFlow's deprecated tf.lite.Interpreter
             blob = converter.convert()
     except Exception as exc:

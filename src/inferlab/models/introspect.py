@@ -135,4 +135,9 @@ def stored_precision(artifact: Artifact) -> str | None:
         if any(t == "FakeQuantize" for t, _ in types):
             return "int8"
         return "f16" if any(t == "Const" and e == "f16" for t, e in types) else "f32"
+    if artifact.format is ModelFormat.TFLITE:
+        from inferlab.models.tflite import interpreter
+
+        kinds = {d["dtype"].__name__ for d in interpreter(artifact.path, 1, False).get_tensor_details()}
+        return "int8" if kinds & {"int8", "uint8"} else "f16" if "float16" in kinds else "f32"
     return None

@@ -3,9 +3,7 @@ tensors by the names of the serving signature, and the int8 quantization of its 
 
 from __future__ import annotations
 
-import io
 import logging
-from contextlib import redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ import numpy as np
 
 from inferlab.errors import BackendError, ModelError
 from inferlab.models.inputs import infer_batch_axes
+from inferlab.models.quiet import native_output
 from inferlab.models.tensors import TensorSpec
 
 log = logging.getLogger(__name__)
@@ -45,21 +44,22 @@ def interpreter(path: Path, threads: int | None = None, xnnpack: bool = True) ->
     except ImportError:
         raise BackendError(f"running a .tflite model needs ai-edge-litert, which is not installed; {INSTALL}") from None
     resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    err = io.StringIO()
     try:
-        with redirect_stderr(err):  # the Python-side messages; LiteRT's own go to fd 2
+        with native_output((2,)) as said:  # its "Created TensorFlow Lite XNNPACK delegate" notice, its errors
             it = Interpreter(model_path=str(path), num_threads=threads if threads else None,
                              experimental_op_resolver_type=resolver)
             it.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
-        raise ModelError(f"{path}: LiteRT cannot run the model: {_why(exc)}") from None
+        raise ModelError(f"{path}: LiteRT cannot run the model: {_why(exc, said.text)}") from None
     return it
 
 
-def _why(exc: BaseException) -> str:
-    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+def _why(exc: BaseException, said: str) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [
+        line.strip() for line in said.splitlines() if line.strip() and "XNNPACK delegate" not in line]
+    text = " ".join(line for line in lines[:3] if not line.startswith("See instructions"))
     if "custom op" in text.lower() or "unresolved" in text.lower():
-        return (f"{text[:200]}; it has a custom op LiteRT has no kernel for: convert it with builtin ops only "
+        return (f"{text[:200].rstrip('.')}; it has a custom op LiteRT has no kernel for: convert it with builtin ops only "
                 "(TFLiteConverter without allow_custom_ops), or run the original model on the tensorflow backend")
     return text[:300]
 

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from inferlab import backends
 from inferlab.accuracy.datasets import Dataset, reopen
@@ -23,7 +23,8 @@ from inferlab.records.trial import utc_now
 
 log = logging.getLogger(__name__)
 Method = Literal["fp16", "int8"]
-TARGETS = ("onnxruntime", "openvino")
+TARGETS = ("onnxruntime", "openvino", "litert")
+_SUFFIX = {"openvino": ".xml", "onnxruntime": ".onnx", "litert": ".tflite"}
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class Request:
 
 
 def _output(parent: Artifact, req: Request) -> Path:
-    suffix = ".xml" if req.backend == "openvino" else ".onnx"
+    suffix = _SUFFIX[req.backend]
     folder = req.output_dir or parent.path.parent
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{parent.path.stem}.{req.tag()}{suffix}"
@@ -52,9 +53,13 @@ def _output(parent: Artifact, req: Request) -> Path:
 def _check(parent: Artifact, req: Request, validation: AccuracySpec | None, calibration: AccuracySpec | None) -> None:
     if req.backend not in TARGETS:
         raise OptimizeError(f"--backend '{req.backend}': inferlab quantizes for {', '.join(TARGETS)}")
-    if req.backend == "onnxruntime" and parent.format is not ModelFormat.ONNX:
+    if req.backend == "litert":
+        if parent.format not in (ModelFormat.KERAS, ModelFormat.SAVED_MODEL):
+            raise OptimizeError(f"{parent.ref}: LiteRT quantization converts a TensorFlow model; give a Keras .keras "
+                                "file or a SavedModel folder")
+    elif req.backend == "onnxruntime" and parent.format is not ModelFormat.ONNX:
         raise OptimizeError(f"{parent.ref}: ONNX Runtime quantization needs an .onnx model")
-    if parent.format not in (ModelFormat.ONNX, ModelFormat.OPENVINO):
+    elif parent.format not in (ModelFormat.ONNX, ModelFormat.OPENVINO):
         raise OptimizeError(f"{parent.ref}: give an .onnx or OpenVINO .xml model to optimise")
     if req.method == "int8" and calibration is None:
         raise OptimizeError("INT8 quantization needs calibration data; give --dataset")
@@ -73,9 +78,10 @@ def _input(parent: Artifact) -> tuple[str, str]:
 
 
 def _scorer(parent: Artifact, ds: Dataset, spec: AccuracySpec, metric: str,
-            batch: int) -> Callable[[Path], float]:
-    """Score an ONNX file with ONNX Runtime in this process, on the already opened validation set."""
-    backend = backends.get("onnxruntime")
+            batch: int, runtime: str = "onnxruntime") -> Callable[[Path], float]:
+    """Score a model file with a runtime (ONNX Runtime, LiteRT) in this process, on the already opened validation
+    set."""
+    backend = backends.get(runtime)
 
     def score(path: Path) -> float:
         artifact = resolve(parent.name, str(path), inputs=parent.inputs)
@@ -102,7 +108,11 @@ def derive(parent: Artifact, req: Request, validation: AccuracySpec | None = Non
     params: dict[str, object] = {"backend": req.backend, "method": req.method}
     outcome: dict[str, object] = {}
     cal_hash = None
-    if req.method == "fp16":
+    if req.method == "fp16" and req.backend == "litert":
+        from inferlab.models.convert_tf import to_tflite
+
+        to_tflite(parent, dst, "fp16")
+    elif req.method == "fp16":
         (fp16.openvino_fp16 if req.backend == "openvino" else fp16.onnx_fp16)(parent.path, dst)
     else:
         assert calibration is not None
@@ -112,7 +122,12 @@ def derive(parent: Artifact, req: Request, validation: AccuracySpec | None = Non
         feeds = [f for f, _, _ in batches(cal_ds, calibration, name, dtype, 1, limit=req.calibration_size)]
         params.update({"calibration_samples": len(feeds), "calibration_dataset": calibration.dataset.name})
         say(f"calibrating on {len(feeds)} samples of {calibration.dataset.describe()}")
-        if req.max_drop is None:
+        if req.backend == "litert":
+            params.update({"format": "full integer", "activations": "s8", "weights": "s8 per channel"})
+            found_lite = _litert_int8(parent, dst, feeds, req, validation, say)
+            if found_lite is not None:
+                outcome = found_lite.to_json()
+        elif req.max_drop is None:
             if req.backend == "openvino":
                 int8.ov_int8(parent.path, dst, feeds, req.preset)
                 params["preset"] = req.preset
@@ -138,5 +153,39 @@ def derive(parent: Artifact, req: Request, validation: AccuracySpec | None = Non
             say(f"{metric}: float {found.original:.4f}, INT8 {found.quantized:.4f}, drop {found.drop:+.4f} "
                 f"({'within' if found.met else 'over'} the budget of {req.max_drop})")
     child = resolve(f"{parent.name}-{req.tag()}", str(dst), inputs=parent.inputs)
+    return _lineage(parent, child, dst, req, params, cal_hash, outcome)
+
+
+def _litert_int8(parent: Artifact, dst: Path, feeds: list[dict[str, Any]], req: Request,
+                 validation: AccuracySpec | None, say: Callable[[str], None]) -> accuracy_aware.Outcome | None:
+    """Full-integer INT8 through TensorFlow's converter. With a budget (`max_drop`): scored by LiteRT against the
+    float LiteRT conversion on the validation set; over budget, INT8 weights with float activations (dynamic
+    range) instead, the one step back LiteRT's converter offers for a whole model."""
+    from inferlab.models.convert_tf import to_tflite
+
+    to_tflite(parent, dst, "int8", feeds)
+    if req.max_drop is None:
+        return None
+    assert validation is not None
+    metric = validation.metric_names()[0]
+    score = _scorer(parent, reopen(validation.dataset), validation, metric, req.batch, "litert")
+    original = score(to_tflite(parent, dst.with_name(dst.stem + ".float.tflite"), "float"))
+    dst.with_name(dst.stem + ".float.tflite").unlink(missing_ok=True)
+    quantized = score(dst)
+    found = accuracy_aware.Outcome(metric, original, quantized, req.max_drop,
+                                   steps=[{"try": "full integer", metric: quantized}])
+    say(f"{metric}: float {original:.4f}, full-integer INT8 {quantized:.4f}")
+    if not found.met:
+        to_tflite(parent, dst, "dynamic")
+        found.quantized = score(dst)
+        found.kept_float = ["activations"]
+        found.steps.append({"try": "int8 weights, float activations", metric: found.quantized})
+        say(f"{metric}: over the budget; INT8 weights with float activations: {found.quantized:.4f}")
+    say(f"{metric}: drop {found.drop:+.4f} ({'within' if found.met else 'over'} the budget of {req.max_drop})")
+    return found
+
+
+def _lineage(parent: Artifact, child: Artifact, dst: Path, req: Request, params: dict[str, object],
+             cal_hash: str | None, outcome: dict[str, object]) -> Lineage:
     return Lineage(child.hash, child.name, str(dst), child.format.value, parent.hash, parent.ref,
                    req.tag(), params, cal_hash, outcome, model_size(dst) or 0, utc_now())

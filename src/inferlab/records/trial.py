@@ -68,6 +68,7 @@ class TrialSpec:
     profile: tuple[str, ...] = ()           # analyses after the measured window: "layers", "roofline"
     ensemble: EnsembleSpec | None = None    # a co-located ensemble: its members (`model` is named after it)
     affinity: tuple[tuple[str, str], ...] = ()  # hetero:A,B: (layer pattern, device) rules, first match wins
+    framework: str | None = None            # the backend of the model's source framework, the report's baseline
 
     @property
     def dataset(self) -> str | None:
@@ -92,6 +93,8 @@ class TrialSpec:
             out["ensemble"] = self.ensemble.to_json()
         if self.affinity:
             out["affinity"] = [list(rule) for rule in self.affinity]
+        if self.framework:
+            out["framework"] = self.framework
         return out
 
     @staticmethod
@@ -104,12 +107,13 @@ class TrialSpec:
                          LoadGenSettings.from_json(lg) if lg else None,
                          AccuracySpec.from_json(acc) if acc else None, tuple(d.get("profile") or ()),
                          EnsembleSpec.from_json(ens) if ens else None,
-                         tuple((str(p), str(d)) for p, d in d.get("affinity") or ()))
+                         tuple((str(p), str(d)) for p, d in d.get("affinity") or ()), d.get("framework"))
 
     def identity(self) -> dict[str, Any]:
         """The spec as its key sees it: portable, so the same trial has the same key on every host. Files are
         named by content hash and a relative path, never by a host's absolute path."""
         out = self.to_json()
+        out.pop("framework", None)  # how the report compares it, not what is measured
         out["model"] = self.model.identity()
         if self.ensemble is not None:
             out["ensemble"] = self.ensemble.identity()

@@ -31,6 +31,11 @@ from inferlab.report.members import (
 )
 from inferlab.report.published import LEVELS, MISSING, WARNED, Published, published, to_csv, to_markdown
 from inferlab.report.rows import Footnotes, ci_text, knobs, precision, row_name
+from inferlab.report.speedup import COLUMNS as SPEEDUP_COLUMNS
+from inferlab.report.speedup import NOTE as SPEEDUP_NOTE
+from inferlab.report.speedup import NUMERIC as SPEEDUP_NUMERIC
+from inferlab.report.speedup import charts_by_model as speedup_charts
+from inferlab.report.speedup import speedups
 from inferlab.tune.leaders import leaders
 from inferlab.tune.objectives import latency_ms
 from inferlab.tune.record import TrialRecord, measured_count
@@ -255,8 +260,9 @@ def _roofline_charts(results: Sequence[TrialResult], styles: charts.Styles) -> l
                                 for key, rs in charts.by_roofs(results).items()})
 
 
-def _table(results: Sequence[TrialResult], environments: dict[str, dict[str, Any] | None]) -> Published:
-    return published(results, lambda env_id: environment_label(environments.get(env_id or ""), env_id))
+def _table(results: Sequence[TrialResult], environments: dict[str, dict[str, Any] | None],
+           parents: dict[str, str]) -> Published:
+    return published(results, lambda env_id: environment_label(environments.get(env_id or ""), env_id), parents)
 
 
 def _markdown_table(head: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[str] = ()) -> list[str]:
@@ -291,7 +297,7 @@ def render_tables(runs: Sequence[RunData], environments: dict[str, dict[str, Any
     accuracy) or CSV (the published table). `output`: where the report goes, so links to trial files are
     relative to it."""
     results = [r for run in runs for r in run.results]
-    table = _table(results, environments)
+    table = _table(results, environments, _parents(runs))
     if fmt == "csv":
         return to_csv(table)
     out = [f"# inferlab report: {', '.join(run.name for run in runs)}", "",
@@ -335,6 +341,10 @@ def render_tables(runs: Sequence[RunData], environments: dict[str, dict[str, Any
         out += ["## Roofline", "", "Each trial's work per sample, where it sits under its device's roofs (measured "
                 "through the same runtime and precision), and why.", "",
                 *_markdown_table(ROOFLINE_COLUMNS, roofs, ROOFLINE_NUMERIC), ""]
+    ups = speedups(results, _parents(runs))
+    if ups:
+        out += ["## Speed-up over the source framework", "", SPEEDUP_NOTE, "",
+                *_markdown_table(SPEEDUP_COLUMNS, [u.row() for u in ups], SPEEDUP_NUMERIC), ""]
     names, acc = accuracy_rows(results, _parents(runs))
     if acc:
         out += ["## Accuracy", "", "| model | backend | device | precision | batch | mode | dataset | "
@@ -364,7 +374,7 @@ def report_context(runs: Sequence[RunData], environments: dict[str, dict[str, An
     threshold = threshold_ms if threshold_ms is not None else next(
         (s.threshold_ms for s in studies if s.threshold_ms is not None), None)
     pct = percentile or next((s.percentile for s in studies), "p99")
-    table = _table(results, environments)
+    table = _table(results, environments, _parents(runs))
     models = charts.by_model(results)
     styles = charts.Styles(results)
     limit = f" (threshold {threshold:g} ms)" if threshold is not None else " (no latency threshold given)"
@@ -387,6 +397,7 @@ def report_context(runs: Sequence[RunData], environments: dict[str, dict[str, An
     ]
     metric_names, acc_rows = accuracy_rows(results, _parents(runs))
     rows, footnotes = trial_rows(results)
+    ups = speedups(results, _parents(runs))
     failed = [(row_name(r), r.status, r.reason or "") for r in results if r.status in ("failed", "timeout")]
     return dict(
         title="inferlab report: " + ", ".join(run.name for run in runs), runs=runs,
@@ -400,4 +411,7 @@ def report_context(runs: Sequence[RunData], environments: dict[str, dict[str, An
         member_numeric=MEMBER_NUMERIC, member_rows=member_rows(results), ensemble_charts=_charts("ensemble", {
             row_name(r): (charts.ensemble(r), None) for r in results if r.spec.ensemble is not None}),
         ensemble_columns=ENSEMBLE_COLUMNS,
-        ensemble_numeric=ENSEMBLE_NUMERIC, ensemble_rows=ensemble_rows(results), ensemble_note=ENSEMBLE_NOTE)
+        ensemble_numeric=ENSEMBLE_NUMERIC, ensemble_rows=ensemble_rows(results), ensemble_note=ENSEMBLE_NOTE,
+        speedup_charts=_charts("speedup", {m: (fig, None) for m, fig in speedup_charts(ups).items()}),
+        speedup_columns=SPEEDUP_COLUMNS, speedup_numeric=SPEEDUP_NUMERIC, speedup_rows=[u.row() for u in ups],
+        speedup_note=SPEEDUP_NOTE)

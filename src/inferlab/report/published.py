@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from rich.table import Table
@@ -13,6 +13,7 @@ from rich.table import Table
 from inferlab.records.trial import TrialResult
 from inferlab.report import numbers
 from inferlab.report.rows import ci_missing_reason, precision
+from inferlab.report.speedup import baselines, speedups
 
 MISSING = numbers.MISSING
 WARNED = "⚠"  # marks a cell whose trial has measurement warnings
@@ -47,14 +48,19 @@ class Cell:
     ci: tuple[float, float] | None = None   # that trial's 95% CI of the FPS
     ci_missing: str | None = None           # or why it has none
     warnings: tuple[str, ...] = ()          # that trial's measurement warnings
+    speedup: float | None = None            # that trial's throughput over the model's source framework's
+    framework: str | None = None            # that framework (with speedup None: this cell is the framework's)
 
     def text(self, mark: bool = False) -> str:
-        """FPS · latency (· best of n); with `mark`, a trailing ⚠ when the trial shown has warnings."""
+        """FPS · latency (· best of n) (· speed-up over the framework); with `mark`, a trailing ⚠ when the trial
+        shown has warnings."""
         if self.fps is None:
             return f"failed ({self.failed})"
         best = f" · best of {self.trials}" if self.trials > 1 else ""
         lat = f" · {numbers.ms(self.latency_ms)} ms" if self.latency_ms is not None else ""
-        return f"{numbers.fps(self.fps)} FPS{lat}{best}" + (f" {WARNED}" if mark and self.warnings else "")
+        against = ("" if self.framework is None else " · the framework" if self.speedup is None
+                   else f" · {self.speedup:.2f}× {self.framework}")
+        return f"{numbers.fps(self.fps)} FPS{lat}{best}{against}" + (f" {WARNED}" if mark and self.warnings else "")
 
     def details(self) -> str:
         """What the cell leaves out: the FPS's CI (or why there is none) and the trial's warnings."""
@@ -100,8 +106,10 @@ def task_of(r: TrialResult) -> str:
     return acc.dataset.config.task if acc is not None else MISSING
 
 
-def published(results: Sequence[TrialResult], environment: Callable[[str | None], str]) -> Published:
-    """Build the table from speed results (accuracy-only trials have no FPS and are left to the accuracy table)."""
+def published(results: Sequence[TrialResult], environment: Callable[[str | None], str],
+              parents: Mapping[str, str] | None = None) -> Published:
+    """Build the table from speed results (accuracy-only trials have no FPS and are left to the accuracy table).
+    `parents`: derived models' lineage (hash -> parent hash), for their speed-up over the framework."""
     groups: dict[tuple[RowKey, ColumnKey], list[TrialResult]] = {}
     labels: dict[str | None, str] = {}  # `environment` may read the store: once per environment, not per result
     for r in results:
@@ -113,6 +121,9 @@ def published(results: Sequence[TrialResult], environment: Callable[[str | None]
         row = RowKey(task_of(r), s.model.name, s.batch)
         col = ColumnKey(labels[r.environment_id], s.backend, s.device, precision(r), s.mode)
         groups.setdefault((row, col), []).append(r)
+    ups = {u.result.spec.key(): u.ratio for u in speedups(results, parents)}
+    framework_of = {b.spec.key(): str(b.spec.backend) for b in baselines(results, parents).values()}
+    framework_of.update({u.result.spec.key(): u.baseline.spec.backend for u in speedups(results, parents)})
     cells = {}
     for key, rs in groups.items():
         ok = [r for r in rs if r.status == "ok" and r.throughput_sps is not None]
@@ -123,7 +134,8 @@ def published(results: Sequence[TrialResult], environment: Callable[[str | None]
         lo, hi = best.throughput_ci_low_sps, best.throughput_ci_high_sps
         cells[key] = Cell(best.throughput_sps, best.latency.median_3sigma_ms if best.latency else None,
                           len(rs), len(rs) - len(ok), (lo, hi) if lo is not None and hi is not None else None,
-                          ci_missing_reason(best), best.warnings)
+                          ci_missing_reason(best), best.warnings, ups.get(best.spec.key()),
+                          framework_of.get(best.spec.key()))
     rows = sorted({k[0] for k in cells})
     columns = sorted({k[1] for k in cells})
     return Published(rows, columns, cells)
@@ -142,7 +154,8 @@ def to_rich(p: Published, title: str | None = None) -> Table:
     for row in p.rows:
         t.add_row(row.task, row.model, str(row.batch),
                   *[p.text(row, c, mark=True) if p.cell(row, c) else f"[dim]{MISSING}[/]" for c in p.columns])
-    t.caption = (f"cells: FPS · median latency (DLI's 3σ median); {MISSING}: not measured; "
+    t.caption = (f"cells: FPS · median latency (DLI's 3σ median) · N× FRAMEWORK: speed-up over the model's source "
+                 f"framework; {MISSING}: not measured; "
                  f"{WARNED}: the trial shown has measurement warnings (listed under every trial)")
     return t
 

@@ -64,7 +64,7 @@ def ci_text(result: TrialResult, notes: Footnotes) -> str:
     return ci if ci is not None else numbers.MISSING + notes.mark(ci_missing_reason(result) or "")
 
 
-_SHORT = {"float32": "f32", "float16": "f16", "bfloat16": "bf16", "float64": "f64"}
+_SHORT = {"float32": "f32", "float16": "f16", "bfloat16": "bf16", "float64": "f64", "fp32": "f32", "fp16": "f16"}
 
 
 def precision(result: TrialResult) -> str:
@@ -75,8 +75,8 @@ def precision(result: TrialResult) -> str:
         return str(stored)
     eff = result.effective
     params = result.spec.param_dict
-    value = next((eff[k] for k in ("inference_precision_hint", "dtype") if eff.get(k)), None)
-    text = str(value or params.get("inference_precision") or params.get("dtype") or "f32")
+    value = next((eff[k] for k in ("inference_precision_hint", "dtype", "precision") if eff.get(k)), None)
+    text = str(value or params.get("inference_precision") or params.get("dtype") or params.get("precision") or "f32")
     return _SHORT.get(text, text)
 
 
