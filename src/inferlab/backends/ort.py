@@ -32,7 +32,7 @@ from inferlab.backends.base import (
     usable_cores,
 )
 from inferlab.errors import BackendError, InputSpecError, ModelError
-from inferlab.models.artifact import TF_FORMATS, Artifact, ModelFormat
+from inferlab.models.artifact import Artifact, ModelFormat
 from inferlab.models.convert import torch_to_onnx
 from inferlab.models.tensors import TensorSpec, canonical_dtype
 
@@ -210,7 +210,7 @@ def _ort_dtype(type_name: str) -> str:
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     formats = (ModelFormat.ONNX, ModelFormat.TORCH_EXPORT, ModelFormat.TORCH_FACTORY, ModelFormat.SAVED_MODEL,
-               ModelFormat.KERAS, ModelFormat.TFLITE)
+               ModelFormat.KERAS)
     distribution = "onnxruntime"
     can_profile = True
 
@@ -260,7 +260,7 @@ class OnnxRuntimeBackend(Backend):
             if inputs is None:
                 raise ModelError(f"{model.ref}: converting to ONNX needs the input specs")
             path = torch_to_onnx(model, inputs)
-        elif model.format in TF_FORMATS:
+        elif model.format in (ModelFormat.SAVED_MODEL, ModelFormat.KERAS):
             from inferlab.models.convert_tf import converted
 
             path = converted(model, "onnx")

@@ -27,7 +27,7 @@ from inferlab.backends.base import (
     is_async,
 )
 from inferlab.errors import BackendError, ModelError
-from inferlab.models.artifact import TF_FORMATS, Artifact, ModelFormat
+from inferlab.models.artifact import Artifact, ModelFormat
 from inferlab.models.convert import torch_to_onnx
 from inferlab.models.tensors import TensorSpec
 
@@ -283,7 +283,7 @@ class OpenVinoBackend(Backend):
             if inputs is None:
                 raise ModelError(f"{model.ref}: converting to ONNX needs the input specs")
             path = torch_to_onnx(model, inputs)
-        elif model.format in TF_FORMATS:
+        elif model.format in (ModelFormat.SAVED_MODEL, ModelFormat.KERAS):
             from inferlab.models.convert_tf import converted
 
             path = converted(model, "openvino")

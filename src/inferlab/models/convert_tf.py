@@ -119,10 +119,7 @@ def _target(artifact: Artifact, target: str) -> Path:
 def to_onnx(artifact: Artifact) -> Path:
     """ONNX (opset 17) through tf2onnx, from the SavedModel's serving signature (its input and output names kept), in a
     process of its own: tf2onnx imports TensorFlow and sets its logging up at import."""
-    if artifact.format is ModelFormat.TFLITE:
-        source = ["--tflite", str(artifact.path)]
-    else:
-        source = ["--saved-model", str(saved_model(artifact)), "--tag", "serve", "--signature_def", "serving_default"]
+    source = ["--saved-model", str(saved_model(artifact)), "--tag", "serve", "--signature_def", "serving_default"]
     target = _target(artifact, "onnx")
     if target.is_file():
         return target
@@ -139,11 +136,11 @@ def to_onnx(artifact: Artifact) -> Path:
 
 
 def to_openvino(artifact: Artifact) -> Path:
-    """OpenVINO IR (f32 weights) through openvino.convert_model, which reads a SavedModel and a .tflite file
-    without TensorFlow (a .keras file goes through its SavedModel, which needs it)."""
+    """OpenVINO IR (f32 weights) through openvino.convert_model, which reads a SavedModel without TensorFlow (a
+    .keras file goes through its SavedModel, which needs it)."""
     import openvino as ov
 
-    source = artifact.path if artifact.format is ModelFormat.TFLITE else saved_model(artifact)
+    source = saved_model(artifact)
     target = _target(artifact, "openvino")
     if target.is_file() and target.with_suffix(".bin").is_file():
         return target

@@ -59,8 +59,8 @@ def _why(exc: BaseException, said: str) -> str:
         line.strip() for line in said.splitlines() if line.strip() and "XNNPACK delegate" not in line]
     text = " ".join(line for line in lines[:3] if not line.startswith("See instructions"))
     if "custom op" in text.lower() or "unresolved" in text.lower():
-        return (f"{text[:200].rstrip('.')}; it has a custom op LiteRT has no kernel for: convert it with builtin ops only "
-                "(TFLiteConverter without allow_custom_ops), or run the original model on the tensorflow backend")
+        return (f"{text[:200].rstrip('.')}; it has a custom op LiteRT has no kernel for: convert it with builtin ops "
+                "only (TFLiteConverter without allow_custom_ops), or run the original model on the tensorflow backend")
     return text[:300]
 
 
