@@ -222,7 +222,7 @@ def _runtime_precisions(compiled: Any) -> dict[str, str]:
 class OpenVinoBackend(Backend):
     name = "openvino"
     formats = (ModelFormat.OPENVINO, ModelFormat.ONNX, ModelFormat.TORCH_EXPORT, ModelFormat.TORCH_FACTORY,
-               ModelFormat.SAVED_MODEL, ModelFormat.KERAS, ModelFormat.TFLITE)
+               ModelFormat.SAVED_MODEL, ModelFormat.KERAS)
     distribution = "openvino"
     can_profile = True
 

@@ -57,6 +57,8 @@ def _check(parent: Artifact, req: Request, validation: AccuracySpec | None, cali
         if parent.format not in (ModelFormat.KERAS, ModelFormat.SAVED_MODEL):
             raise OptimizeError(f"{parent.ref}: LiteRT quantization converts a TensorFlow model; give a Keras .keras "
                                 "file or a SavedModel folder")
+    elif parent.format in (ModelFormat.KERAS, ModelFormat.SAVED_MODEL):
+        pass  # converted for the runtime first (`_source`)
     elif req.backend == "onnxruntime" and parent.format is not ModelFormat.ONNX:
         raise OptimizeError(f"{parent.ref}: ONNX Runtime quantization needs an .onnx model")
     elif parent.format not in (ModelFormat.ONNX, ModelFormat.OPENVINO):
@@ -67,6 +69,15 @@ def _check(parent: Artifact, req: Request, validation: AccuracySpec | None, cali
         raise OptimizeError("--max-drop needs a labelled validation dataset; give --dataset")
     if req.max_drop is not None and req.max_drop < 0:
         raise OptimizeError(f"--max-drop {req.max_drop}: give a drop of zero or more, in the metric's unit")
+
+
+def _source(parent: Artifact, req: Request) -> Path:
+    """The file the runtime's quantizer reads: the model's own, or a TensorFlow model converted for it (cached)."""
+    if parent.format in (ModelFormat.KERAS, ModelFormat.SAVED_MODEL) and req.backend != "litert":
+        from inferlab.models.convert_tf import converted
+
+        return converted(parent, "onnx" if req.backend == "onnxruntime" else "openvino")
+    return parent.path
 
 
 def _input(parent: Artifact) -> tuple[str, str]:
@@ -105,6 +116,7 @@ def derive(parent: Artifact, req: Request, validation: AccuracySpec | None = Non
     _check(parent, req, validation, calibration)
     say = note or (lambda _msg: None)
     dst = _output(parent, req)
+    src = _source(parent, req)
     params: dict[str, object] = {"backend": req.backend, "method": req.method}
     outcome: dict[str, object] = {}
     cal_hash = None
@@ -113,7 +125,7 @@ def derive(parent: Artifact, req: Request, validation: AccuracySpec | None = Non
 
         to_tflite(parent, dst, "fp16")
     elif req.method == "fp16":
-        (fp16.openvino_fp16 if req.backend == "openvino" else fp16.onnx_fp16)(parent.path, dst)
+        (fp16.openvino_fp16 if req.backend == "openvino" else fp16.onnx_fp16)(src, dst)
     else:
         assert calibration is not None
         name, dtype = _input(parent)
@@ -129,10 +141,10 @@ def derive(parent: Artifact, req: Request, validation: AccuracySpec | None = Non
                 outcome = found_lite.to_json()
         elif req.max_drop is None:
             if req.backend == "openvino":
-                int8.ov_int8(parent.path, dst, feeds, req.preset)
+                int8.ov_int8(src, dst, feeds, req.preset)
                 params["preset"] = req.preset
             else:
-                int8.ort_int8(parent.path, dst, feeds)
+                int8.ort_int8(src, dst, feeds)
                 params.update({"format": "QDQ", "per_channel": True, "activations": "u8", "weights": "s8"})
         else:
             assert validation is not None
@@ -142,12 +154,12 @@ def derive(parent: Artifact, req: Request, validation: AccuracySpec | None = Non
             val_ds = reopen(validation.dataset)
             if req.backend == "openvino":
                 found = accuracy_aware.ov_accuracy_aware(
-                    parent.path, dst, feeds, val_ds, validation, parent.name, name, dtype, metric, req.max_drop,
+                    src, dst, feeds, val_ds, validation, parent.name, name, dtype, metric, req.max_drop,
                     req.preset)
                 params["preset"] = req.preset
             else:
                 found = accuracy_aware.ort_accuracy_aware(
-                    parent.path, dst, feeds, _scorer(parent, val_ds, validation, metric, req.batch), metric,
+                    src, dst, feeds, _scorer(parent, val_ds, validation, metric, req.batch), metric,
                     req.max_drop, step=say)
             outcome = found.to_json()
             say(f"{metric}: float {found.original:.4f}, INT8 {found.quantized:.4f}, drop {found.drop:+.4f} "
