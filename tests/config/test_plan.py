@@ -183,3 +183,43 @@ def test_official_runs_get_a_time_out_that_fits(tiny_models: dict[str, str]) -> 
     (spec,) = plan(exp).specs
     assert spec.loadgen is not None and spec.loadgen.official and spec.loadgen.min_duration_s is None
     assert spec.measure.timeout_s >= 600 * 2  # LoadGen's 600 s, with room for loading and calibration
+
+
+def test_a_backend_not_installed_is_refused_with_its_install_line(tiny_models: dict[str, str],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from inferlab import backends
+    from inferlab.api import queries
+
+    litert = backends.get("litert")
+    monkeypatch.setattr(type(litert), "available", lambda self: False)
+    with pytest.raises(BackendError, match=r"backends\[1\]\.name: 'litert' is not installed here; "
+                                           r"pip install 'inferlab\[litert\]', or leave it out"):
+        plan(load_text(_exp(tiny_models, "backends: [{name: onnxruntime}, {name: litert}]\n")))
+    listed = {b.name: b for b in queries.backend_catalogue()}
+    assert not listed["litert"].usable and listed["litert"].install == "pip install 'inferlab[litert]'"
+
+
+def test_tensorflow_formats_are_told_apart_and_checked(tmp_path: Path) -> None:
+    keras = tmp_path / "m.keras"
+    keras.write_bytes(b"not a zip")
+    with pytest.raises(ModelError, match=r"m.keras: not a Keras 3 .keras archive"):
+        plan(load_text(f"models: [{{path: {keras}}}]\nbackends: [{{name: tensorflow}}]\n"))
+    lite = tmp_path / "m.tflite"
+    lite.write_bytes(b"\x00" * 64)
+    with pytest.raises(ModelError, match=r"m.tflite: not a LiteRT/TensorFlow Lite flatbuffer"):
+        plan(load_text(f"models: [{{path: {lite}}}]\nbackends: [{{name: litert}}]\n"))
+    folder = tmp_path / "exported"
+    folder.mkdir()
+    with pytest.raises(ModelError, match=r"a folder without saved_model.pb, not a TensorFlow SavedModel"):
+        plan(load_text(f"models: [{{path: {folder}}}]\nbackends: [{{name: tensorflow}}]\n"))
+
+
+def test_framework_must_be_a_measured_backend(tiny_models: dict[str, str]) -> None:
+    body = ("models: [{name: tiny, path: " + tiny_models["tiny.onnx"] + ", framework: torch}]\n"
+            "backends: [{name: onnxruntime}]\n")
+    with pytest.raises(ConfigError, match=r"models\[0\]\.framework: 'torch' is not one of the experiment's "
+                                          r"backends, so there is nothing to compare with"):
+        plan(load_text(body))
+    both = body.replace("backends: [{name: onnxruntime}]", "backends: [{name: onnxruntime}, {name: torch}]")
+    both = both.replace("framework: torch}", "framework: torch, alternates: [" + tiny_models["tiny.pt2"] + "]}")
+    assert {s.framework for s in plan(load_text(both)).specs} == {"torch"}
