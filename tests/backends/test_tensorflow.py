@@ -151,3 +151,16 @@ def test_savedmodel_and_keras_inputs_are_read_without_tensorflow(tf_models: Path
                            str(tf_models / "tiny.keras")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str([("image", (-1, 32, 32, 1), "float32")] * 2)
+
+
+def test_a_keras_model_is_counted_on_its_onnx_conversion(tf_models: Path, cache: Path) -> None:
+    import inferlab
+
+    c = inferlab.analyze(tf_models / "tiny.keras", batch=2)
+    # conv 3x3 1->8 at 32x32, conv 3x3 8->16 stride 2 (16x16 out), dense 16->10; per sample, times the batch
+    assert c.macs == 2 * (32 * 32 * 8 * 9 + 16 * 16 * 16 * 72 + 16 * 10)
+    assert c.format == "keras" and any("tf2onnx" in n for n in c.notes)
+    from inferlab.errors import ModelError
+
+    with pytest.raises(ModelError, match="counts a LiteRT model on the TensorFlow model"):
+        inferlab.analyze(tf_models / "tiny.tflite")

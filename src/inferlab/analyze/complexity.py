@@ -30,6 +30,16 @@ def count(artifact: Artifact, inputs: list[TensorSpec]) -> Complexity:
         return _onnx(artifact, inputs, shapes, batch)
     if artifact.format is ModelFormat.OPENVINO:
         return _openvino(artifact, inputs, shapes, batch, [])
+    if artifact.format in (ModelFormat.KERAS, ModelFormat.SAVED_MODEL):  # counted on its ONNX conversion (cached)
+        from inferlab.models.convert_tf import converted
+
+        onnx = replace(artifact, ref=str(converted(artifact, "onnx")), format=ModelFormat.ONNX)
+        counted = _onnx(onnx, inputs, shapes, batch)
+        return replace(counted, format=artifact.format.value, notes=(
+            *counted.notes, "counted on the ONNX model tf2onnx converted it to (TensorFlow's layers as ONNX ops)"))
+    if artifact.format is ModelFormat.TFLITE:
+        raise ModelError(f"{artifact.ref}: inferlab counts a LiteRT model on the TensorFlow model it was converted "
+                         "from; give the .keras file or the SavedModel folder")
     from inferlab.analyze import count_torch
 
     try:

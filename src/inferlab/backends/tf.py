@@ -147,6 +147,12 @@ class TensorFlowBackend(Backend):
         return None
 
     def devices(self) -> list[str]:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            version("tensorflow")
+        except PackageNotFoundError:  # tensorflow-cpu alone: no GPU to ask for, and no 5 s import to ask
+            return ["cpu"]
         tf = import_tf()
         return ["cpu", *(f"cuda:{i}" for i, _ in enumerate(tf.config.list_physical_devices("GPU")))]
 
