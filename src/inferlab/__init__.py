@@ -25,7 +25,11 @@ def start_trial_process() -> None:
 def __getattr__(name: str) -> Any:
     # The API (and the store, scipy, alembic behind it) is imported on first use, not by every trial process
     # that imports a backend: a trial starts seconds sooner.
-    if name in ("Run", "analyze", "benchmark", "run"):
+    if name == "analyze":  # the package, which is callable: inferlab.analyze(model, ...) (see analyze/__init__.py)
+        import importlib
+
+        return importlib.import_module("inferlab.analyze")
+    if name in ("Run", "benchmark", "run"):
         from inferlab import api
 
         return getattr(api, name)

@@ -381,6 +381,11 @@ class Backend:
         of a tuning to reuse (set in the trial process before the runtime is imported)."""
         return {}
 
+    def convert(self, model: Artifact, inputs: list[TensorSpec] | None) -> None:
+        """Make (and cache) the file `load` reads when `model` is in another format (a .pt2 or a Keras model for
+        ONNX Runtime), so that a trial's load time is its runtime's load, not a conversion."""
+        return None
+
     def load(self, model: Artifact, device: str, params: Mapping[str, Scalar],
              inputs: list[TensorSpec] | None = None, mode: str = "latency", profile: bool = False) -> Session:
         """Load and compile `model` for `device`; `inputs` are the trial's concrete input specs. `mode` is the

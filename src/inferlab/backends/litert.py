@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import queue
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -109,17 +110,25 @@ class LiteRtBackend(Backend):
     def cpu_share(self, params: Mapping[str, Scalar], cores: int) -> dict[str, Scalar]:
         return {**params, "threads": params.get("threads") or cores}
 
+    def convert(self, model: Artifact, inputs: list[TensorSpec] | None) -> None:
+        self._tflite(model)
+
+    @staticmethod
+    def _tflite(model: Artifact) -> Path:
+        """The .tflite file of `model`: its own, or the float conversion of a TensorFlow model (cached)."""
+        if model.format in (ModelFormat.KERAS, ModelFormat.SAVED_MODEL):
+            from inferlab.models.convert_tf import converted
+
+            return converted(model, "tflite")
+        if model.format is not ModelFormat.TFLITE:
+            raise ModelError(f"{model.ref}: LiteRT cannot load a {model.format.value} model")
+        return model.path
+
     def load(self, model: Artifact, device: str, params: Mapping[str, Scalar],
              inputs: list[TensorSpec] | None = None, mode: str = "latency", profile: bool = False) -> Session:
         from importlib.metadata import version
 
-        path = model.path
-        if model.format in (ModelFormat.KERAS, ModelFormat.SAVED_MODEL):
-            from inferlab.models.convert_tf import converted
-
-            path = converted(model, "tflite")
-        elif model.format is not ModelFormat.TFLITE:
-            raise ModelError(f"{model.ref}: LiteRT cannot load a {model.format.value} model")
+        path = self._tflite(model)
         cores = usable_cores()
         threads, in_flight = int(params.get("threads") or 0), int(params.get("in_flight") or 0)
         if is_async(mode):

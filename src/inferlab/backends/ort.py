@@ -251,21 +251,29 @@ class OnnxRuntimeBackend(Backend):
         threads = params.get("intra_op_threads") or 0
         return {"OMP_NUM_THREADS": str(threads)} if threads else {}
 
+    def convert(self, model: Artifact, inputs: list[TensorSpec] | None) -> None:
+        self._onnx(model, inputs)
+
+    @staticmethod
+    def _onnx(model: Artifact, inputs: list[TensorSpec] | None) -> Path:
+        """The .onnx file of `model`: its own, or its conversion (cached)."""
+        if model.format in (ModelFormat.TORCH_EXPORT, ModelFormat.TORCH_FACTORY):
+            if inputs is None:
+                raise ModelError(f"{model.ref}: converting to ONNX needs the input specs")
+            return torch_to_onnx(model, inputs)
+        if model.format in (ModelFormat.SAVED_MODEL, ModelFormat.KERAS):
+            from inferlab.models.convert_tf import converted
+
+            return converted(model, "onnx")
+        if model.format is not ModelFormat.ONNX:
+            raise ModelError(f"{model.ref}: onnxruntime cannot load a {model.format.value} model")
+        return model.path
+
     def load(self, model: Artifact, device: str, params: Mapping[str, Scalar],
              inputs: list[TensorSpec] | None = None, mode: str = "latency", profile: bool = False) -> Session:
         import onnxruntime as ort
 
-        path = model.path
-        if model.format in (ModelFormat.TORCH_EXPORT, ModelFormat.TORCH_FACTORY):
-            if inputs is None:
-                raise ModelError(f"{model.ref}: converting to ONNX needs the input specs")
-            path = torch_to_onnx(model, inputs)
-        elif model.format in (ModelFormat.SAVED_MODEL, ModelFormat.KERAS):
-            from inferlab.models.convert_tf import converted
-
-            path = converted(model, "onnx")
-        elif model.format is not ModelFormat.ONNX:
-            raise ModelError(f"{model.ref}: onnxruntime cannot load a {model.format.value} model")
+        path = self._onnx(model, inputs)
         cores = usable_cores()
         intra, in_flight = int(params.get("intra_op_threads") or 0), int(params.get("in_flight") or 0)
         if device == "cpu" and is_async(mode):

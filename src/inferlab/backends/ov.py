@@ -267,6 +267,22 @@ class OpenVinoBackend(Backend):
     def cache_environment(self, folder: str) -> dict[str, str]:
         return {CACHE_VARIABLE: f"{folder}/openvino"}
 
+    def convert(self, model: Artifact, inputs: list[TensorSpec] | None) -> None:
+        self._readable(model, inputs)
+
+    @staticmethod
+    def _readable(model: Artifact, inputs: list[TensorSpec] | None) -> Path:
+        """A file OpenVINO reads for `model`: its own (IR, ONNX), or a conversion (cached)."""
+        if model.format in (ModelFormat.TORCH_EXPORT, ModelFormat.TORCH_FACTORY):
+            if inputs is None:
+                raise ModelError(f"{model.ref}: converting to ONNX needs the input specs")
+            return torch_to_onnx(model, inputs)
+        if model.format in (ModelFormat.SAVED_MODEL, ModelFormat.KERAS):
+            from inferlab.models.convert_tf import converted
+
+            return converted(model, "openvino")
+        return model.path
+
     def load(self, model: Artifact, device: str, params: Mapping[str, Scalar],
              inputs: list[TensorSpec] | None = None, mode: str = "latency", profile: bool = False) -> Session:
         import openvino as ov
@@ -278,15 +294,7 @@ class OpenVinoBackend(Backend):
             if dev not in present and not (dev == "GPU" and any(p.startswith("GPU") for p in present)):
                 raise BackendError(f"device '{device}' is not present for OpenVINO here; available: "
                                    f"{[p.lower() for p in present]}")
-        path = model.path
-        if model.format in (ModelFormat.TORCH_EXPORT, ModelFormat.TORCH_FACTORY):
-            if inputs is None:
-                raise ModelError(f"{model.ref}: converting to ONNX needs the input specs")
-            path = torch_to_onnx(model, inputs)
-        elif model.format in (ModelFormat.SAVED_MODEL, ModelFormat.KERAS):
-            from inferlab.models.convert_tf import converted
-
-            path = converted(model, "openvino")
+        path = self._readable(model, inputs)
         try:
             ov_model = core.read_model(str(path))
         except Exception as exc:

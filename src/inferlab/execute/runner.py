@@ -125,6 +125,8 @@ def run(spec: TrialSpec, events: Events, log_dir: Path | None = None) -> TrialRe
     else:
         inputs = merge(declared, spec.model.inputs, spec.batch, spec.model.name)
     events.phase("load")
+    if spec.ensemble is None:  # a conversion the runtime needs is made (or found) first: load time is loading
+        backend.convert(spec.model, inputs)
     t0 = time.perf_counter_ns()
     session = (ensemble.open_ensemble(backend, spec, params, each) if spec.ensemble is not None
                else open_session(backend, spec.model, spec.device, params, inputs, spec.mode, spec.affinity))
