@@ -116,7 +116,9 @@ def chart(model: str, ups: Sequence[SpeedUp]) -> go.Figure:
                              text=[f"{u.ratio:.2f}×" for u in sel], textposition="outside",
                              customdata=[u.verdict for u in sel],
                              hovertemplate="%{x}: %{y:.3g}× (%{customdata})<extra></extra>"))
-    fig.add_hline(y=1.0, line_dash="dot", annotation_text=ups[0].baseline.spec.backend)
+    fig.add_hline(y=1.0, line_dash="dot", annotation_text=ups[0].baseline.spec.backend, annotation_position="top left")
+    fig.update_layout(height=520, margin={"l": 70, "r": 30, "t": 60, "b": 150}, legend={"y": -0.45})
+    fig.update_xaxes(tickangle=-20)
     return fig
 
 
