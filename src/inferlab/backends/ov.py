@@ -44,6 +44,16 @@ def ov_device(device: str) -> str:
     return device.upper()
 
 
+def _input_order(compiled: Any, names: list[str]) -> list[int]:
+    """For each of the compiled model's inputs, the index in `names` of the input it is (by any of its tensor
+    names), else its own position."""
+    out = []
+    for i, port in enumerate(compiled.inputs):
+        have = set(port.get_names())
+        out.append(next((k for k, n in enumerate(names) if n in have), i))
+    return out
+
+
 class OpenVinoSession(Session):
     def __init__(self, compiled: Any, inputs: list[TensorSpec], info: SessionInfo, nireq: int) -> None:
         self._compiled = compiled
@@ -58,8 +68,11 @@ class OpenVinoSession(Session):
     def prepare(self, feeds: Mapping[str, np.ndarray]) -> Any:
         import openvino as ov
 
-        # Tensors share the caller's memory: no copy per request, as benchmark_app fills them once.
-        return [ov.Tensor(np.require(feeds[s.name], requirements="C"), shared_memory=True) for s in self.inputs]
+        # Tensors share the caller's memory: no copy per request, as benchmark_app fills them once. They go in
+        # the compiled model's input order, found by name (a converted model may order its inputs otherwise).
+        order = _input_order(self._compiled, [s.name for s in self.inputs])
+        return [ov.Tensor(np.require(feeds[self.inputs[k].name], requirements="C"), shared_memory=True)
+                for k in order]
 
     def run(self, prepared: Any) -> Any:
         req = self._request
