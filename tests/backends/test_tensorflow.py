@@ -64,6 +64,12 @@ for name, file, params in runs:
     y = next(iter(s.infer({"image": x}).values()))
     out[f"{name} {file} {params}"] = {"y": y.tolist(), "effective": {k: str(v) for k, v in s.info.effective.items()}}
     s.close()
+two = resolve("two", f"{folder}/two.keras")
+feeds = {s.name: np.random.default_rng(1).random(s.shape, dtype=np.float32) for s in concrete_inputs(two, 3)}
+for name, params in [("tensorflow", {}), ("openvino", {"inference_precision": "f32"})]:
+    b = backends.get(name)
+    s = b.load(two, "cpu", b.check_params("cpu", params, "params"), concrete_inputs(two, 3))
+    out[f"two {name}"] = next(iter(s.infer(feeds).values())).tolist()
 print(json.dumps(out))
 """
 
@@ -75,6 +81,9 @@ def test_outputs_equal_across_the_five_runtimes(tf_models: Path, cache: Path) ->
     import numpy as np
 
     got = json.loads(proc.stdout.strip().splitlines()[-1])
+    # two inputs: each runtime feeds them by name, whatever order the converted model has
+    np.testing.assert_allclose(np.array(got.pop("two openvino")), np.array(got.pop("two tensorflow")), rtol=1e-4,
+                               atol=1e-5)
     reference = np.array(got.pop("tensorflow tiny.keras {}")["y"])
     assert reference.shape == (4, 10)
     for what, rec in got.items():
