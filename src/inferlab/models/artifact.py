@@ -28,9 +28,6 @@ class ModelFormat(StrEnum):
     TFLITE = "tflite"               # a LiteRT (TensorFlow Lite) flatbuffer
 
 
-TF_FORMATS = (ModelFormat.SAVED_MODEL, ModelFormat.KERAS, ModelFormat.TFLITE)  # TensorFlow's own, and LiteRT's
-
-
 @dataclass(frozen=True)
 class Artifact:
     """One concrete model file (or factory), with the content hash that identifies it."""
