@@ -33,7 +33,7 @@ from inferlab.backends.base import (
 )
 from inferlab.errors import BackendError, InputSpecError, ModelError
 from inferlab.models.artifact import Artifact, ModelFormat
-from inferlab.models.convert import torch_to_onnx
+from inferlab.models.convert import readable_by
 from inferlab.models.tensors import TensorSpec, canonical_dtype
 
 log = logging.getLogger(__name__)
@@ -257,17 +257,9 @@ class OnnxRuntimeBackend(Backend):
     @staticmethod
     def _onnx(model: Artifact, inputs: list[TensorSpec] | None) -> Path:
         """The .onnx file of `model`: its own, or its conversion (cached)."""
-        if model.format in (ModelFormat.TORCH_EXPORT, ModelFormat.TORCH_FACTORY):
-            if inputs is None:
-                raise ModelError(f"{model.ref}: converting to ONNX needs the input specs")
-            return torch_to_onnx(model, inputs)
-        if model.format in (ModelFormat.SAVED_MODEL, ModelFormat.KERAS):
-            from inferlab.models.convert_tf import converted
-
-            return converted(model, "onnx")
-        if model.format is not ModelFormat.ONNX:
+        if model.format not in OnnxRuntimeBackend.formats:
             raise ModelError(f"{model.ref}: onnxruntime cannot load a {model.format.value} model")
-        return model.path
+        return readable_by(model, "onnx", inputs)
 
     def load(self, model: Artifact, device: str, params: Mapping[str, Scalar],
              inputs: list[TensorSpec] | None = None, mode: str = "latency", profile: bool = False) -> Session:

@@ -28,7 +28,7 @@ from inferlab.backends.base import (
 )
 from inferlab.errors import BackendError, ModelError
 from inferlab.models.artifact import Artifact, ModelFormat
-from inferlab.models.convert import torch_to_onnx
+from inferlab.models.convert import readable_by
 from inferlab.models.tensors import TensorSpec
 
 CACHE_VARIABLE = "INFERLAB_OPENVINO_CACHE_DIR"  # set by the trial process of a tuning (cache_environment)
@@ -286,15 +286,7 @@ class OpenVinoBackend(Backend):
     @staticmethod
     def _readable(model: Artifact, inputs: list[TensorSpec] | None) -> Path:
         """A file OpenVINO reads for `model`: its own (IR, ONNX), or a conversion (cached)."""
-        if model.format in (ModelFormat.TORCH_EXPORT, ModelFormat.TORCH_FACTORY):
-            if inputs is None:
-                raise ModelError(f"{model.ref}: converting to ONNX needs the input specs")
-            return torch_to_onnx(model, inputs)
-        if model.format in (ModelFormat.SAVED_MODEL, ModelFormat.KERAS):
-            from inferlab.models.convert_tf import converted
-
-            return converted(model, "openvino")
-        return model.path
+        return readable_by(model, "openvino", inputs)
 
     def load(self, model: Artifact, device: str, params: Mapping[str, Scalar],
              inputs: list[TensorSpec] | None = None, mode: str = "latency", profile: bool = False) -> Session:

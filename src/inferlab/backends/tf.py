@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -198,7 +199,7 @@ class TensorFlowBackend(Backend):
         probe = {"ref": model.ref, "format": model.format.value, "device": tf_device(device),
                  "inputs": [[s.name, list(s.shape), s.dtype] for s in inputs]}
         proc = subprocess.run([sys.executable, "-m", "inferlab.backends.tf", json.dumps(probe)], capture_output=True,
-                              text=True, env={**__import__("os").environ, **quiet_environment()}, timeout=600)
+                              text=True, env={**os.environ, **quiet_environment()}, timeout=600)
         if proc.returncode != 0:
             lines = [line for line in proc.stdout.splitlines() if line.startswith("XLA:")]
             why = lines[-1][4:].strip() if lines else (proc.stderr.strip().splitlines() or ["no message"])[-1][:200]
