@@ -33,7 +33,7 @@ from inferlab.backends.base import (
 )
 from inferlab.errors import BackendError, InputSpecError, ModelError
 from inferlab.models.artifact import Artifact, ModelFormat
-from inferlab.models.convert import readable_by
+from inferlab.models.convert_tf import readable_by
 from inferlab.models.tensors import TensorSpec, canonical_dtype
 
 log = logging.getLogger(__name__)

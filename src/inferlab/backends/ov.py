@@ -28,7 +28,7 @@ from inferlab.backends.base import (
 )
 from inferlab.errors import BackendError, ModelError
 from inferlab.models.artifact import Artifact, ModelFormat
-from inferlab.models.convert import readable_by
+from inferlab.models.convert_tf import readable_by
 from inferlab.models.tensors import TensorSpec
 
 CACHE_VARIABLE = "INFERLAB_OPENVINO_CACHE_DIR"  # set by the trial process of a tuning (cache_environment)

@@ -98,16 +98,3 @@ def torch_to_onnx(artifact: Artifact, specs: list[TensorSpec]) -> Path:
     tmp.replace(target)
     return target
 
-
-def readable_by(model: Artifact, target: str, inputs: list[TensorSpec] | None) -> Path:
-    """The file a runtime reading `target` files ("onnx", or "openvino": IR or ONNX) loads for `model`: its own,
-    a PyTorch model exported to ONNX, or a TensorFlow model converted (each cached by content hash)."""
-    if model.format in (ModelFormat.TORCH_EXPORT, ModelFormat.TORCH_FACTORY):
-        if inputs is None:
-            raise ModelError(f"{model.ref}: converting to ONNX needs the input specs")
-        return torch_to_onnx(model, inputs)
-    if model.format in (ModelFormat.SAVED_MODEL, ModelFormat.KERAS):
-        from inferlab.models.convert_tf import converted
-
-        return converted(model, target)
-    return model.path

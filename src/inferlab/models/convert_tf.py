@@ -22,8 +22,9 @@ import numpy as np
 
 from inferlab.errors import BackendError, ModelError
 from inferlab.models.artifact import Artifact, ModelFormat
-from inferlab.models.convert import cache_dir
+from inferlab.models.convert import cache_dir, torch_to_onnx
 from inferlab.models.quiet import native_output
+from inferlab.models.tensors import TensorSpec
 
 INSTALL = "pip install 'inferlab[tensorflow]'"
 Feeds = dict[str, np.ndarray]
@@ -194,6 +195,18 @@ def to_tflite(artifact: Artifact, dst: Path | None = None, method: str = "float"
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp.write_bytes(blob)
     return _publish(tmp, target)
+
+
+def readable_by(model: Artifact, target: str, inputs: list[TensorSpec] | None) -> Path:
+    """The file a runtime reading `target` files ("onnx", or "openvino": IR or ONNX) loads for `model`: its own,
+    a PyTorch model exported to ONNX, or a TensorFlow model converted (each cached by content hash)."""
+    if model.format in (ModelFormat.TORCH_EXPORT, ModelFormat.TORCH_FACTORY):
+        if inputs is None:
+            raise ModelError(f"{model.ref}: converting to ONNX needs the input specs")
+        return torch_to_onnx(model, inputs)
+    if model.format in (ModelFormat.SAVED_MODEL, ModelFormat.KERAS):
+        return converted(model, target)
+    return model.path
 
 
 def _main(argv: list[str]) -> int:
